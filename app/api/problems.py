@@ -1,0 +1,97 @@
+"""Render every error as RFC 9457 problem+json: our AppErrors, FastAPI's validation errors and
+Starlette's HTTP errors (404 for unknown paths, 405, ...). Nothing a client sends may produce a bare 500."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from app.errors import PROBLEM_JSON, AppError, problem_type
+
+log = logging.getLogger("minyi")
+
+HTTP_TITLES = {
+    400: ("请求有误 Bad Request", "bad_request"),
+    401: ("未登录或凭证无效 Unauthorized", "unauthorized"),
+    403: ("无权操作 Forbidden", "forbidden"),
+    404: ("未找到 Not Found", "not_found"),
+    405: ("不支持该方法 Method Not Allowed", "method_not_allowed"),
+    406: ("无法提供该格式 Not Acceptable", "not_acceptable"),
+    413: ("内容过大 Content Too Large", "payload_too_large"),
+    415: ("不支持的内容类型 Unsupported Media Type", "unsupported_media_type"),
+    429: ("请求过于频繁 Too Many Requests", "rate_limited"),
+}
+
+
+def problem_response(body: dict[str, Any], headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse(body, status_code=body["status"], headers=headers, media_type=PROBLEM_JSON)
+
+
+def http_problem(status: int, detail: str, *, code: str | None = None) -> dict[str, Any]:
+    title, default_code = HTTP_TITLES.get(status, ("错误 Error", "error"))
+    code = code or default_code
+    return {"type": problem_type(code), "title": title, "status": status, "detail": detail, "code": code}
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, (str, int, float, bool)) or value is None:
+        return value
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    return str(value)
+
+
+async def app_error_handler(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, AppError)
+    return problem_response(exc.to_problem(), exc.headers)
+
+
+async def validation_error_handler(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    errors = [
+        {"loc": _jsonable(list(e.get("loc", ()))), "msg": str(e.get("msg", "")), "type": str(e.get("type", ""))}
+        for e in exc.errors()
+    ]
+    body = {
+        "type": problem_type("validation_error"),
+        "title": "内容有误 Unprocessable Content",
+        "status": 422,
+        "detail": "提交的内容未通过校验，请检查各字段。",
+        "code": "validation_error",
+        "errors": errors,
+    }
+    return problem_response(body)
+
+
+async def http_error_handler(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    detail = exc.detail if isinstance(exc.detail, str) else "请求有误。"
+    chinese = {404: "请求的资源不存在。", 405: "该路径不支持此请求方法。"}
+    body = http_problem(exc.status_code, chinese.get(exc.status_code, detail))
+    return problem_response(body, getattr(exc, "headers", None))
+
+
+async def unhandled_error_handler(request: Request, exc: Exception) -> JSONResponse:
+    log.exception("unhandled error on %s %s", request.method, request.url.path)
+    body = {
+        "type": problem_type("internal_error"),
+        "title": "服务器内部错误 Internal Server Error",
+        "status": 500,
+        "detail": "服务器出错，请稍后重试；已保存的内容不受影响。",
+        "code": "internal_error",
+    }
+    return problem_response(body)
+
+
+def install(app: FastAPI) -> None:
+    app.add_exception_handler(AppError, app_error_handler)
+    app.add_exception_handler(RequestValidationError, validation_error_handler)
+    app.add_exception_handler(StarletteHTTPException, http_error_handler)
+    app.add_exception_handler(Exception, unhandled_error_handler)

@@ -1,0 +1,161 @@
+from __future__ import annotations
+
+from datetime import date
+from typing import Annotated
+
+from fastapi import APIRouter, Header, Path, Query, status
+from fastapi.responses import JSONResponse
+
+from app.api.deps import PrincipalDep, SessionDep, SettingsDep
+from app.models import FormStatus, OpinionForm, utcnow
+from app.schemas.common import Page
+from app.schemas.forms import (
+    AssignBody,
+    CloseBody,
+    FormCreate,
+    FormCreated,
+    FormDetail,
+    FormRead,
+    ReasonBody,
+    ReassignBody,
+    ReplyBody,
+    TrackRead,
+)
+from app.services import forms as form_service
+from app.services import idempotency as idempotency_service
+from app.services import workflow
+from app.services.auth import Principal
+
+router = APIRouter(tags=["forms"])
+
+
+def _read(form: OpinionForm, principal: Principal) -> FormRead:
+    return FormRead.build(form, now=utcnow(), show_personal=form_service.sees_personal_data(principal))
+
+
+def _detail(form: OpinionForm, principal: Principal) -> FormDetail:
+    return FormDetail.build_detail(form, now=utcnow(), show_personal=form_service.sees_personal_data(principal))
+
+
+@router.post(
+    "/forms",
+    status_code=status.HTTP_201_CREATED,
+    response_model=FormCreated,
+    summary="Submit an opinion form (public)",
+    responses={422: {"description": "Invalid body, or Idempotency-Key reused with another body"}},
+)
+async def submit_form(
+    body: FormCreate,
+    principal: PrincipalDep,
+    session: SessionDep,
+    settings: SettingsDep,
+    idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key", max_length=255)] = None,
+) -> JSONResponse:
+    payload = body.model_dump(mode="json")
+    # Idempotency is an HTTP concern: claim the key, do the work, keep the answer, all in this transaction.
+    scope = f"user:{principal.user.id}" if principal.user else "public"
+    if idempotency_key is not None:
+        replay = await idempotency_service.claim(
+            session, scope=scope, key=idempotency_key, request_hash=idempotency_service.request_hash(payload),
+            secret_key=settings.secret_key, ttl_seconds=settings.idempotency_ttl_seconds,
+        )
+        if replay is not None:
+            return JSONResponse(replay.body, status_code=replay.status_code, headers={"Idempotent-Replayed": "true"})
+    form, code = await form_service.submit(
+        session, principal=principal, data=form_service.Submission(**body.model_dump()), settings=settings
+    )
+    created = FormCreated(
+        **_read(form, principal).model_dump(), verification_code=code
+    ).model_dump(mode="json")
+    if idempotency_key is not None:
+        await idempotency_service.store(
+            session, scope=scope, key=idempotency_key, status_code=201, body=created, secret_key=settings.secret_key
+        )
+    return JSONResponse(created, status_code=status.HTTP_201_CREATED)
+
+
+@router.get("/forms", response_model=Page[FormRead], summary="List forms (staff)")
+async def list_forms(
+    principal: PrincipalDep,
+    session: SessionDep,
+    status_: Annotated[list[FormStatus] | None, Query(alias="status")] = None,
+    workroom: str | None = None,
+    category: str | None = None,
+    unit_id: int | None = None,
+    overdue: bool | None = None,
+    q: Annotated[str | None, Query(max_length=100)] = None,
+    submitted_from: date | None = None,
+    submitted_to: date | None = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    cursor: Annotated[str | None, Query(max_length=100)] = None,
+) -> Page[FormRead]:
+    principal.require_staff()
+    filters = form_service.FormFilter(
+        status=tuple(status_ or ()), workroom=workroom, category=category, unit_id=unit_id, overdue=overdue,
+        q=q or None, submitted_from=submitted_from, submitted_to=submitted_to,
+    )
+    forms, next_cursor = await form_service.list_forms(
+        session, principal=principal, filters=filters, limit=limit, cursor=cursor
+    )
+    return Page(items=[_read(f, principal) for f in forms], next_cursor=next_cursor)
+
+
+@router.get("/forms/{form_id}", response_model=FormDetail, summary="One form with its timeline (staff)")
+async def get_form(form_id: int, principal: PrincipalDep, session: SessionDep) -> FormRead:
+    return _detail(await form_service.get_visible(session, principal, form_id), principal)
+
+
+@router.post("/forms/{form_id}/assign", response_model=FormDetail, summary="批办 assign to a handling unit")
+async def assign(form_id: int, body: AssignBody, principal: PrincipalDep, session: SessionDep, settings: SettingsDep) -> FormRead:
+    form = await workflow.assign(
+        session, principal=principal, form_id=form_id, unit_id=body.unit_id, instructions=body.instructions,
+        due_at=body.due_at, settings=settings,
+    )
+    return _detail(form, principal)
+
+
+@router.post("/forms/{form_id}/reassign", response_model=FormDetail, summary="改派 reassign to another unit")
+async def reassign(form_id: int, body: ReassignBody, principal: PrincipalDep, session: SessionDep) -> FormRead:
+    form = await workflow.reassign(
+        session, principal=principal, form_id=form_id, unit_id=body.unit_id, instructions=body.instructions
+    )
+    return _detail(form, principal)
+
+
+@router.post("/forms/{form_id}/reply", response_model=FormDetail, summary="答复 reply")
+async def reply(form_id: int, body: ReplyBody, principal: PrincipalDep, session: SessionDep) -> FormRead:
+    form = await workflow.reply(
+        session, principal=principal, form_id=form_id, reply_text=body.reply, internal_note=body.internal_note
+    )
+    return _detail(form, principal)
+
+
+@router.post("/forms/{form_id}/close", response_model=FormDetail, summary="办结 close after follow-up")
+async def close(form_id: int, body: CloseBody, principal: PrincipalDep, session: SessionDep) -> FormRead:
+    form = await workflow.close(
+        session, principal=principal, form_id=form_id, satisfaction=body.satisfaction, note=body.note
+    )
+    return _detail(form, principal)
+
+
+@router.post("/forms/{form_id}/reopen", response_model=FormDetail, summary="重办 reopen to the unit")
+async def reopen(form_id: int, body: ReasonBody, principal: PrincipalDep, session: SessionDep, settings: SettingsDep) -> FormRead:
+    form = await workflow.reopen(session, principal=principal, form_id=form_id, reason=body.reason, settings=settings)
+    return _detail(form, principal)
+
+
+@router.post("/forms/{form_id}/decline", response_model=FormDetail, summary="不予受理 decline")
+async def decline(form_id: int, body: ReasonBody, principal: PrincipalDep, session: SessionDep) -> FormRead:
+    form = await workflow.decline(session, principal=principal, form_id=form_id, reason=body.reason)
+    return _detail(form, principal)
+
+
+@router.get("/track/{tracking_no}", response_model=TrackRead, summary="Public tracking by number and code")
+async def track(
+    tracking_no: Annotated[str, Path(max_length=40)],
+    session: SessionDep,
+    settings: SettingsDep,
+    code: Annotated[str, Query(min_length=1, max_length=16)],
+) -> TrackRead:
+    form = await form_service.track(session, tracking_no=tracking_no, code=code, secret_key=settings.secret_key)
+    return TrackRead.build(form)

@@ -1,0 +1,113 @@
+from __future__ import annotations
+
+from fastapi import APIRouter, status
+
+from app.api.deps import CurrentUser, PrincipalDep, SessionDep
+from app.models import Representative, Role
+from app.schemas.common import Page
+from app.schemas.reference import (
+    CategoryCreate,
+    CategoryRead,
+    RepresentativeCreate,
+    RepresentativeRead,
+    RepresentativeUpdate,
+    UnitCreate,
+    UnitRead,
+    WorkroomCreate,
+    WorkroomRead,
+    WorkroomUpdate,
+    mask_phone,
+)
+from app.services import reference as reference_service
+from app.services.auth import Principal
+from app.services.forms import sees_personal_data
+
+router = APIRouter(tags=["reference data"])
+
+
+def _representative(rep: Representative, principal: Principal) -> RepresentativeRead:
+    return RepresentativeRead(
+        id=rep.id, name=rep.name, level=rep.level, active=rep.active,
+        phone=rep.phone if sees_personal_data(principal) else mask_phone(rep.phone),
+        workroom_codes=[w.code for w in rep.workrooms],
+    )
+
+
+@router.get("/workrooms", response_model=Page[WorkroomRead])
+async def list_workrooms(user: CurrentUser, session: SessionDep) -> Page[WorkroomRead]:
+    workrooms = await reference_service.list_workrooms(session)
+    return Page(items=[WorkroomRead.model_validate(w) for w in workrooms])
+
+
+@router.post("/workrooms", response_model=WorkroomRead, status_code=status.HTTP_201_CREATED)
+async def create_workroom(body: WorkroomCreate, principal: PrincipalDep, session: SessionDep) -> WorkroomRead:
+    principal.require_role(Role.admin)
+    return WorkroomRead.model_validate(await reference_service.create_workroom(session, data=body.model_dump()))
+
+
+@router.get("/workrooms/{code}", response_model=WorkroomRead)
+async def get_workroom(code: str, user: CurrentUser, session: SessionDep) -> WorkroomRead:
+    return WorkroomRead.model_validate(await reference_service.get_workroom_or_raise(session, code))
+
+
+@router.patch("/workrooms/{code}", response_model=WorkroomRead)
+async def update_workroom(code: str, body: WorkroomUpdate, principal: PrincipalDep, session: SessionDep) -> WorkroomRead:
+    principal.require_role(Role.admin)
+    workroom = await reference_service.update_workroom(session, code=code, data=body.model_dump(exclude_unset=True))
+    return WorkroomRead.model_validate(workroom)
+
+
+@router.get("/representatives", response_model=Page[RepresentativeRead])
+async def list_representatives(
+    principal: PrincipalDep, session: SessionDep, workroom: str | None = None
+) -> Page[RepresentativeRead]:
+    principal.require_staff()
+    reps = await reference_service.list_representatives(session, workroom_code=workroom)
+    return Page(items=[_representative(r, principal) for r in reps])
+
+
+@router.post("/representatives", response_model=RepresentativeRead, status_code=status.HTTP_201_CREATED)
+async def create_representative(body: RepresentativeCreate, principal: PrincipalDep, session: SessionDep) -> RepresentativeRead:
+    principal.require_role(Role.admin)
+    rep = await reference_service.create_representative(session, data=body.model_dump())
+    return _representative(rep, principal)
+
+
+@router.get("/representatives/{representative_id}", response_model=RepresentativeRead)
+async def get_representative(representative_id: int, principal: PrincipalDep, session: SessionDep) -> RepresentativeRead:
+    principal.require_staff()
+    return _representative(await reference_service.get_representative_or_raise(session, representative_id), principal)
+
+
+@router.patch("/representatives/{representative_id}", response_model=RepresentativeRead)
+async def update_representative(
+    representative_id: int, body: RepresentativeUpdate, principal: PrincipalDep, session: SessionDep
+) -> RepresentativeRead:
+    principal.require_role(Role.admin)
+    rep = await reference_service.update_representative(
+        session, representative_id=representative_id, data=body.model_dump(exclude_unset=True)
+    )
+    return _representative(rep, principal)
+
+
+@router.get("/units", response_model=Page[UnitRead])
+async def list_units(user: CurrentUser, session: SessionDep) -> Page[UnitRead]:
+    return Page(items=[UnitRead.model_validate(u) for u in await reference_service.list_units(session)])
+
+
+@router.post("/units", response_model=UnitRead, status_code=status.HTTP_201_CREATED)
+async def create_unit(body: UnitCreate, principal: PrincipalDep, session: SessionDep) -> UnitRead:
+    principal.require_role(Role.admin)
+    return UnitRead.model_validate(await reference_service.create_unit(session, name=body.name))
+
+
+@router.get("/categories", response_model=Page[CategoryRead], summary="Categories (public)")
+async def list_categories(session: SessionDep) -> Page[CategoryRead]:
+    categories = await reference_service.list_categories(session)
+    return Page(items=[CategoryRead.model_validate(c) for c in categories if c.active])
+
+
+@router.post("/categories", response_model=CategoryRead, status_code=status.HTTP_201_CREATED)
+async def create_category(body: CategoryCreate, principal: PrincipalDep, session: SessionDep) -> CategoryRead:
+    principal.require_role(Role.admin)
+    return CategoryRead.model_validate(await reference_service.create_category(session, **body.model_dump()))

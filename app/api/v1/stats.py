@@ -1,0 +1,82 @@
+from __future__ import annotations
+
+from datetime import date
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Request, Response
+from fastapi.responses import JSONResponse
+
+from app.api.deps import PrincipalDep, SessionDep
+from app.models import utcnow
+from app.schemas.stats import CountList, Summary
+from app.services import stats as stats_service
+
+router = APIRouter(prefix="/stats", tags=["statistics"])
+
+FromQ = Annotated[date | None, Query(alias="from", description="首日（含），YYYY-MM-DD")]
+ToQ = Annotated[date | None, Query(alias="to", description="末日（含），YYYY-MM-DD")]
+
+
+def _matches(if_none_match: str | None, etag: str) -> bool:
+    if not if_none_match:
+        return False
+    tags = [t.strip() for t in if_none_match.split(",")]
+    bare = etag.removeprefix("W/")
+    return "*" in tags or any(t.removeprefix("W/") == bare for t in tags)
+
+
+def _conditional(request: Request, counts: Any, body: dict[str, Any]) -> Response:
+    etag = stats_service.etag_for(counts)
+    headers = {"ETag": etag, "Cache-Control": "no-cache"}
+    if _matches(request.headers.get("if-none-match"), etag):
+        return Response(status_code=304, headers=headers)
+    return JSONResponse(body, headers=headers)
+
+
+@router.get("/summary", response_model=Summary, responses={304: {"description": "Not modified"}})
+async def summary(
+    request: Request, principal: PrincipalDep, session: SessionDep,
+    workroom: str | None = None, category: str | None = None, date_from: FromQ = None, date_to: ToQ = None,
+) -> Response:
+    principal.require_staff()
+    flt = await stats_service.resolve_filter(session, workroom=workroom, category=category, date_from=date_from, date_to=date_to)
+    now = utcnow()
+    counts = await stats_service.summary(session, flt, now=now)
+    return _conditional(request, counts, Summary(**counts, as_of=now).model_dump(mode="json"))
+
+
+async def _list(request: Request, principal: PrincipalDep, session: SessionDep, which: str, **filters: Any) -> Response:
+    principal.require_staff()
+    flt = await stats_service.resolve_filter(session, **filters)
+    now = utcnow()
+    items = await getattr(stats_service, which)(session, flt, now=now)
+    body = CountList(items=items, as_of=now).model_dump(mode="json")
+    body["next_cursor"] = None
+    return _conditional(request, items, body)
+
+
+@router.get("/by-workroom", response_model=CountList, responses={304: {"description": "Not modified"}})
+async def by_workroom(
+    request: Request, principal: PrincipalDep, session: SessionDep,
+    workroom: str | None = None, category: str | None = None, date_from: FromQ = None, date_to: ToQ = None,
+) -> Response:
+    return await _list(request, principal, session, "by_workroom", workroom=workroom, category=category,
+                       date_from=date_from, date_to=date_to)
+
+
+@router.get("/by-category", response_model=CountList, responses={304: {"description": "Not modified"}})
+async def by_category(
+    request: Request, principal: PrincipalDep, session: SessionDep,
+    workroom: str | None = None, category: str | None = None, date_from: FromQ = None, date_to: ToQ = None,
+) -> Response:
+    return await _list(request, principal, session, "by_category", workroom=workroom, category=category,
+                       date_from=date_from, date_to=date_to)
+
+
+@router.get("/monthly", response_model=CountList, responses={304: {"description": "Not modified"}})
+async def monthly(
+    request: Request, principal: PrincipalDep, session: SessionDep,
+    workroom: str | None = None, category: str | None = None, date_from: FromQ = None, date_to: ToQ = None,
+) -> Response:
+    return await _list(request, principal, session, "monthly", workroom=workroom, category=category,
+                       date_from=date_from, date_to=date_to)

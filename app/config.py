@@ -1,0 +1,55 @@
+"""One settings object for the whole app, read from the environment (prefix ``MINYI_``) or ``.env``.
+
+Every field here is documented in the README's configuration table; keep the two in step.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+from zoneinfo import ZoneInfo
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_SECRET = "dev-secret-change-me"
+# Times are stored in UTC and shown in the town's time zone (DESIGN: "Storage and scale").
+TZ = ZoneInfo("Asia/Shanghai")
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="MINYI_", env_file=".env", extra="ignore")
+
+    environment: Literal["development", "production", "test"] = "development"
+    database_url: str = f"sqlite+aiosqlite:///{ROOT / 'data' / 'minyi.db'}"
+    db_pool_size: int = Field(10, ge=1, le=200)
+    db_echo: bool = False
+    secret_key: str = DEFAULT_SECRET
+    tracking_prefix: str = Field("LS", pattern=r"^[A-Z]{0,8}$")
+    token_ttl_seconds: int = Field(8 * 3600, ge=60)
+    idempotency_ttl_seconds: int = Field(24 * 3600, ge=60)
+    max_body_bytes: int = Field(1_048_576, ge=1024)
+    host: str = "127.0.0.1"
+    port: int = 8000
+    demo: bool = False
+
+    @model_validator(mode="after")
+    def _refuse_default_secret_in_production(self) -> Settings:
+        if self.environment == "production" and self.secret_key == DEFAULT_SECRET:
+            raise ValueError("MINYI_SECRET_KEY must be set to a random value in production")
+        return self
+
+    @property
+    def tz(self) -> ZoneInfo:
+        return TZ
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

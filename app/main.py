@@ -1,0 +1,66 @@
+"""create_app(): settings, database, routers, error handlers, static files."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from fastapi import FastAPI, Request
+from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.templating import Jinja2Templates
+from sqlalchemy import text
+
+from app import __version__
+from app.api import problems
+from app.api.limits import BodySizeLimit
+from app.api.v1 import router as api_v1_router
+from app.config import Settings, get_settings
+from app.db import create_engine, create_sessionmaker
+from app.errors import Unavailable
+
+FRONTEND = Path(__file__).resolve().parent.parent / "frontend"
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    engine = create_engine(settings)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        yield
+        await engine.dispose()
+
+    app = FastAPI(
+        title="Minyi 民意 API",
+        version=__version__,
+        description="党代表工作室意见征询、批办、答复与统计。Opinion forms, reply tracking and counts.",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.engine = engine
+    app.state.sessionmaker = create_sessionmaker(engine)
+    problems.install(app)
+    app.add_middleware(BodySizeLimit, max_body_bytes=settings.max_body_bytes)
+    app.include_router(api_v1_router)
+
+    templates = Jinja2Templates(directory=FRONTEND / "templates")
+
+    @app.get("/healthz", tags=["operations"], summary="Liveness (never touches the database)")
+    async def healthz() -> JSONResponse:
+        return JSONResponse({"status": "ok"})
+
+    @app.get("/readyz", tags=["operations"], summary="Readiness (checks the database)")
+    async def readyz() -> JSONResponse:
+        try:
+            async with engine.connect() as connection:
+                await connection.execute(text("SELECT 1"))
+        except Exception as exc:  # any driver error means "not ready"
+            raise Unavailable("数据库不可用。", code="database_unavailable") from exc
+        return JSONResponse({"status": "ok", "database": "ok"})
+
+    @app.get("/", include_in_schema=False, response_class=HTMLResponse)
+    async def home(request: Request) -> HTMLResponse:
+        return templates.TemplateResponse(request, "index.html", {"demo": settings.demo})
+
+    return app

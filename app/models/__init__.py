@@ -1,0 +1,56 @@
+"""All ORM models, imported here so ``Base.metadata`` knows every table (Alembic reads it)."""
+
+from app.models.base import Base, UTCDateTime, utcnow
+from app.models.forms import (
+    STATUS_LABELS,
+    Channel,
+    EventType,
+    FormEvent,
+    FormStatus,
+    IdempotencyRecord,
+    OpinionForm,
+    Satisfaction,
+    TrackingSequence,
+)
+from app.models.reference import (
+    Category,
+    HandlingUnit,
+    PlaceType,
+    Representative,
+    RepresentativeLevel,
+    ServicePoint,
+    Workroom,
+    representative_workroom,
+    service_point_representative,
+)
+from app.models.stats import METRICS, StatCell
+from app.models.users import AuthToken, Role, User
+
+__all__ = [
+    "METRICS",
+    "STATUS_LABELS",
+    "AuthToken",
+    "Base",
+    "Category",
+    "Channel",
+    "EventType",
+    "FormEvent",
+    "FormStatus",
+    "HandlingUnit",
+    "IdempotencyRecord",
+    "OpinionForm",
+    "PlaceType",
+    "Representative",
+    "RepresentativeLevel",
+    "Role",
+    "Satisfaction",
+    "ServicePoint",
+    "StatCell",
+    "TrackingSequence",
+    "UTCDateTime",
+    "User",
+    "Workroom",
+    "representative_workroom",
+    "service_point_representative",
+    "utcnow",
+]

@@ -1,0 +1,164 @@
+"""Opinion forms (意见征询表), their events (办理记录), tracking numbers and idempotency records."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import JSON, Boolean, Date, ForeignKey, Index, Integer, LargeBinary, String, Text, text
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from app.models.base import Base, UTCDateTime, utcnow
+from app.models.reference import Category, HandlingUnit, ServicePoint, Workroom
+
+
+class FormStatus(StrEnum):
+    submitted = "submitted"
+    assigned = "assigned"
+    answered = "answered"
+    closed = "closed"
+    declined = "declined"
+
+
+STATUS_LABELS: dict[str, str] = {
+    FormStatus.submitted: "已收集",
+    FormStatus.assigned: "办理中",
+    FormStatus.answered: "已答复",
+    FormStatus.closed: "已办结",
+    FormStatus.declined: "不予受理",
+}
+
+
+class Channel(StrEnum):
+    workroom = "workroom"
+    service_point = "service_point"
+    wechat = "wechat"
+    web = "web"
+    phone = "phone"
+    other = "other"
+
+
+class Satisfaction(StrEnum):
+    satisfied = "satisfied"
+    basically_satisfied = "basically_satisfied"
+    unsatisfied = "unsatisfied"
+
+
+class EventType(StrEnum):
+    submitted = "submitted"
+    assigned = "assigned"
+    reassigned = "reassigned"
+    answered = "answered"
+    closed = "closed"
+    declined = "declined"
+    reopened = "reopened"
+
+
+class OpinionForm(Base):
+    __tablename__ = "opinion_form"
+    __table_args__ = (
+        Index("ix_opinion_form_workroom_id_id", "workroom_id", "id"),
+        Index("ix_opinion_form_unit_id_id", "unit_id", "id"),
+        Index("ix_opinion_form_status_id", "status", "id"),
+        # Overdue is counted live over open forms only: this partial index keeps that read proportional to
+        # the open backlog, never to all forms ever collected.
+        Index(
+            "ix_opinion_form_open_due_at",
+            "due_at",
+            postgresql_where=text("status = 'assigned'"),
+            sqlite_where=text("status = 'assigned'"),
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    tracking_no: Mapped[str] = mapped_column(String(32), unique=True)
+    verification_hash: Mapped[str] = mapped_column(String(64))
+    content: Mapped[str] = mapped_column(Text)
+    category_id: Mapped[int | None] = mapped_column(ForeignKey("category.id"), index=True)
+    channel: Mapped[str] = mapped_column(String(16))
+    workroom_id: Mapped[int | None] = mapped_column(ForeignKey("workroom.id"))
+    service_point_id: Mapped[int | None] = mapped_column(ForeignKey("service_point.id"), index=True)
+    submitter_name: Mapped[str | None] = mapped_column(String(64))
+    submitter_phone: Mapped[str | None] = mapped_column(String(32))
+    location: Mapped[str | None] = mapped_column(String(200))
+    public: Mapped[bool] = mapped_column(Boolean, default=False)
+
+    status: Mapped[str] = mapped_column(String(16), default=FormStatus.submitted)
+    unit_id: Mapped[int | None] = mapped_column(ForeignKey("handling_unit.id"))
+    instructions: Mapped[str | None] = mapped_column(Text)
+    due_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    reply: Mapped[str | None] = mapped_column(Text)
+    satisfaction: Mapped[str | None] = mapped_column(String(24))
+    decline_reason: Mapped[str | None] = mapped_column(Text)
+
+    submitted_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # The local (Asia/Shanghai) day of submission: the key of the statistics counters.
+    submitted_on: Mapped[date] = mapped_column(Date, index=True)
+    first_assigned_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    assigned_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    first_answered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    answered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    declined_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    entered_by_user_id: Mapped[int | None] = mapped_column(ForeignKey("app_user.id"), index=True)
+    entered_by_representative_id: Mapped[int | None] = mapped_column(ForeignKey("representative.id"), index=True)
+
+    category: Mapped[Category | None] = relationship(lazy="raise")
+    workroom: Mapped[Workroom | None] = relationship(lazy="raise")
+    service_point: Mapped[ServicePoint | None] = relationship(lazy="raise")
+    unit: Mapped[HandlingUnit | None] = relationship(lazy="raise")
+    events: Mapped[list[FormEvent]] = relationship(
+        lazy="raise", order_by="FormEvent.id", back_populates="form", passive_deletes=True
+    )
+
+
+class FormEvent(Base):
+    """One thing that happened to a form: the timeline residents read and the audit trail staff read."""
+
+    __tablename__ = "form_event"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    form_id: Mapped[int] = mapped_column(ForeignKey("opinion_form.id", ondelete="CASCADE"), index=True)
+    type: Mapped[str] = mapped_column(String(32))
+    at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    actor_user_id: Mapped[int | None] = mapped_column(ForeignKey("app_user.id"))
+    actor_label: Mapped[str] = mapped_column(String(100), default="")
+    actor_role: Mapped[str | None] = mapped_column(String(16))
+    from_status: Mapped[str | None] = mapped_column(String(16))
+    to_status: Mapped[str | None] = mapped_column(String(16))
+    note: Mapped[str | None] = mapped_column(Text)
+    # Staff-only events (internal notes) never reach residents, public tracking or webhooks.
+    internal: Mapped[bool] = mapped_column(Boolean, default=False)
+    data: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+
+    form: Mapped[OpinionForm] = relationship(lazy="raise", back_populates="events")
+
+
+class TrackingSequence(Base):
+    """The last tracking number handed out per year. Incremented inside the submitting transaction, so a
+    number is used only if its form commits: no repeats and no gaps."""
+
+    __tablename__ = "tracking_sequence"
+
+    year: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    last_value: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class IdempotencyRecord(Base):
+    """The first answer to a request sent with an ``Idempotency-Key``, replayed for retries.
+
+    The response body holds the form's verification code, so it is stored encrypted and deleted after
+    the idempotency window.
+    """
+
+    __tablename__ = "idempotency_record"
+
+    scope: Mapped[str] = mapped_column(String(64), primary_key=True)
+    key: Mapped[str] = mapped_column(String(255), primary_key=True)
+    request_hash: Mapped[str] = mapped_column(String(64))
+    status_code: Mapped[int | None] = mapped_column(Integer)
+    response: Mapped[bytes | None] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)

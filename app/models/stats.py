@@ -1,0 +1,36 @@
+"""Statistics counters, kept in the same transaction as every workflow action."""
+
+from __future__ import annotations
+
+from datetime import date
+
+from sqlalchemy import Date, Integer, String
+from sqlalchemy.orm import Mapped, mapped_column
+
+from app.models.base import Base
+
+# The counted metrics, in the order they are reported. Each is a column of ``StatCell``.
+METRICS: tuple[str, ...] = ("collected", "assigned", "answered", "closed", "declined")
+
+
+class StatCell(Base):
+    """Counts of forms submitted in one period, at one workroom, of one category.
+
+    Each form counts in two cells: its day (grain ``d``) and its month (grain ``m``, ``period`` = the first
+    of the month). Whole months are read from month cells and the ragged ends of a date range from day
+    cells, so a read touches at most (months + 62 days) x workrooms x categories rows, whatever the number
+    of forms. ``workroom_id``/``category_id`` 0 mean "none" (a form sent online without a workroom).
+    """
+
+    __tablename__ = "stat_cell"
+
+    grain: Mapped[str] = mapped_column(String(1), primary_key=True)
+    period: Mapped[date] = mapped_column(Date, primary_key=True)
+    workroom_id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    category_id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    month: Mapped[date] = mapped_column(Date)
+    collected: Mapped[int] = mapped_column(Integer, default=0)
+    assigned: Mapped[int] = mapped_column(Integer, default=0)
+    answered: Mapped[int] = mapped_column(Integer, default=0)
+    closed: Mapped[int] = mapped_column(Integer, default=0)
+    declined: Mapped[int] = mapped_column(Integer, default=0)

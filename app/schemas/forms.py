@@ -1,0 +1,220 @@
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, Field, StringConstraints, field_validator
+from typing_extensions import Annotated
+
+from app.models import STATUS_LABELS, Channel, EventType, FormEvent, OpinionForm, Satisfaction
+from app.schemas.common import LocalDateTime
+from app.schemas.reference import CODE_PATTERN, PHONE_PATTERN, mask_phone
+from app.services.deadlines import supervision_level
+
+Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2000)]
+Reason = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=1000)]
+Note = Annotated[str, StringConstraints(strip_whitespace=True, max_length=2000)]
+
+EVENT_LABELS = {
+    EventType.submitted: "提交意见",
+    EventType.assigned: "批办",
+    EventType.reassigned: "改派",
+    EventType.answered: "答复",
+    EventType.closed: "办结",
+    EventType.declined: "不予受理",
+    EventType.reopened: "重办",
+}
+# Events whose note the resident reads: the reply and the reason for declining. Instructions, reasons
+# for reopening and internal notes stay with staff.
+PUBLIC_NOTE_EVENTS = {EventType.answered, EventType.declined}
+
+
+class FormCreate(BaseModel):
+    content: Text
+    category: str | None = Field(None, max_length=32)
+    channel: Channel | None = None
+    workroom_code: str | None = Field(None, pattern=CODE_PATTERN)
+    service_point_id: int | None = Field(None, ge=1)
+    submitter_name: str | None = Field(None, max_length=64)
+    submitter_phone: str | None = Field(None, pattern=PHONE_PATTERN)
+    location: str | None = Field(None, max_length=200)
+    public: bool = False
+
+    @field_validator("submitter_name", "location", "category", "workroom_code", "submitter_phone", mode="before")
+    @classmethod
+    def _blank_is_none(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            value = value.strip()
+            return value or None
+        return value
+
+
+class EventRead(BaseModel):
+    id: int
+    type: str
+    type_label: str
+    at: LocalDateTime
+    actor: str
+    actor_role: str | None
+    from_status: str | None
+    to_status: str | None
+    note: str | None
+    internal: bool
+    data: dict[str, Any] | None
+
+    @classmethod
+    def build(cls, event: FormEvent) -> EventRead:
+        return cls(
+            id=event.id, type=event.type, type_label=EVENT_LABELS.get(event.type, event.type), at=event.at,
+            actor=event.actor_label, actor_role=event.actor_role, from_status=event.from_status,
+            to_status=event.to_status, note=event.note, internal=event.internal, data=event.data,
+        )
+
+
+class FormRead(BaseModel):
+    id: int
+    tracking_no: str
+    status: str
+    status_label: str
+    content: str
+    category: str | None
+    category_name: str | None
+    channel: str
+    workroom_code: str | None
+    workroom_name: str | None
+    service_point_id: int | None
+    submitter_name: str | None
+    submitter_phone: str | None
+    location: str | None
+    public: bool
+    unit_id: int | None
+    unit_name: str | None
+    instructions: str | None
+    due_at: LocalDateTime | None
+    supervision: str
+    reply: str | None
+    satisfaction: str | None
+    decline_reason: str | None
+    submitted_at: LocalDateTime
+    assigned_at: LocalDateTime | None
+    answered_at: LocalDateTime | None
+    closed_at: LocalDateTime | None
+    declined_at: LocalDateTime | None
+    updated_at: LocalDateTime
+    entered_by_user_id: int | None
+    entered_by_representative_id: int | None
+
+    @classmethod
+    def build(cls, form: OpinionForm, *, now: datetime, show_personal: bool) -> FormRead:
+        return cls(
+            id=form.id,
+            tracking_no=form.tracking_no,
+            status=form.status,
+            status_label=STATUS_LABELS.get(form.status, form.status),
+            content=form.content,
+            category=form.category.code if form.category else None,
+            category_name=form.category.name if form.category else None,
+            channel=form.channel,
+            workroom_code=form.workroom.code if form.workroom else None,
+            workroom_name=form.workroom.name if form.workroom else None,
+            service_point_id=form.service_point_id,
+            submitter_name=form.submitter_name,
+            submitter_phone=form.submitter_phone if show_personal else mask_phone(form.submitter_phone),
+            location=form.location,
+            public=form.public,
+            unit_id=form.unit_id,
+            unit_name=form.unit.name if form.unit else None,
+            instructions=form.instructions,
+            due_at=form.due_at,
+            supervision=supervision_level(form.due_at, now, open_=form.status == "assigned"),
+            reply=form.reply,
+            satisfaction=form.satisfaction,
+            decline_reason=form.decline_reason,
+            submitted_at=form.submitted_at,
+            assigned_at=form.assigned_at,
+            answered_at=form.answered_at,
+            closed_at=form.closed_at,
+            declined_at=form.declined_at,
+            updated_at=form.updated_at,
+            entered_by_user_id=form.entered_by_user_id,
+            entered_by_representative_id=form.entered_by_representative_id,
+        )
+
+
+class FormDetail(FormRead):
+    """A form with its timeline (every event, internal notes included: only staff read this)."""
+
+    events: list[EventRead]
+
+    @classmethod
+    def build_detail(cls, form: OpinionForm, *, now: datetime, show_personal: bool) -> FormDetail:
+        base = FormRead.build(form, now=now, show_personal=show_personal)
+        return cls(**base.__dict__, events=[EventRead.build(e) for e in form.events])
+
+
+class FormCreated(FormRead):
+    verification_code: str
+
+
+class AssignBody(BaseModel):
+    unit_id: int = Field(ge=1)
+    instructions: Note | None = None
+    due_at: LocalDateTime | None = None
+
+
+class ReassignBody(BaseModel):
+    unit_id: int = Field(ge=1)
+    instructions: Note | None = None
+
+
+class ReplyBody(BaseModel):
+    reply: Text
+    internal_note: Note | None = None
+
+
+class CloseBody(BaseModel):
+    satisfaction: Satisfaction | None = None
+    note: Note | None = None
+
+
+class ReasonBody(BaseModel):
+    reason: Reason
+
+
+class TimelineEntry(BaseModel):
+    type: str
+    label: str
+    at: LocalDateTime
+    note: str | None = None
+
+
+class TrackRead(BaseModel):
+    tracking_no: str
+    status: str
+    status_label: str
+    submitted_at: LocalDateTime
+    answered_at: LocalDateTime | None
+    reply: str | None
+    due_at: LocalDateTime | None
+    category_name: str | None
+    workroom_name: str | None
+    decline_reason: str | None
+    timeline: list[TimelineEntry]
+
+    @classmethod
+    def build(cls, form: OpinionForm) -> TrackRead:
+        timeline = [
+            TimelineEntry(
+                type=e.type, label=EVENT_LABELS.get(e.type, e.type), at=e.at,
+                note=e.note if e.type in PUBLIC_NOTE_EVENTS else None,
+            )
+            for e in form.events
+            if not e.internal
+        ]
+        return cls(
+            tracking_no=form.tracking_no, status=form.status, status_label=STATUS_LABELS.get(form.status, form.status),
+            submitted_at=form.submitted_at, answered_at=form.answered_at, reply=form.reply, due_at=form.due_at,
+            category_name=form.category.name if form.category else None,
+            workroom_name=form.workroom.name if form.workroom else None,
+            decline_reason=form.decline_reason, timeline=timeline,
+        )

@@ -1,0 +1,103 @@
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from app.models import RepresentativeLevel
+
+CODE_PATTERN = r"^[A-Za-z0-9-]{2,32}$"
+
+
+def mask_phone(phone: str | None) -> str | None:
+    """``13812345678`` → ``138****5678``; shorter numbers keep their first and last quarter."""
+    if not phone:
+        return phone
+    digits = phone.strip()
+    if len(digits) >= 11:
+        return digits[:3] + "*" * (len(digits) - 7) + digits[-4:]
+    keep = max(1, len(digits) // 4)
+    return digits[:keep] + "*" * (len(digits) - 2 * keep) + digits[-keep:]
+
+
+class WorkroomCreate(BaseModel):
+    code: str = Field(pattern=CODE_PATTERN)
+    name: str = Field(min_length=1, max_length=100)
+    address: str = Field("", max_length=200)
+    area: str = Field("", max_length=100)
+    active: bool = True
+    latitude: float | None = Field(None, ge=-90, le=90)
+    longitude: float | None = Field(None, ge=-180, le=180)
+
+
+class WorkroomUpdate(BaseModel):
+    name: str | None = Field(None, min_length=1, max_length=100)
+    address: str | None = Field(None, max_length=200)
+    area: str | None = Field(None, max_length=100)
+    active: bool | None = None
+    latitude: float | None = Field(None, ge=-90, le=90)
+    longitude: float | None = Field(None, ge=-180, le=180)
+
+
+class WorkroomRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    code: str
+    name: str
+    address: str
+    area: str
+    active: bool
+    latitude: float | None = None
+    longitude: float | None = None
+
+
+PHONE_PATTERN = r"^\+?[0-9][0-9\- ]{4,19}$"
+
+
+class RepresentativeCreate(BaseModel):
+    name: str = Field(min_length=1, max_length=64)
+    level: RepresentativeLevel = RepresentativeLevel.town
+    phone: str | None = Field(None, pattern=PHONE_PATTERN)
+    workroom_codes: list[str] = Field(default_factory=list, max_length=50)
+    active: bool = True
+
+
+class RepresentativeUpdate(BaseModel):
+    name: str | None = Field(None, min_length=1, max_length=64)
+    level: RepresentativeLevel | None = None
+    phone: str | None = Field(None, pattern=PHONE_PATTERN)
+    workroom_codes: list[str] | None = Field(None, max_length=50)
+    active: bool | None = None
+
+
+class RepresentativeRead(BaseModel):
+    id: int
+    name: str
+    level: str
+    phone: str | None
+    workroom_codes: list[str]
+    active: bool
+
+
+class UnitCreate(BaseModel):
+    name: str = Field(min_length=1, max_length=100)
+
+
+class UnitRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    name: str
+    active: bool
+
+
+class CategoryCreate(BaseModel):
+    code: str = Field(pattern=r"^[a-z0-9_]{2,32}$")
+    name: str = Field(min_length=1, max_length=64)
+    due_days: int = Field(15, ge=1, le=365)
+
+
+class CategoryRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    code: str
+    name: str
+    due_days: int

@@ -1,0 +1,168 @@
+"""Users, passwords, bearer tokens and who is asking (the ``Principal``)."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import anyio
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.errors import Conflict, Invalid, PermissionDenied, Unauthorized
+from app.models import AuthToken, HandlingUnit, Representative, Role, User, utcnow
+
+_hasher = PasswordHasher()
+# Verified against when the username is unknown, so a wrong name costs the same time as a wrong password.
+_DUMMY_HASH = _hasher.hash("minyi-timing-equaliser")
+
+STAFF_ROLES = frozenset(Role)
+OFFICE_ROLES = frozenset({Role.admin, Role.coordinator})
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who is asking. ``user`` is None for the anonymous public."""
+
+    user: User | None = None
+
+    @property
+    def is_anonymous(self) -> bool:
+        return self.user is None
+
+    @property
+    def role(self) -> str | None:
+        return self.user.role if self.user else None
+
+    @property
+    def is_office(self) -> bool:
+        return self.role in OFFICE_ROLES
+
+    @property
+    def is_staff(self) -> bool:
+        return self.user is not None
+
+    @property
+    def label(self) -> str:
+        return self.user.username if self.user else "公众"
+
+    def require_staff(self) -> User:
+        if self.user is None:
+            raise Unauthorized()
+        return self.user
+
+    def require_role(self, *roles: str) -> User:
+        user = self.require_staff()
+        if user.role not in roles:
+            raise PermissionDenied("当前账号无权执行此操作。", code="forbidden")
+        return user
+
+
+ANONYMOUS = Principal()
+
+
+def hash_password(password: str) -> str:
+    return _hasher.hash(password)
+
+
+def _verify(password_hash: str, password: str) -> bool:
+    try:
+        return _hasher.verify(password_hash, password)
+    except (VerificationError, InvalidHashError):
+        return False
+
+
+async def verify_password(password_hash: str, password: str) -> bool:
+    # argon2 is deliberately slow: keep it off the event loop.
+    return await anyio.to_thread.run_sync(_verify, password_hash, password)
+
+
+def _token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+async def authenticate(session: AsyncSession, *, username: str, password: str) -> User:
+    user = await session.scalar(select(User).where(User.username == username))
+    ok = await verify_password(user.password_hash if user else _DUMMY_HASH, password)
+    if user is None or not ok or not user.active:
+        raise Unauthorized("用户名或密码错误。", code="invalid_credentials")
+    return user
+
+
+async def issue_token(
+    session: AsyncSession, *, user: User, ttl_seconds: int, now: datetime | None = None
+) -> tuple[str, int]:
+    now = now or utcnow()
+    token = secrets.token_urlsafe(32)
+    session.add(AuthToken(token_hash=_token_hash(token), user_id=user.id, created_at=now,
+                          expires_at=now + timedelta(seconds=ttl_seconds)))
+    await session.flush()
+    return token, ttl_seconds
+
+
+async def resolve_token(session: AsyncSession, token: str, *, now: datetime | None = None) -> User:
+    now = now or utcnow()
+    row = await session.execute(
+        select(User, AuthToken)
+        .join(AuthToken, AuthToken.user_id == User.id)
+        .where(AuthToken.token_hash == _token_hash(token))
+    )
+    found = row.first()
+    if found is None:
+        raise Unauthorized("登录凭证无效。", code="invalid_token")
+    user, auth_token = found
+    if auth_token.revoked_at is not None or auth_token.expires_at <= now or not user.active:
+        raise Unauthorized("登录凭证已失效，请重新登录。", code="invalid_token")
+    return user
+
+
+async def revoke_token(session: AsyncSession, token: str, *, now: datetime | None = None) -> None:
+    await session.execute(
+        update(AuthToken)
+        .where(AuthToken.token_hash == _token_hash(token), AuthToken.revoked_at.is_(None))
+        .values(revoked_at=now or utcnow())
+    )
+
+
+async def create_user(
+    session: AsyncSession,
+    *,
+    username: str,
+    password: str,
+    role: str,
+    unit_id: int | None = None,
+    representative_id: int | None = None,
+) -> User:
+    if role not in STAFF_ROLES:
+        raise Invalid(f"未知角色：{role}", code="invalid_role")
+    if role == Role.handler:
+        if unit_id is None:
+            raise Invalid("承办人账号必须绑定承办单位（unit_id）。", code="unit_required")
+        if await session.get(HandlingUnit, unit_id) is None:
+            raise Invalid(f"承办单位 {unit_id} 不存在。", code="unknown_unit")
+    elif unit_id is not None:
+        raise Invalid("只有承办人（handler）账号可以绑定承办单位。", code="invalid_binding")
+    if role == Role.representative:
+        if representative_id is None:
+            raise Invalid("党代表账号必须绑定党代表（representative_id）。", code="representative_required")
+        if await session.get(Representative, representative_id) is None:
+            raise Invalid(f"党代表 {representative_id} 不存在。", code="unknown_representative")
+    elif representative_id is not None:
+        raise Invalid("只有党代表（representative）账号可以绑定党代表。", code="invalid_binding")
+    if await session.scalar(select(User.id).where(User.username == username)) is not None:
+        raise Conflict(f"用户名 {username} 已存在。", code="username_taken")
+    password_hash = await anyio.to_thread.run_sync(hash_password, password)
+    user = User(username=username, password_hash=password_hash, role=role, unit_id=unit_id,
+                representative_id=representative_id)
+    session.add(user)
+    try:
+        async with session.begin_nested():
+            await session.flush()
+    except IntegrityError as exc:  # a concurrent request took the name between check and insert
+        raise Conflict(f"用户名 {username} 已存在。", code="username_taken") from exc
+    return user

@@ -1,0 +1,326 @@
+"""Opinion forms: submission, who may see which, listing and reading."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import secrets
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import Select, false, func, or_, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import joinedload, selectinload
+
+from app.config import Settings
+from app.errors import Invalid, NotFound, PermissionDenied
+from app.models import (
+    Category,
+    Channel,
+    EventType,
+    FormEvent,
+    FormStatus,
+    HandlingUnit,
+    OpinionForm,
+    Role,
+    ServicePoint,
+    TrackingSequence,
+    Workroom,
+    utcnow,
+)
+from app.services import reference
+from app.services import stats as stats_service
+from app.services.auth import Principal
+
+MAX_PAGE = 200
+
+
+# --- submission --------------------------------------------------------------------------------------
+
+
+def verification_hash(secret_key: str, tracking_no: str, code: str) -> str:
+    """Keyed with the app secret: a 6-digit code has too few values for a plain hash to protect it."""
+    return hmac.new(secret_key.encode(), f"{tracking_no}:{code}".encode(), hashlib.sha256).hexdigest()
+
+
+def check_verification_code(secret_key: str, form: OpinionForm, code: str) -> bool:
+    return hmac.compare_digest(form.verification_hash, verification_hash(secret_key, form.tracking_no, code))
+
+
+async def next_tracking_no(session: AsyncSession, *, prefix: str, year: int) -> str:
+    """Take the next number of ``year`` inside the caller's transaction.
+
+    The upsert holds the sequence row's lock until commit, so concurrent submissions queue for it; a
+    rolled-back submission gives its number back. Hence: never repeated, never skipped.
+    """
+    dialect = session.get_bind().dialect.name
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    table = TrackingSequence.__table__
+    statement = (
+        insert(table)
+        .values(year=year, last_value=1)
+        .on_conflict_do_update(index_elements=["year"], set_={"last_value": table.c.last_value + 1})
+        .returning(table.c.last_value)
+    )
+    value = (await session.execute(statement)).scalar_one()
+    return f"{prefix}{year}-{value:05d}"
+
+
+@dataclass(frozen=True)
+class Submission:
+    content: str
+    category: str | None = None
+    channel: str | None = None
+    workroom_code: str | None = None
+    service_point_id: int | None = None
+    submitter_name: str | None = None
+    submitter_phone: str | None = None
+    location: str | None = None
+    public: bool = False
+
+
+async def submit(
+    session: AsyncSession,
+    *,
+    principal: Principal,
+    data: Submission,
+    settings: Settings,
+    now: datetime | None = None,
+) -> tuple[OpinionForm, str]:
+    """Create a form; returns it with its verification code (shown once, stored only as a keyed hash)."""
+    now = now or utcnow()
+    category = None
+    if data.category:
+        category = await reference.get_category(session, data.category)
+        if category is None or not category.active:
+            raise Invalid(f"类别 {data.category} 不存在。", code="unknown_category")
+
+    workroom: Workroom | None = None
+    service_point: ServicePoint | None = None
+    if data.service_point_id is not None:
+        service_point = await session.get(ServicePoint, data.service_point_id)
+        if service_point is None:
+            raise Invalid(f"流动服务点 {data.service_point_id} 不存在。", code="unknown_service_point")
+        workroom = await session.get(Workroom, service_point.workroom_id)
+        if data.workroom_code and workroom is not None and workroom.code != data.workroom_code:
+            raise Invalid("流动服务点不属于所填工作室。", code="workroom_mismatch")
+    elif data.workroom_code:
+        workroom = await reference.get_workroom(session, data.workroom_code)
+        if workroom is None or not workroom.active:
+            raise Invalid(f"工作室 {data.workroom_code} 不存在。", code="unknown_workroom")
+
+    channel = data.channel or (
+        Channel.service_point if service_point else Channel.workroom if workroom else Channel.web
+    )
+    user = principal.user
+    local_now = now.astimezone(settings.tz)
+    tracking_no = await next_tracking_no(session, prefix=settings.tracking_prefix, year=local_now.year)
+    code = f"{secrets.randbelow(1_000_000):06d}"
+    form = OpinionForm(
+        tracking_no=tracking_no,
+        verification_hash=verification_hash(settings.secret_key, tracking_no, code),
+        content=data.content,
+        category_id=category.id if category else None,
+        channel=channel,
+        workroom_id=workroom.id if workroom else None,
+        service_point_id=service_point.id if service_point else None,
+        submitter_name=data.submitter_name,
+        submitter_phone=data.submitter_phone,
+        location=data.location,
+        public=data.public,
+        status=FormStatus.submitted,
+        submitted_at=now,
+        submitted_on=local_now.date(),
+        updated_at=now,
+        entered_by_user_id=user.id if user else None,
+        entered_by_representative_id=user.representative_id if user and user.role == Role.representative else None,
+    )
+    session.add(form)
+    await session.flush()
+    session.add(FormEvent(
+        form_id=form.id, type=EventType.submitted, at=now, actor_user_id=user.id if user else None,
+        actor_label=principal.label, actor_role=principal.role, to_status=FormStatus.submitted,
+    ))
+    await stats_service.record(session, form, {"collected": 1})
+    await session.flush()
+    return await get(session, form.id), code
+
+
+# --- visibility --------------------------------------------------------------------------------------
+
+
+async def visibility_condition(session: AsyncSession, principal: Principal) -> Any:
+    """The SQL condition selecting the forms ``principal`` may see (None: all of them)."""
+    user = principal.require_staff()
+    if user.role in (Role.admin, Role.coordinator):
+        return None
+    if user.role == Role.handler:
+        return OpinionForm.unit_id == user.unit_id if user.unit_id is not None else false()
+    if user.role == Role.representative:
+        conditions = [OpinionForm.entered_by_user_id == user.id]
+        if user.representative_id is not None:
+            workroom_ids = await reference.workroom_ids_of_representative(session, user.representative_id)
+            conditions.append(OpinionForm.entered_by_representative_id == user.representative_id)
+            if workroom_ids:
+                conditions.append(OpinionForm.workroom_id.in_(workroom_ids))
+        return or_(*conditions)
+    return false()
+
+
+async def can_see(session: AsyncSession, principal: Principal, form: OpinionForm) -> bool:
+    user = principal.user
+    if user is None:
+        return False
+    if user.role in (Role.admin, Role.coordinator):
+        return True
+    if user.role == Role.handler:
+        return user.unit_id is not None and form.unit_id == user.unit_id
+    if user.role == Role.representative:
+        if form.entered_by_user_id == user.id:
+            return True
+        if user.representative_id is None:
+            return False
+        if form.entered_by_representative_id == user.representative_id:
+            return True
+        workroom_ids = await reference.workroom_ids_of_representative(session, user.representative_id)
+        return form.workroom_id in workroom_ids
+    return False
+
+
+def sees_personal_data(principal: Principal) -> bool:
+    """Submitters' and representatives' phone numbers are shown whole only to the office."""
+    return principal.is_office
+
+
+# --- reading -----------------------------------------------------------------------------------------
+
+
+def _with_references(query: Select[Any]) -> Select[Any]:
+    return query.options(
+        joinedload(OpinionForm.category),
+        joinedload(OpinionForm.workroom),
+        joinedload(OpinionForm.unit),
+    )
+
+
+async def get(session: AsyncSession, form_id: int, *, with_events: bool = False, for_update: bool = False) -> OpinionForm:
+    query = _with_references(select(OpinionForm).where(OpinionForm.id == form_id))
+    if with_events:
+        query = query.options(selectinload(OpinionForm.events))
+    if for_update:
+        # Row lock on PostgreSQL (of the form row only); on SQLite the write transaction already serialises.
+        query = query.with_for_update(of=OpinionForm)
+    form = (await session.scalars(query.execution_options(populate_existing=True))).unique().one_or_none()
+    if form is None:
+        raise NotFound(f"意见征询表 {form_id} 不存在。", code="form_not_found")
+    return form
+
+
+async def get_visible(session: AsyncSession, principal: Principal, form_id: int) -> OpinionForm:
+    principal.require_staff()
+    form = await get(session, form_id, with_events=True)
+    if not await can_see(session, principal, form):
+        raise PermissionDenied("您无权查看这份意见征询表。", code="form_forbidden")
+    return form
+
+
+async def get_by_tracking_no(session: AsyncSession, tracking_no: str) -> OpinionForm | None:
+    query = _with_references(select(OpinionForm).where(OpinionForm.tracking_no == tracking_no))
+    return (await session.scalars(query.options(selectinload(OpinionForm.events)))).unique().one_or_none()
+
+
+@dataclass(frozen=True)
+class FormFilter:
+    status: Sequence[str] = ()
+    workroom: str | None = None
+    category: str | None = None
+    unit_id: int | None = None
+    overdue: bool | None = None
+    q: str | None = None
+    submitted_from: date | None = None
+    submitted_to: date | None = None
+
+
+def encode_cursor(form_id: int) -> str:
+    return base64.urlsafe_b64encode(f"f:{form_id}".encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> int:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        prefix, _, value = raw.partition(":")
+        if prefix != "f":
+            raise ValueError(cursor)
+        return int(value)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise Invalid("分页游标无效。", code="invalid_cursor") from exc
+
+
+def _escape_like(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+async def list_forms(
+    session: AsyncSession,
+    *,
+    principal: Principal,
+    filters: FormFilter,
+    limit: int = 50,
+    cursor: str | None = None,
+    now: datetime | None = None,
+) -> tuple[list[OpinionForm], str | None]:
+    """Newest first, keyset-paginated by id: a page costs the same however deep it is."""
+    now = now or utcnow()
+    query = _with_references(select(OpinionForm))
+    visible = await visibility_condition(session, principal)
+    if visible is not None:
+        query = query.where(visible)
+    if filters.status:
+        query = query.where(OpinionForm.status.in_(list(filters.status)))
+    if filters.workroom:
+        query = query.join(Workroom, OpinionForm.workroom_id == Workroom.id).where(Workroom.code == filters.workroom)
+    if filters.category:
+        query = query.join(Category, OpinionForm.category_id == Category.id).where(Category.code == filters.category)
+    if filters.unit_id is not None:
+        query = query.where(OpinionForm.unit_id == filters.unit_id)
+    if filters.overdue is True:
+        query = query.where(OpinionForm.status == FormStatus.assigned, OpinionForm.due_at < now)
+    elif filters.overdue is False:
+        query = query.where(or_(OpinionForm.status != FormStatus.assigned, OpinionForm.due_at.is_(None),
+                                OpinionForm.due_at >= now))
+    if filters.q:
+        pattern = f"%{_escape_like(filters.q)}%"
+        query = query.where(or_(OpinionForm.content.ilike(pattern, escape="\\"),
+                                OpinionForm.tracking_no.ilike(pattern, escape="\\")))
+    if filters.submitted_from:
+        query = query.where(OpinionForm.submitted_on >= filters.submitted_from)
+    if filters.submitted_to:
+        query = query.where(OpinionForm.submitted_on <= filters.submitted_to)
+    if cursor:
+        query = query.where(OpinionForm.id < decode_cursor(cursor))
+    limit = max(1, min(limit, MAX_PAGE))
+    rows = list((await session.scalars(query.order_by(OpinionForm.id.desc()).limit(limit + 1))).unique())
+    next_cursor = encode_cursor(rows[limit - 1].id) if len(rows) > limit else None
+    return rows[:limit], next_cursor
+
+
+async def unit_name(session: AsyncSession, unit_id: int | None) -> str | None:
+    if unit_id is None:
+        return None
+    return await session.scalar(select(HandlingUnit.name).where(HandlingUnit.id == unit_id))
+
+
+async def count_all(session: AsyncSession) -> int:
+    return int(await session.scalar(select(func.count()).select_from(OpinionForm)) or 0)
+
+
+async def track(session: AsyncSession, *, tracking_no: str, code: str, secret_key: str) -> OpinionForm:
+    """Public tracking. An unknown number and a wrong code give the same answer, so neither can be probed."""
+    form = await get_by_tracking_no(session, tracking_no.strip().upper()) if tracking_no else None
+    if form is None or not check_verification_code(secret_key, form, code.strip()):
+        raise NotFound("未找到该编号的意见，或查询码不正确。", code="tracking_not_found")
+    return form

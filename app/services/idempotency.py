@@ -1,0 +1,94 @@
+"""Idempotency-Key support: the first answer to a request is kept and replayed for its retries.
+
+A key is claimed by inserting its row in the same transaction that does the work, so on PostgreSQL a
+concurrent request with the same key blocks on the row until the first commits, then finds the stored
+answer; on SQLite the write lock serialises them the same way. Stored answers may hold a verification
+code, so they are encrypted with a key derived from the app secret and deleted after the window.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from cryptography.fernet import Fernet
+from sqlalchemy import delete, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.errors import Conflict, Invalid
+from app.models import IdempotencyRecord, utcnow
+
+MAX_KEY_LENGTH = 255
+
+
+@dataclass(frozen=True)
+class Replay:
+    status_code: int
+    body: Any
+
+
+def request_hash(payload: Any) -> str:
+    return hashlib.sha256(json.dumps(payload, sort_keys=True, ensure_ascii=False, default=str).encode()).hexdigest()
+
+
+def _fernet(secret_key: str) -> Fernet:
+    return Fernet(base64.urlsafe_b64encode(hashlib.sha256(b"minyi-idempotency:" + secret_key.encode()).digest()))
+
+
+def validate_key(key: str) -> str:
+    if not key or len(key) > MAX_KEY_LENGTH or not key.isprintable():
+        raise Invalid("Idempotency-Key 须为 1–255 个可打印字符。", code="invalid_idempotency_key")
+    return key
+
+
+async def claim(
+    session: AsyncSession,
+    *,
+    scope: str,
+    key: str,
+    request_hash: str,
+    secret_key: str,
+    ttl_seconds: int,
+    now: datetime | None = None,
+) -> Replay | None:
+    """Claim ``key`` for this request (None), or return the first answer given for it."""
+    now = now or utcnow()
+    validate_key(key)
+    await session.execute(delete(IdempotencyRecord).where(IdempotencyRecord.created_at < now - timedelta(seconds=ttl_seconds)))
+    dialect = session.get_bind().dialect.name
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    claimed = await session.execute(
+        insert(IdempotencyRecord.__table__)
+        .values(scope=scope, key=key, request_hash=request_hash, created_at=now)
+        .on_conflict_do_nothing(index_elements=["scope", "key"])
+        .returning(IdempotencyRecord.__table__.c.key)
+    )
+    if claimed.first() is not None:
+        return None
+    record = await session.scalar(
+        select(IdempotencyRecord)
+        .where(IdempotencyRecord.scope == scope, IdempotencyRecord.key == key)
+        .execution_options(populate_existing=True)
+    )
+    if record is None or record.status_code is None or record.response is None:
+        raise Conflict("相同 Idempotency-Key 的请求正在处理，请稍后重试。", code="idempotency_in_progress")
+    if record.request_hash != request_hash:
+        raise Invalid("该 Idempotency-Key 已用于另一份不同的请求。", code="idempotency_key_reused")
+    body = json.loads(_fernet(secret_key).decrypt(record.response))
+    return Replay(status_code=record.status_code, body=body)
+
+
+async def store(
+    session: AsyncSession, *, scope: str, key: str, status_code: int, body: Any, secret_key: str
+) -> None:
+    record = await session.get(IdempotencyRecord, (scope, key))
+    if record is None:  # claim() always runs first in the same transaction
+        raise RuntimeError("idempotency key was not claimed")
+    record.status_code = status_code
+    record.response = _fernet(secret_key).encrypt(json.dumps(body, ensure_ascii=False).encode())
+    await session.flush()
