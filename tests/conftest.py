@@ -1,0 +1,162 @@
+"""Test fixtures: every database test runs once on SQLite and once on PostgreSQL.
+
+Each test gets a fresh database holding the migrated schema: SQLite copies a migrated template file,
+PostgreSQL clones a migrated template database (``CREATE DATABASE ... TEMPLATE``). Tests commit for
+real, so concurrency is tested through real transactions.
+
+PostgreSQL defaults to ``postgresql://postgres@127.0.0.1:5432/postgres`` (``MINYI_TEST_POSTGRES_URL``
+overrides it). When no server answers, PostgreSQL tests are skipped with the reason, except when
+``MINYI_TEST_REQUIRE_POSTGRES=1`` or ``CI`` is set: then they fail, so CI never silently skips them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import os
+import shutil
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import asyncpg
+import httpx
+import pytest
+from argon2 import PasswordHasher
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from app import migrate
+from app.config import Settings
+from app.main import create_app
+from app.services import auth as auth_service
+
+PG_ADMIN_URL = os.environ.get("MINYI_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+REQUIRE_PG = os.environ.get("MINYI_TEST_REQUIRE_POSTGRES") == "1" or bool(os.environ.get("CI"))
+ENGINES = ("sqlite", "postgresql")
+_counter = itertools.count()
+
+
+def pg_url(database: str, driver: str = "postgresql+asyncpg") -> str:
+    url = make_url(PG_ADMIN_URL).set(drivername=driver, database=database)
+    return url.render_as_string(hide_password=False)
+
+
+async def pg_admin(sql: str) -> None:
+    connection = await asyncpg.connect(pg_url(make_url(PG_ADMIN_URL).database or "postgres", "postgresql"))
+    try:
+        await connection.execute(sql)
+    finally:
+        await connection.close()
+
+
+def _pg_available() -> str | None:
+    try:
+        asyncio.run(asyncio.wait_for(pg_admin("SELECT 1"), timeout=5))
+    except Exception as exc:  # any connection failure: report why
+        return f"{type(exc).__name__}: {exc}"
+    return None
+
+
+@pytest.fixture(autouse=True)
+def _cheap_password_hashing(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Real argon2, with the cost turned down so creating users in every test stays fast.
+    monkeypatch.setattr(auth_service, "_hasher", PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1))
+
+
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("sqlite-template") / "template.db"
+    asyncio.run(migrate.upgrade(f"sqlite+aiosqlite:///{path}"))
+    return path
+
+
+@pytest.fixture(scope="session")
+def pg_template() -> Iterator[str | None]:
+    """The name of a migrated template database, or None when PostgreSQL is not reachable."""
+    reason = _pg_available()
+    if reason is not None:
+        if REQUIRE_PG:
+            pytest.fail(f"PostgreSQL is required (CI) but not reachable at {PG_ADMIN_URL}: {reason}")
+        yield None
+        return
+    name = f"minyi_tmpl_{os.getpid()}"
+    asyncio.run(pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    asyncio.run(pg_admin(f'CREATE DATABASE "{name}"'))
+    asyncio.run(migrate.upgrade(pg_url(name)))
+    yield name
+    asyncio.run(pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+def fresh_database(engine: str, request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    if engine == "sqlite":
+        path = tmp_path / "minyi.db"
+        shutil.copyfile(request.getfixturevalue("sqlite_template"), path)
+        yield f"sqlite+aiosqlite:///{path}"
+        return
+    template = request.getfixturevalue("pg_template")
+    if template is None:
+        pytest.skip(f"PostgreSQL not reachable at {PG_ADMIN_URL} (set MINYI_TEST_POSTGRES_URL); SQLite ran")
+    name = f"minyi_t_{os.getpid()}_{next(_counter)}"
+    asyncio.run(pg_admin(f'CREATE DATABASE "{name}" TEMPLATE "{template}"'))
+    try:
+        yield pg_url(name)
+    finally:
+        asyncio.run(pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+@pytest.fixture(params=ENGINES)
+def db_engine(request: pytest.FixtureRequest) -> str:
+    return request.param
+
+
+@pytest.fixture
+def db_url(db_engine: str, request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    yield from fresh_database(db_engine, request, tmp_path)
+
+
+@pytest.fixture
+def empty_db_url(db_engine: str, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[str]:
+    """A database with no schema at all, for migration tests."""
+    if db_engine == "sqlite":
+        yield f"sqlite+aiosqlite:///{tmp_path / 'empty.db'}"
+        return
+    if request.getfixturevalue("pg_template") is None:
+        pytest.skip(f"PostgreSQL not reachable at {PG_ADMIN_URL}; SQLite ran")
+    name = f"minyi_e_{os.getpid()}_{next(_counter)}"
+    asyncio.run(pg_admin(f'CREATE DATABASE "{name}"'))
+    try:
+        yield pg_url(name)
+    finally:
+        asyncio.run(pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+def make_settings(db_url: str, **overrides: object) -> Settings:
+    values: dict[str, object] = {
+        "database_url": db_url, "environment": "test", "secret_key": "test-secret-key", "db_pool_size": 20,
+    }
+    values.update(overrides)
+    return Settings(_env_file=None, **values)  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def settings(db_url: str) -> Settings:
+    return make_settings(db_url)
+
+
+@pytest.fixture
+async def app(settings: Settings) -> AsyncIterator[object]:
+    application = create_app(settings)
+    yield application
+    await application.state.engine.dispose()
+
+
+@pytest.fixture
+async def client(app: object) -> AsyncIterator[httpx.AsyncClient]:
+    transport = httpx.ASGITransport(app=app)  # type: ignore[arg-type]
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
+        yield http
+
+
+@pytest.fixture
+def sessionmaker(app: object) -> async_sessionmaker[AsyncSession]:
+    return app.state.sessionmaker  # type: ignore[attr-defined]
