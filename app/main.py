@@ -13,7 +13,7 @@ from sqlalchemy import text
 
 from app import __version__
 from app.api import problems
-from app.api.limits import BodySizeLimit
+from app.api.limits import BodySizeLimit, UrlGuard
 from app.api.v1 import router as api_v1_router
 from app.config import Settings, get_settings
 from app.db import create_engine, create_sessionmaker
@@ -42,6 +42,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.sessionmaker = create_sessionmaker(engine)
     problems.install(app)
     app.add_middleware(BodySizeLimit, max_body_bytes=settings.max_body_bytes)
+    app.add_middleware(UrlGuard)
     app.include_router(api_v1_router)
 
     templates = Jinja2Templates(directory=FRONTEND / "templates")

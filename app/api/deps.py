@@ -5,13 +5,14 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, Path, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.config import Settings
 from app.db import transaction
 from app.models import User
+from app.schemas.common import MAX_ID
 from app.services import auth as auth_service
 from app.services.auth import ANONYMOUS, Principal
 
@@ -53,3 +54,7 @@ CurrentUser = Annotated[User, Depends(get_current_user)]
 
 def bearer_token(credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]) -> str | None:
     return credentials.credentials if credentials else None
+
+
+# Ids in paths: bounded like every id (see schemas.common.MAX_ID), so an absurd one is a 422, not a driver error.
+IdPath = Annotated[int, Path(ge=1, le=MAX_ID)]

@@ -74,3 +74,26 @@ class BodySizeLimit:
                         (b"connection", b"close")],
         })
         await send({"type": "http.response.body", "body": payload})
+
+
+class UrlGuard:
+    """Refuse NUL characters in the path or query string with 400 problem+json.
+
+    PostgreSQL cannot store or compare text holding NUL; refusing it at the door makes both engines
+    answer alike and keeps such input away from every query.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        query = scope.get("query_string", b"").lower()
+        if scope["type"] == "http" and ("\x00" in scope.get("path", "") or b"%00" in query):
+            problem = http_problem(400, "地址中含有不允许的字符。", code="invalid_characters")
+            payload = json.dumps(problem, ensure_ascii=False).encode()
+            await send({"type": "http.response.start", "status": 400,
+                        "headers": [(b"content-type", PROBLEM_JSON.encode()),
+                                    (b"content-length", str(len(payload)).encode())]})
+            await send({"type": "http.response.body", "body": payload})
+            return
+        await self.app(scope, receive, send)

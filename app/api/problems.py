@@ -4,11 +4,15 @@ Starlette's HTTP errors (404 for unknown paths, 405, ...). Nothing a client send
 from __future__ import annotations
 
 import logging
+import sqlite3
 from typing import Any
+
+import asyncpg
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from app.errors import PROBLEM_JSON, AppError, problem_type
@@ -25,6 +29,7 @@ HTTP_TITLES = {
     413: ("内容过大 Content Too Large", "payload_too_large"),
     415: ("不支持的内容类型 Unsupported Media Type", "unsupported_media_type"),
     429: ("请求过于频繁 Too Many Requests", "rate_limited"),
+    503: ("服务暂不可用 Service Unavailable", "unavailable"),
 }
 
 
@@ -78,6 +83,34 @@ async def http_error_handler(request: Request, exc: Exception) -> JSONResponse:
     return problem_response(body, getattr(exc, "headers", None))
 
 
+def _is_data_error(exc: DBAPIError) -> bool:
+    """A value the database refused (text with NUL, a number out of range): the client's input."""
+    cause = exc.orig.__cause__ if exc.orig is not None else None
+    return isinstance(cause, (asyncpg.exceptions.DataError, asyncpg.exceptions._base.DataError)) or isinstance(
+        exc.orig, (sqlite3.DataError, OverflowError)
+    )
+
+
+def _is_unavailable(exc: DBAPIError) -> bool:
+    cause = exc.orig.__cause__ if exc.orig is not None else None
+    return exc.connection_invalidated or isinstance(
+        cause, (OSError, asyncpg.exceptions.CannotConnectNowError, asyncpg.exceptions.ConnectionDoesNotExistError)
+    )
+
+
+async def database_error_handler(request: Request, exc: Exception) -> JSONResponse:
+    # A safety net: inputs are validated before they reach the database, but if a value slips through
+    # the driver's refusal must still read as the client's error, never as a 500.
+    assert isinstance(exc, DBAPIError)
+    if _is_data_error(exc):
+        return problem_response(http_problem(422, "提交的数据无法保存，请检查内容。", code="invalid_data"))
+    if _is_unavailable(exc):
+        log.warning("database unavailable: %s", exc)
+        return problem_response(http_problem(503, "数据库暂不可用，请稍后重试。", code="database_unavailable"),
+                                {"Retry-After": "5"})
+    return await unhandled_error_handler(request, exc)
+
+
 async def unhandled_error_handler(request: Request, exc: Exception) -> JSONResponse:
     log.exception("unhandled error on %s %s", request.method, request.url.path)
     body = {
@@ -94,4 +127,5 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(AppError, app_error_handler)
     app.add_exception_handler(RequestValidationError, validation_error_handler)
     app.add_exception_handler(StarletteHTTPException, http_error_handler)
+    app.add_exception_handler(DBAPIError, database_error_handler)
     app.add_exception_handler(Exception, unhandled_error_handler)

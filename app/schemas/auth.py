@@ -3,6 +3,7 @@ from __future__ import annotations
 from pydantic import BaseModel, ConfigDict, Field
 
 from app.models import Role
+from app.schemas.common import DbId, InputModel
 
 
 class TokenRead(BaseModel):
@@ -21,12 +22,12 @@ class MeRead(BaseModel):
     representative_id: int | None
 
 
-class UserCreate(BaseModel):
+class UserCreate(InputModel):
     username: str = Field(min_length=2, max_length=64, pattern=r"^[A-Za-z0-9_.\-]+$")
     password: str = Field(min_length=8, max_length=128)
     role: Role
-    unit_id: int | None = None
-    representative_id: int | None = None
+    unit_id: DbId | None = None
+    representative_id: DbId | None = None
 
 
 class UserRead(MeRead):

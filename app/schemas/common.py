@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Generic, TypeVar
 
-from pydantic import BaseModel, BeforeValidator, PlainSerializer
+from pydantic import BaseModel, BeforeValidator, Field, PlainSerializer, model_validator
 
 from app.config import TZ
 
@@ -36,3 +36,31 @@ T = TypeVar("T")
 class Page(BaseModel, Generic[T]):
     items: list[T]
     next_cursor: str | None = None
+
+
+def _reject_control_characters(value: object) -> object:
+    if isinstance(value, str):
+        if any((ord(c) < 32 and c not in "\n\r\t") or c == "\x7f" for c in value):
+            raise ValueError("文本中含有不允许的控制字符。")
+    elif isinstance(value, dict):
+        for item in value.values():
+            _reject_control_characters(item)
+    elif isinstance(value, list):
+        for item in value:
+            _reject_control_characters(item)
+    return value
+
+
+class InputModel(BaseModel):
+    """Base of every request body: text may not carry NUL or other control characters (PostgreSQL
+    refuses NUL outright; SQLite would store it), so both engines answer 422 alike."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _clean_text(cls, data: object) -> object:
+        return _reject_control_characters(data)
+
+
+# Every database id: positive and within PostgreSQL's integer, so no client-sent id can overflow a driver.
+MAX_ID = 2_147_483_647
+DbId = Annotated[int, Field(ge=1, le=MAX_ID)]

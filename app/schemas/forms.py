@@ -1,13 +1,12 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import BaseModel, Field, StringConstraints, field_validator
-from typing_extensions import Annotated
 
 from app.models import STATUS_LABELS, Channel, EventType, FormEvent, OpinionForm, Satisfaction
-from app.schemas.common import LocalDateTime
+from app.schemas.common import DbId, InputModel, LocalDateTime
 from app.schemas.reference import CODE_PATTERN, PHONE_PATTERN, mask_phone
 from app.services.deadlines import supervision_level
 
@@ -29,12 +28,12 @@ EVENT_LABELS = {
 PUBLIC_NOTE_EVENTS = {EventType.answered, EventType.declined}
 
 
-class FormCreate(BaseModel):
+class FormCreate(InputModel):
     content: Text
     category: str | None = Field(None, max_length=32)
     channel: Channel | None = None
     workroom_code: str | None = Field(None, pattern=CODE_PATTERN)
-    service_point_id: int | None = Field(None, ge=1)
+    service_point_id: DbId | None = None
     submitter_name: str | None = Field(None, max_length=64)
     submitter_phone: str | None = Field(None, pattern=PHONE_PATTERN)
     location: str | None = Field(None, max_length=200)
@@ -156,28 +155,28 @@ class FormCreated(FormRead):
     verification_code: str
 
 
-class AssignBody(BaseModel):
-    unit_id: int = Field(ge=1)
+class AssignBody(InputModel):
+    unit_id: DbId
     instructions: Note | None = None
     due_at: LocalDateTime | None = None
 
 
-class ReassignBody(BaseModel):
-    unit_id: int = Field(ge=1)
+class ReassignBody(InputModel):
+    unit_id: DbId
     instructions: Note | None = None
 
 
-class ReplyBody(BaseModel):
+class ReplyBody(InputModel):
     reply: Text
     internal_note: Note | None = None
 
 
-class CloseBody(BaseModel):
+class CloseBody(InputModel):
     satisfaction: Satisfaction | None = None
     note: Note | None = None
 
 
-class ReasonBody(BaseModel):
+class ReasonBody(InputModel):
     reason: Reason
 
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 from pydantic import BaseModel, ConfigDict, Field
 
 from app.models import RepresentativeLevel
+from app.schemas.common import InputModel
 
 CODE_PATTERN = r"^[A-Za-z0-9-]{2,32}$"
 
@@ -18,7 +19,7 @@ def mask_phone(phone: str | None) -> str | None:
     return digits[:keep] + "*" * (len(digits) - 2 * keep) + digits[-keep:]
 
 
-class WorkroomCreate(BaseModel):
+class WorkroomCreate(InputModel):
     code: str = Field(pattern=CODE_PATTERN)
     name: str = Field(min_length=1, max_length=100)
     address: str = Field("", max_length=200)
@@ -28,7 +29,7 @@ class WorkroomCreate(BaseModel):
     longitude: float | None = Field(None, ge=-180, le=180)
 
 
-class WorkroomUpdate(BaseModel):
+class WorkroomUpdate(InputModel):
     name: str | None = Field(None, min_length=1, max_length=100)
     address: str | None = Field(None, max_length=200)
     area: str | None = Field(None, max_length=100)
@@ -52,7 +53,7 @@ class WorkroomRead(BaseModel):
 PHONE_PATTERN = r"^\+?[0-9][0-9\- ]{4,19}$"
 
 
-class RepresentativeCreate(BaseModel):
+class RepresentativeCreate(InputModel):
     name: str = Field(min_length=1, max_length=64)
     level: RepresentativeLevel = RepresentativeLevel.town
     phone: str | None = Field(None, pattern=PHONE_PATTERN)
@@ -60,7 +61,7 @@ class RepresentativeCreate(BaseModel):
     active: bool = True
 
 
-class RepresentativeUpdate(BaseModel):
+class RepresentativeUpdate(InputModel):
     name: str | None = Field(None, min_length=1, max_length=64)
     level: RepresentativeLevel | None = None
     phone: str | None = Field(None, pattern=PHONE_PATTERN)
@@ -77,7 +78,7 @@ class RepresentativeRead(BaseModel):
     active: bool
 
 
-class UnitCreate(BaseModel):
+class UnitCreate(InputModel):
     name: str = Field(min_length=1, max_length=100)
 
 
@@ -89,7 +90,7 @@ class UnitRead(BaseModel):
     active: bool
 
 
-class CategoryCreate(BaseModel):
+class CategoryCreate(InputModel):
     code: str = Field(pattern=r"^[a-z0-9_]{2,32}$")
     name: str = Field(min_length=1, max_length=64)
     due_days: int = Field(15, ge=1, le=365)

@@ -6,9 +6,9 @@ from typing import Annotated
 from fastapi import APIRouter, Header, Path, Query, status
 from fastapi.responses import JSONResponse
 
-from app.api.deps import PrincipalDep, SessionDep, SettingsDep
+from app.api.deps import IdPath, PrincipalDep, SessionDep, SettingsDep
 from app.models import FormStatus, OpinionForm, utcnow
-from app.schemas.common import Page
+from app.schemas.common import MAX_ID, Page
 from app.schemas.forms import (
     AssignBody,
     CloseBody,
@@ -81,7 +81,7 @@ async def list_forms(
     status_: Annotated[list[FormStatus] | None, Query(alias="status")] = None,
     workroom: str | None = None,
     category: str | None = None,
-    unit_id: int | None = None,
+    unit_id: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None,
     overdue: bool | None = None,
     q: Annotated[str | None, Query(max_length=100)] = None,
     submitted_from: date | None = None,
@@ -101,12 +101,12 @@ async def list_forms(
 
 
 @router.get("/forms/{form_id}", response_model=FormDetail, summary="One form with its timeline (staff)")
-async def get_form(form_id: int, principal: PrincipalDep, session: SessionDep) -> FormDetail:
+async def get_form(form_id: IdPath, principal: PrincipalDep, session: SessionDep) -> FormDetail:
     return _detail(await form_service.get_visible(session, principal, form_id), principal)
 
 
 @router.post("/forms/{form_id}/assign", response_model=FormDetail, summary="批办 assign to a handling unit")
-async def assign(form_id: int, body: AssignBody, principal: PrincipalDep, session: SessionDep, settings: SettingsDep) -> FormDetail:
+async def assign(form_id: IdPath, body: AssignBody, principal: PrincipalDep, session: SessionDep, settings: SettingsDep) -> FormDetail:
     form = await workflow.assign(
         session, principal=principal, form_id=form_id, unit_id=body.unit_id, instructions=body.instructions,
         due_at=body.due_at, settings=settings,
@@ -115,7 +115,7 @@ async def assign(form_id: int, body: AssignBody, principal: PrincipalDep, sessio
 
 
 @router.post("/forms/{form_id}/reassign", response_model=FormDetail, summary="改派 reassign to another unit")
-async def reassign(form_id: int, body: ReassignBody, principal: PrincipalDep, session: SessionDep) -> FormDetail:
+async def reassign(form_id: IdPath, body: ReassignBody, principal: PrincipalDep, session: SessionDep) -> FormDetail:
     form = await workflow.reassign(
         session, principal=principal, form_id=form_id, unit_id=body.unit_id, instructions=body.instructions
     )
@@ -123,7 +123,7 @@ async def reassign(form_id: int, body: ReassignBody, principal: PrincipalDep, se
 
 
 @router.post("/forms/{form_id}/reply", response_model=FormDetail, summary="答复 reply")
-async def reply(form_id: int, body: ReplyBody, principal: PrincipalDep, session: SessionDep) -> FormDetail:
+async def reply(form_id: IdPath, body: ReplyBody, principal: PrincipalDep, session: SessionDep) -> FormDetail:
     form = await workflow.reply(
         session, principal=principal, form_id=form_id, reply_text=body.reply, internal_note=body.internal_note
     )
@@ -131,7 +131,7 @@ async def reply(form_id: int, body: ReplyBody, principal: PrincipalDep, session:
 
 
 @router.post("/forms/{form_id}/close", response_model=FormDetail, summary="办结 close after follow-up")
-async def close(form_id: int, body: CloseBody, principal: PrincipalDep, session: SessionDep) -> FormDetail:
+async def close(form_id: IdPath, body: CloseBody, principal: PrincipalDep, session: SessionDep) -> FormDetail:
     form = await workflow.close(
         session, principal=principal, form_id=form_id, satisfaction=body.satisfaction, note=body.note
     )
@@ -139,13 +139,13 @@ async def close(form_id: int, body: CloseBody, principal: PrincipalDep, session:
 
 
 @router.post("/forms/{form_id}/reopen", response_model=FormDetail, summary="重办 reopen to the unit")
-async def reopen(form_id: int, body: ReasonBody, principal: PrincipalDep, session: SessionDep, settings: SettingsDep) -> FormDetail:
+async def reopen(form_id: IdPath, body: ReasonBody, principal: PrincipalDep, session: SessionDep, settings: SettingsDep) -> FormDetail:
     form = await workflow.reopen(session, principal=principal, form_id=form_id, reason=body.reason, settings=settings)
     return _detail(form, principal)
 
 
 @router.post("/forms/{form_id}/decline", response_model=FormDetail, summary="不予受理 decline")
-async def decline(form_id: int, body: ReasonBody, principal: PrincipalDep, session: SessionDep) -> FormDetail:
+async def decline(form_id: IdPath, body: ReasonBody, principal: PrincipalDep, session: SessionDep) -> FormDetail:
     form = await workflow.decline(session, principal=principal, form_id=form_id, reason=body.reason)
     return _detail(form, principal)
 

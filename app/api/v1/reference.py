@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, status
 
-from app.api.deps import CurrentUser, PrincipalDep, SessionDep
+from app.api.deps import CurrentUser, IdPath, PrincipalDep, SessionDep
 from app.models import Representative, Role
 from app.schemas.common import Page
 from app.schemas.reference import (
@@ -74,14 +74,14 @@ async def create_representative(body: RepresentativeCreate, principal: Principal
 
 
 @router.get("/representatives/{representative_id}", response_model=RepresentativeRead)
-async def get_representative(representative_id: int, principal: PrincipalDep, session: SessionDep) -> RepresentativeRead:
+async def get_representative(representative_id: IdPath, principal: PrincipalDep, session: SessionDep) -> RepresentativeRead:
     principal.require_staff()
     return _representative(await reference_service.get_representative_or_raise(session, representative_id), principal)
 
 
 @router.patch("/representatives/{representative_id}", response_model=RepresentativeRead)
 async def update_representative(
-    representative_id: int, body: RepresentativeUpdate, principal: PrincipalDep, session: SessionDep
+    representative_id: IdPath, body: RepresentativeUpdate, principal: PrincipalDep, session: SessionDep
 ) -> RepresentativeRead:
     principal.require_role(Role.admin)
     rep = await reference_service.update_representative(

@@ -1,0 +1,33 @@
+# `make run`: set up and serve the demo town on SQLite at http://127.0.0.1:8000
+# `make test`: set up and run every test (PostgreSQL tests skip, saying why, if no server answers)
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: install run test migrate demo clean
+
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python >= 3.11 is required")'
+	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e ".[test]"
+	touch $(STAMP)
+
+install: $(STAMP)
+
+run: install
+	$(BIN)/minyi serve --demo
+
+test: install
+	$(BIN)/pytest
+
+migrate: install
+	$(BIN)/minyi migrate
+
+demo: install
+	$(BIN)/minyi demo
+
+clean:
+	rm -rf $(VENV) .pytest_cache .hypothesis

@@ -1,0 +1,52 @@
+"""The demo town: the numbers DESIGN quotes, reached through the real services."""
+
+from __future__ import annotations
+
+from sqlalchemy import func, select
+
+from app.db import transaction
+from app.models import OpinionForm, Representative, ServicePoint, User, Workroom
+from app.services import demo as demo_service
+from app.services import stats as stats_service
+
+
+async def _load(sessionmaker, settings) -> bool:
+    async with transaction(sessionmaker) as session:
+        return await demo_service.load(session, settings=settings)
+
+
+async def test_demo_town_has_107_forms_of_which_92_answered(client, sessionmaker, settings):
+    assert await _load(sessionmaker, settings) is True
+    token = (await client.post("/api/v1/auth/token", data={"username": "office", "password": "minyi-office"})).json()
+    summary = (await client.get("/api/v1/stats/summary", headers={"Authorization": f"Bearer {token['access_token']}"})).json()
+    assert summary["collected"] == 107
+    assert summary["answered"] == 92
+    assert summary["answer_rate"] == round(92 / 107, 4)
+
+
+async def test_demo_town_shape(sessionmaker, settings):
+    await _load(sessionmaker, settings)
+    async with transaction(sessionmaker) as session:
+        count = lambda model: session.scalar(select(func.count()).select_from(model))  # noqa: E731
+        assert await count(Workroom) == 11
+        assert 25 <= await count(Representative) <= 35
+        assert await count(ServicePoint) >= 10
+        place_types = set(await session.scalars(select(ServicePoint.place_type)))
+        assert {"market", "village", "workshop"} <= place_types
+        statuses = dict((await session.execute(
+            select(OpinionForm.status, func.count()).group_by(OpinionForm.status))).all())
+        assert statuses.get("answered", 0) + statuses.get("closed", 0) == 92
+        assert {"submitted", "assigned", "answered", "closed", "declined"} <= set(statuses)
+        assert len(set(await session.scalars(select(OpinionForm.category_id)))) >= 6
+        assert len(set(await session.scalars(select(OpinionForm.workroom_id)))) >= 11
+        months = {d.strftime("%Y-%m") for d in await session.scalars(select(OpinionForm.submitted_on))}
+        assert len(months) >= 6
+        assert set(await session.scalars(select(User.role))) == {"admin", "coordinator", "handler", "representative"}
+        assert await stats_service.verify(session) == []
+
+
+async def test_demo_is_not_loaded_twice(sessionmaker, settings):
+    assert await _load(sessionmaker, settings) is True
+    assert await _load(sessionmaker, settings) is False
+    async with transaction(sessionmaker) as session:
+        assert await session.scalar(select(func.count()).select_from(OpinionForm)) == 107
