@@ -11,6 +11,8 @@ from alembic.script import ScriptDirectory
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 
+from app.db import ensure_sqlite_folder
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -22,6 +24,7 @@ def alembic_config() -> Config:
 
 
 async def _run(url: str, action: str, revision: str) -> None:
+    ensure_sqlite_folder(url)
     engine = create_async_engine(url)
     try:
         async with engine.connect() as connection:
