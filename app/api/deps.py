@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Annotated
 
-from fastapi import Depends, Path, Request
+from fastapi import Depends, Path, Query, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -58,3 +58,7 @@ def bearer_token(credentials: Annotated[HTTPAuthorizationCredentials | None, Dep
 
 # Ids in paths: bounded like every id (see schemas.common.MAX_ID), so an absurd one is a 422, not a driver error.
 IdPath = Annotated[int, Path(ge=1, le=MAX_ID)]
+
+# The contract's list parameters: ?limit= (default 50, max 200) and an opaque ?cursor=.
+LimitQ = Annotated[int, Query(ge=1, le=200)]
+CursorQ = Annotated[str | None, Query(max_length=100)]

@@ -1,11 +1,18 @@
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from app.models import RepresentativeLevel
 from app.schemas.common import InputModel
 
 CODE_PATTERN = r"^[A-Za-z0-9-]{2,32}$"
+
+
+def _refuse_null(value: object) -> object:
+    # PATCH: an omitted field is left alone; an explicit null would reach a NOT NULL column (a 500).
+    if value is None:
+        raise ValueError("此字段不能为空（null）；不修改请省略该字段。")
+    return value
 
 
 def mask_phone(phone: str | None) -> str | None:
@@ -37,6 +44,11 @@ class WorkroomUpdate(InputModel):
     latitude: float | None = Field(None, ge=-90, le=90)
     longitude: float | None = Field(None, ge=-180, le=180)
 
+    @field_validator("name", "address", "area", "active")
+    @classmethod
+    def _not_null(cls, value: object) -> object:
+        return _refuse_null(value)
+
 
 class WorkroomRead(BaseModel):
     model_config = ConfigDict(from_attributes=True)
@@ -67,6 +79,12 @@ class RepresentativeUpdate(InputModel):
     phone: str | None = Field(None, pattern=PHONE_PATTERN)
     workroom_codes: list[str] | None = Field(None, max_length=50)
     active: bool | None = None
+
+    @field_validator("name", "level", "active", "workroom_codes")
+    @classmethod
+    def _not_null(cls, value: object) -> object:
+        # workroom_codes too: null must not silently empty the list; send [] to clear it.
+        return _refuse_null(value)
 
 
 class RepresentativeRead(BaseModel):

@@ -22,6 +22,8 @@ _hasher = PasswordHasher()
 _DUMMY_HASH = _hasher.hash("minyi-timing-equaliser")
 
 STAFF_ROLES = frozenset(Role)
+MIN_PASSWORD_LENGTH = 8
+MAX_PASSWORD_LENGTH = 128
 OFFICE_ROLES = frozenset({Role.admin, Role.coordinator})
 
 
@@ -140,6 +142,8 @@ async def create_user(
 ) -> User:
     if role not in STAFF_ROLES:
         raise Invalid(f"未知角色：{role}", code="invalid_role")
+    if not MIN_PASSWORD_LENGTH <= len(password) <= MAX_PASSWORD_LENGTH:
+        raise Invalid(f"密码长度须为 {MIN_PASSWORD_LENGTH}–{MAX_PASSWORD_LENGTH} 个字符。", code="invalid_password")
     if role == Role.handler:
         if unit_id is None:
             raise Invalid("承办人账号必须绑定承办单位（unit_id）。", code="unit_required")

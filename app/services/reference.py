@@ -15,6 +15,9 @@ from sqlalchemy.orm import selectinload
 
 from app.errors import Conflict, Invalid, NotFound
 from app.models import Category, HandlingUnit, Representative, Workroom
+from app.services.pagination import paginate
+
+MAX_PAGE = 200
 
 
 async def _flush_unique(session: AsyncSession, message: str, code: str) -> None:
@@ -28,11 +31,13 @@ async def _flush_unique(session: AsyncSession, message: str, code: str) -> None:
 # --- workrooms ---------------------------------------------------------------------------------------
 
 
-async def list_workrooms(session: AsyncSession, *, active_only: bool = False) -> Sequence[Workroom]:
+async def list_workrooms(
+    session: AsyncSession, *, active_only: bool = False, limit: int = MAX_PAGE, cursor: str | None = None
+) -> tuple[Sequence[Workroom], str | None]:
     query = select(Workroom).order_by(Workroom.code)
     if active_only:
         query = query.where(Workroom.active.is_(True))
-    return (await session.scalars(query)).all()
+    return await paginate(session, query, limit=limit, cursor=cursor)
 
 
 async def get_workroom(session: AsyncSession, code: str) -> Workroom | None:
@@ -77,12 +82,12 @@ async def workrooms_by_codes(session: AsyncSession, codes: Sequence[str]) -> lis
 
 
 async def list_representatives(
-    session: AsyncSession, *, workroom_code: str | None = None
-) -> Sequence[Representative]:
+    session: AsyncSession, *, workroom_code: str | None = None, limit: int = MAX_PAGE, cursor: str | None = None
+) -> tuple[Sequence[Representative], str | None]:
     query = select(Representative).options(selectinload(Representative.workrooms)).order_by(Representative.id)
     if workroom_code:
         query = query.where(Representative.workrooms.any(Workroom.code == workroom_code))
-    return (await session.scalars(query)).all()
+    return await paginate(session, query, limit=limit, cursor=cursor)
 
 
 async def get_representative_or_raise(session: AsyncSession, representative_id: int) -> Representative:
@@ -123,8 +128,10 @@ async def workroom_ids_of_representative(session: AsyncSession, representative_i
 # --- handling units ----------------------------------------------------------------------------------
 
 
-async def list_units(session: AsyncSession) -> Sequence[HandlingUnit]:
-    return (await session.scalars(select(HandlingUnit).order_by(HandlingUnit.id))).all()
+async def list_units(
+    session: AsyncSession, *, limit: int = MAX_PAGE, cursor: str | None = None
+) -> tuple[Sequence[HandlingUnit], str | None]:
+    return await paginate(session, select(HandlingUnit).order_by(HandlingUnit.id), limit=limit, cursor=cursor)
 
 
 async def get_unit_or_raise(session: AsyncSession, unit_id: int, *, invalid: bool = False) -> HandlingUnit:
@@ -149,8 +156,13 @@ async def create_unit(session: AsyncSession, *, name: str) -> HandlingUnit:
 # --- categories --------------------------------------------------------------------------------------
 
 
-async def list_categories(session: AsyncSession) -> Sequence[Category]:
-    return (await session.scalars(select(Category).order_by(Category.sort_order, Category.id))).all()
+async def list_categories(
+    session: AsyncSession, *, active_only: bool = False, limit: int = MAX_PAGE, cursor: str | None = None
+) -> tuple[Sequence[Category], str | None]:
+    query = select(Category).order_by(Category.sort_order, Category.id)
+    if active_only:
+        query = query.where(Category.active.is_(True))
+    return await paginate(session, query, limit=limit, cursor=cursor)
 
 
 async def get_category(session: AsyncSession, code: str) -> Category | None:

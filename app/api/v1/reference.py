@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, status
 
-from app.api.deps import CurrentUser, IdPath, PrincipalDep, SessionDep
+from app.api.deps import CurrentUser, CursorQ, IdPath, LimitQ, PrincipalDep, SessionDep
 from app.models import Representative, Role
 from app.schemas.common import Page
 from app.schemas.reference import (
@@ -34,9 +34,9 @@ def _representative(rep: Representative, principal: Principal) -> Representative
 
 
 @router.get("/workrooms", response_model=Page[WorkroomRead])
-async def list_workrooms(user: CurrentUser, session: SessionDep) -> Page[WorkroomRead]:
-    workrooms = await reference_service.list_workrooms(session)
-    return Page(items=[WorkroomRead.model_validate(w) for w in workrooms])
+async def list_workrooms(user: CurrentUser, session: SessionDep, limit: LimitQ = 50, cursor: CursorQ = None) -> Page[WorkroomRead]:
+    workrooms, next_cursor = await reference_service.list_workrooms(session, limit=limit, cursor=cursor)
+    return Page(items=[WorkroomRead.model_validate(w) for w in workrooms], next_cursor=next_cursor)
 
 
 @router.post("/workrooms", response_model=WorkroomRead, status_code=status.HTTP_201_CREATED)
@@ -59,11 +59,14 @@ async def update_workroom(code: str, body: WorkroomUpdate, principal: PrincipalD
 
 @router.get("/representatives", response_model=Page[RepresentativeRead])
 async def list_representatives(
-    principal: PrincipalDep, session: SessionDep, workroom: str | None = None
+    principal: PrincipalDep, session: SessionDep, workroom: str | None = None, limit: LimitQ = 50,
+    cursor: CursorQ = None,
 ) -> Page[RepresentativeRead]:
     principal.require_staff()
-    reps = await reference_service.list_representatives(session, workroom_code=workroom)
-    return Page(items=[_representative(r, principal) for r in reps])
+    reps, next_cursor = await reference_service.list_representatives(
+        session, workroom_code=workroom, limit=limit, cursor=cursor
+    )
+    return Page(items=[_representative(r, principal) for r in reps], next_cursor=next_cursor)
 
 
 @router.post("/representatives", response_model=RepresentativeRead, status_code=status.HTTP_201_CREATED)
@@ -91,8 +94,9 @@ async def update_representative(
 
 
 @router.get("/units", response_model=Page[UnitRead])
-async def list_units(user: CurrentUser, session: SessionDep) -> Page[UnitRead]:
-    return Page(items=[UnitRead.model_validate(u) for u in await reference_service.list_units(session)])
+async def list_units(user: CurrentUser, session: SessionDep, limit: LimitQ = 50, cursor: CursorQ = None) -> Page[UnitRead]:
+    units, next_cursor = await reference_service.list_units(session, limit=limit, cursor=cursor)
+    return Page(items=[UnitRead.model_validate(u) for u in units], next_cursor=next_cursor)
 
 
 @router.post("/units", response_model=UnitRead, status_code=status.HTTP_201_CREATED)
@@ -102,9 +106,11 @@ async def create_unit(body: UnitCreate, principal: PrincipalDep, session: Sessio
 
 
 @router.get("/categories", response_model=Page[CategoryRead], summary="Categories (public)")
-async def list_categories(session: SessionDep) -> Page[CategoryRead]:
-    categories = await reference_service.list_categories(session)
-    return Page(items=[CategoryRead.model_validate(c) for c in categories if c.active])
+async def list_categories(session: SessionDep, limit: LimitQ = 50, cursor: CursorQ = None) -> Page[CategoryRead]:
+    categories, next_cursor = await reference_service.list_categories(
+        session, active_only=True, limit=limit, cursor=cursor
+    )
+    return Page(items=[CategoryRead.model_validate(c) for c in categories], next_cursor=next_cursor)
 
 
 @router.post("/categories", response_model=CategoryRead, status_code=status.HTTP_201_CREATED)
