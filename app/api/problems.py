@@ -28,6 +28,7 @@ HTTP_TITLES = {
     406: ("无法提供该格式 Not Acceptable", "not_acceptable"),
     413: ("内容过大 Content Too Large", "payload_too_large"),
     415: ("不支持的内容类型 Unsupported Media Type", "unsupported_media_type"),
+    422: ("内容有误 Unprocessable Content", "invalid"),
     429: ("请求过于频繁 Too Many Requests", "rate_limited"),
     503: ("服务暂不可用 Service Unavailable", "unavailable"),
 }

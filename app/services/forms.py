@@ -32,6 +32,7 @@ from app.models import (
     Workroom,
     utcnow,
 )
+from app.schemas.common import MAX_ID
 from app.services import reference
 from app.services import stats as stats_service
 from app.services.auth import Principal
@@ -253,9 +254,11 @@ def decode_cursor(cursor: str) -> int:
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
         prefix, _, value = raw.partition(":")
-        if prefix != "f":
+        form_id = int(value)
+        # Only ids we could have issued: anything else is forged, and an out-of-range one would reach the driver.
+        if prefix != "f" or not 1 <= form_id <= MAX_ID:
             raise ValueError(cursor)
-        return int(value)
+        return form_id
     except (ValueError, UnicodeDecodeError) as exc:
         raise Invalid("分页游标无效。", code="invalid_cursor") from exc
 

@@ -139,6 +139,8 @@ async def reassign(
     _require_status(form, "reassign", {FormStatus.assigned})
     unit = await reference.get_unit_or_raise(session, unit_id, invalid=True)
     previous = form.unit_id
+    if unit.id == previous:
+        raise Invalid(f"该意见已由{unit.name}办理，请选择其他承办单位。", code="same_unit")
     form.unit_id = unit.id
     if instructions is not None:
         form.instructions = instructions
