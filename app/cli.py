@@ -122,5 +122,12 @@ def stats_verify() -> None:
     typer.echo("counters match a recount")
 
 
+@stats_cli.command("rebuild")
+def stats_rebuild() -> None:
+    """Recompute every counter from the forms (after a bulk load, or to repair what verify reports)."""
+    cells = _in_transaction(get_settings(), stats_service.rebuild)
+    typer.echo(f"rebuilt {cells} counter cells")
+
+
 def main() -> None:
     cli()

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import Date, and_, delete, func, insert, literal, or_, select, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.elements import ColumnElement
@@ -292,3 +292,45 @@ async def verify(session: AsyncSession) -> list[dict[str, Any]]:
                 "category_id": category_id, "expected": want, "stored": have,
             })
     return differences
+
+
+# --- rebuilding --------------------------------------------------------------------------------------
+
+
+def _month_of(column: Any, dialect: str) -> Any:
+    if dialect == "postgresql":
+        return func.cast(func.date_trunc("month", column), Date)
+    return func.date(column, "start of month")
+
+
+async def rebuild(session: AsyncSession) -> int:
+    """Recompute every cell from the forms, set-based, in the caller's transaction.
+
+    For bulk loads (benchmarks, imports) and as the repair after ``verify`` finds a difference. Takes
+    the counters' lock for the whole table, so run it when no one is submitting. Returns the cell count.
+    """
+    dialect = session.get_bind().dialect.name
+    table = StatCell.__table__
+    if dialect == "postgresql":
+        await session.execute(text("LOCK TABLE stat_cell IN EXCLUSIVE MODE"))
+    await session.execute(delete(StatCell))
+    day_rows = select(
+        literal("d"),
+        OpinionForm.submitted_on,
+        func.coalesce(OpinionForm.workroom_id, 0),
+        func.coalesce(OpinionForm.category_id, 0),
+        _month_of(OpinionForm.submitted_on, dialect),
+        func.count(),
+        func.count(OpinionForm.first_assigned_at),
+        func.count(OpinionForm.first_answered_at),
+        func.count(OpinionForm.closed_at),
+        func.count(OpinionForm.declined_at),
+    ).group_by(OpinionForm.submitted_on, OpinionForm.workroom_id, OpinionForm.category_id)
+    columns = ["grain", "period", "workroom_id", "category_id", "month", *METRICS]
+    await session.execute(insert(table).from_select(columns, day_rows))
+    month_rows = select(
+        literal("m"), table.c.month, table.c.workroom_id, table.c.category_id, table.c.month,
+        *[func.sum(table.c[m]) for m in METRICS],
+    ).where(table.c.grain == "d").group_by(table.c.month, table.c.workroom_id, table.c.category_id)
+    await session.execute(insert(table).from_select(columns, month_rows))
+    return int(await session.scalar(select(func.count()).select_from(StatCell)) or 0)
