@@ -67,3 +67,20 @@ def test_supervision_ladder():
     assert supervision_level(due, at(2026, 12, 2), open_=False) == Supervision.none
     assert supervision_level(None, at(2026, 12, 2), open_=True) == Supervision.none
     assert supervision_level(due, due + timedelta(seconds=1), open_=True) == Supervision.overdue
+
+
+def test_ladder_cut_offs_agree_with_the_ladder_on_every_day_of_two_years():
+    # The counts use day cut-offs; the form reads use supervision_level: they must never disagree,
+    # weekends, holidays and make-up days included.
+    from app.services.deadlines import end_of_day, last_escalated_day, last_warning_day
+
+    start = date(2025, 1, 1)
+    for offset in range(0, 730, 3):
+        today = start + timedelta(days=offset)
+        now = datetime.combine(today, datetime.min.time(), tzinfo=TZ).replace(hour=12)
+        for delta in range(-20, 20):
+            due_day = today + timedelta(days=delta)
+            level = supervision_level(end_of_day(due_day), now, open_=True)
+            assert (level == Supervision.escalated) == (due_day <= last_escalated_day(today) and due_day < today)
+            if due_day >= today:
+                assert (level == Supervision.warning) == (due_day <= last_warning_day(today)), (today, due_day)

@@ -174,7 +174,7 @@ async def test_assign_gives_submitted_form_to_unit_with_instructions_and_one_eve
     assert event["from_status"] == "submitted"
     assert event["to_status"] == "assigned"
     assert event["note"] == "请三日内现场查看。"
-    assert event["data"]["unit_id"] == world.units["B"].id
+    assert event["unit_id"] == world.units["B"].id
     assert body["events"] == after["events"]
 
 
@@ -274,7 +274,7 @@ async def test_reassign_moves_assigned_form_to_another_unit_keeping_its_deadline
     assert (event["from_status"], event["to_status"]) == ("assigned", "assigned")
     assert event["note"] == "属环境问题，改由生态环境办办理。"
     assert event["data"]["from_unit_id"] == world.units["A"].id
-    assert event["data"]["unit_id"] == world.units["B"].id
+    assert event["unit_id"] == world.units["B"].id
     assert (await summary(client, world))["assigned"] == 1
 
 

@@ -23,7 +23,7 @@ from app.models.reference import (
     representative_workroom,
     service_point_representative,
 )
-from app.models.stats import METRICS, StatCell
+from app.models.stats import METRICS, StatCell, StatOwnerCell
 from app.models.users import AuthToken, Role, User
 
 __all__ = [
@@ -46,6 +46,7 @@ __all__ = [
     "Satisfaction",
     "ServicePoint",
     "StatCell",
+    "StatOwnerCell",
     "TrackingSequence",
     "UTCDateTime",
     "User",

@@ -49,10 +49,18 @@ class EventType(StrEnum):
     submitted = "submitted"
     assigned = "assigned"
     reassigned = "reassigned"
+    returned = "returned"
+    extension_requested = "extension_requested"
+    extension_approved = "extension_approved"
+    extension_refused = "extension_refused"
     answered = "answered"
+    answered_on_spot = "answered_on_spot"
     closed = "closed"
     declined = "declined"
     reopened = "reopened"
+    urged = "urged"
+    note = "note"
+    supervision = "supervision"
 
 
 class OpinionForm(Base):
@@ -91,6 +99,16 @@ class OpinionForm(Base):
     reply: Mapped[str | None] = mapped_column(Text)
     satisfaction: Mapped[str | None] = mapped_column(String(24))
     decline_reason: Mapped[str | None] = mapped_column(Text)
+    # A pending extension request (延期): the unit's proposed deadline and reason, until approved or refused.
+    extension_due_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    extension_reason: Mapped[str | None] = mapped_column(Text)
+    # The highest supervision level already recorded as an event (so each level is recorded once).
+    supervision_recorded: Mapped[str] = mapped_column(String(16), default="none", server_default="none")
+    returned_count: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    reopened_count: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # Of the first answer: was it on or before the deadline, and how many working days after submission.
+    answered_on_time: Mapped[bool | None] = mapped_column(Boolean)
+    answer_working_days: Mapped[int | None] = mapped_column(Integer)
 
     submitted_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     # The local (Asia/Shanghai) day of submission: the key of the statistics counters.
@@ -129,6 +147,8 @@ class FormEvent(Base):
     actor_role: Mapped[str | None] = mapped_column(String(16))
     from_status: Mapped[str | None] = mapped_column(String(16))
     to_status: Mapped[str | None] = mapped_column(String(16))
+    # The handling unit the event concerns (assigned to, returned by, answered by), when there is one.
+    unit_id: Mapped[int | None] = mapped_column(ForeignKey("handling_unit.id"))
     note: Mapped[str | None] = mapped_column(Text)
     # Staff-only events (internal notes) never reach residents, public tracking or webhooks.
     internal: Mapped[bool] = mapped_column(Boolean, default=False)

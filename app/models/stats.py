@@ -9,8 +9,13 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from app.models.base import Base
 
-# The counted metrics, in the order they are reported. Each is a column of ``StatCell``.
-METRICS: tuple[str, ...] = ("collected", "assigned", "answered", "closed", "declined")
+# The counted metrics, in the order they are reported. Each is a column of ``StatCell`` and of
+# ``StatOwnerCell``. ``answer_days`` is a sum (working days from submission to first answer), the rest
+# are counts of forms; ``returned`` and ``reopened`` count times.
+METRICS: tuple[str, ...] = (
+    "collected", "assigned", "answered", "closed", "declined",
+    "satisfied", "basically_satisfied", "unsatisfied", "on_time", "returned", "reopened", "answer_days",
+)
 
 
 class StatCell(Base):
@@ -34,3 +39,35 @@ class StatCell(Base):
     answered: Mapped[int] = mapped_column(Integer, default=0)
     closed: Mapped[int] = mapped_column(Integer, default=0)
     declined: Mapped[int] = mapped_column(Integer, default=0)
+    satisfied: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    basically_satisfied: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    unsatisfied: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    on_time: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    returned: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    reopened: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    answer_days: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+
+
+class StatOwnerCell(Base):
+    """The same counts per handling unit (``kind`` "unit": the unit now responsible for the form) and per
+    representative (``kind`` "rep": the one who entered it), by day and month of submission."""
+
+    __tablename__ = "stat_owner_cell"
+
+    grain: Mapped[str] = mapped_column(String(1), primary_key=True)
+    period: Mapped[date] = mapped_column(Date, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(4), primary_key=True)
+    owner_id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    month: Mapped[date] = mapped_column(Date)
+    collected: Mapped[int] = mapped_column(Integer, default=0)
+    assigned: Mapped[int] = mapped_column(Integer, default=0)
+    answered: Mapped[int] = mapped_column(Integer, default=0)
+    closed: Mapped[int] = mapped_column(Integer, default=0)
+    declined: Mapped[int] = mapped_column(Integer, default=0)
+    satisfied: Mapped[int] = mapped_column(Integer, default=0)
+    basically_satisfied: Mapped[int] = mapped_column(Integer, default=0)
+    unsatisfied: Mapped[int] = mapped_column(Integer, default=0)
+    on_time: Mapped[int] = mapped_column(Integer, default=0)
+    returned: Mapped[int] = mapped_column(Integer, default=0)
+    reopened: Mapped[int] = mapped_column(Integer, default=0)
+    answer_days: Mapped[int] = mapped_column(Integer, default=0)

@@ -18,14 +18,39 @@ EVENT_LABELS = {
     EventType.submitted: "提交意见",
     EventType.assigned: "批办",
     EventType.reassigned: "改派",
+    EventType.returned: "退回",
+    EventType.extension_requested: "申请延期",
+    EventType.extension_approved: "延期获批",
+    EventType.extension_refused: "延期未获批",
     EventType.answered: "答复",
+    EventType.answered_on_spot: "当场答复",
     EventType.closed: "办结",
     EventType.declined: "不予受理",
     EventType.reopened: "重办",
+    EventType.urged: "催办",
+    EventType.note: "内部备注",
+    EventType.supervision: "督办提醒",
+}
+# What a resident's timeline shows: the steps of their case. Returns, extension requests, urging,
+# supervision and internal notes are the office's business.
+PUBLIC_EVENTS = {
+    EventType.submitted, EventType.assigned, EventType.reassigned, EventType.extension_approved,
+    EventType.answered, EventType.answered_on_spot, EventType.closed, EventType.declined, EventType.reopened,
+}
+PUBLIC_EVENT_LABELS = {
+    EventType.submitted: "意见已收集",
+    EventType.assigned: "已转交承办单位办理",
+    EventType.reassigned: "已改由其他单位办理",
+    EventType.extension_approved: "办理期限已延长",
+    EventType.answered: "已答复",
+    EventType.answered_on_spot: "已当场答复",
+    EventType.closed: "已办结",
+    EventType.declined: "不予受理",
+    EventType.reopened: "重新办理",
 }
 # Events whose note the resident reads: the reply and the reason for declining. Instructions, reasons
 # for reopening and internal notes stay with staff.
-PUBLIC_NOTE_EVENTS = {EventType.answered, EventType.declined}
+PUBLIC_NOTE_EVENTS = {EventType.answered, EventType.answered_on_spot, EventType.declined}
 
 
 class FormCreate(InputModel):
@@ -57,6 +82,7 @@ class EventRead(BaseModel):
     actor_role: str | None
     from_status: str | None
     to_status: str | None
+    unit_id: int | None
     note: str | None
     internal: bool
     data: dict[str, Any] | None
@@ -66,7 +92,7 @@ class EventRead(BaseModel):
         return cls(
             id=event.id, type=event.type, type_label=EVENT_LABELS.get(event.type, event.type), at=event.at,
             actor=event.actor_label, actor_role=event.actor_role, from_status=event.from_status,
-            to_status=event.to_status, note=event.note, internal=event.internal, data=event.data,
+            to_status=event.to_status, unit_id=event.unit_id, note=event.note, internal=event.internal, data=event.data,
         )
 
 
@@ -94,6 +120,10 @@ class FormRead(BaseModel):
     reply: str | None
     satisfaction: str | None
     decline_reason: str | None
+    extension_due_at: LocalDateTime | None
+    extension_reason: str | None
+    returned_count: int
+    reopened_count: int
     submitted_at: LocalDateTime
     assigned_at: LocalDateTime | None
     answered_at: LocalDateTime | None
@@ -129,6 +159,10 @@ class FormRead(BaseModel):
             reply=form.reply,
             satisfaction=form.satisfaction,
             decline_reason=form.decline_reason,
+            extension_due_at=form.extension_due_at,
+            extension_reason=form.extension_reason,
+            returned_count=form.returned_count or 0,
+            reopened_count=form.reopened_count or 0,
             submitted_at=form.submitted_at,
             assigned_at=form.assigned_at,
             answered_at=form.answered_at,
@@ -180,6 +214,32 @@ class ReasonBody(InputModel):
     reason: Reason
 
 
+class ReopenBody(InputModel):
+    reason: Reason
+    unit_id: DbId | None = None
+
+
+class ExtensionBody(InputModel):
+    due_at: LocalDateTime
+    reason: Reason
+
+
+class DecisionBody(InputModel):
+    note: Note | None = None
+
+
+class SpotAnswerBody(InputModel):
+    reply: Text
+
+
+class UrgeBody(InputModel):
+    note: Note | None = None
+
+
+class NoteBody(InputModel):
+    note: Text
+
+
 class TimelineEntry(BaseModel):
     type: str
     label: str
@@ -204,11 +264,11 @@ class TrackRead(BaseModel):
     def build(cls, form: OpinionForm) -> TrackRead:
         timeline = [
             TimelineEntry(
-                type=e.type, label=EVENT_LABELS.get(e.type, e.type), at=e.at,
+                type=e.type, label=PUBLIC_EVENT_LABELS[e.type], at=e.at,
                 note=e.note if e.type in PUBLIC_NOTE_EVENTS else None,
             )
             for e in form.events
-            if not e.internal
+            if e.type in PUBLIC_EVENTS and not e.internal
         ]
         return cls(
             tracking_no=form.tracking_no, status=form.status, status_label=STATUS_LABELS.get(form.status, form.status),

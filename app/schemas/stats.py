@@ -13,9 +13,20 @@ class Counts(BaseModel):
     declined: int
     overdue: int
     answer_rate: float
+    satisfied: int
+    basically_satisfied: int
+    unsatisfied: int
+    satisfaction_rate: float
+    on_time: int
+    on_time_rate: float
+    returned: int
+    reopened: int
+    avg_answer_working_days: float
 
 
 class Summary(Counts):
+    warning: int
+    escalated: int
     as_of: LocalDateTime
 
 
@@ -33,6 +44,16 @@ class MonthCounts(Counts):
     month: str
 
 
+class UnitCounts(Counts):
+    unit_id: int
+    name: str
+
+
+class RepresentativeCounts(Counts):
+    representative_id: int
+    name: str
+
+
 class CountList(BaseModel):
-    items: list[WorkroomCounts] | list[CategoryCounts] | list[MonthCounts]
+    items: list[WorkroomCounts] | list[CategoryCounts] | list[MonthCounts] | list[UnitCounts] | list[RepresentativeCounts]
     as_of: LocalDateTime

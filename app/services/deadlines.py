@@ -45,6 +45,17 @@ def add_working_days(start: date, days: int) -> date:
     return current
 
 
+def subtract_working_days(start: date, days: int) -> date:
+    """The ``days``-th working day before ``start`` (``start`` itself never counts)."""
+    current = start
+    remaining = days
+    while remaining > 0:
+        current -= timedelta(days=1)
+        if is_working_day(current):
+            remaining -= 1
+    return current
+
+
 def working_days_between(start: date, end: date) -> int:
     """Working days in (start, end]; negative when end is before start."""
     if end < start:
@@ -64,6 +75,23 @@ def end_of_day(day: date, tz: ZoneInfo = SHANGHAI) -> datetime:
 
 def due_at_after(start: datetime, working_days: int, tz: ZoneInfo = SHANGHAI) -> datetime:
     return end_of_day(add_working_days(start.astimezone(tz).date(), working_days), tz)
+
+
+def last_warning_day(today: date) -> date:
+    """The latest due day that is within the warning window on ``today`` (≤ 2 working days ahead)."""
+    return add_working_days(today, WARNING_WORKING_DAYS + 1) - timedelta(days=1)
+
+
+def last_escalated_day(today: date) -> date:
+    """The latest due day already escalated on ``today``: at least 5 working days in (due day, today]."""
+    count = 0
+    current = today
+    while True:
+        if is_working_day(current):
+            count += 1
+            if count == ESCALATION_WORKING_DAYS:
+                return current - timedelta(days=1)
+        current -= timedelta(days=1)
 
 
 def supervision_level(due_at: datetime | None, now: datetime, *, open_: bool, tz: ZoneInfo = SHANGHAI) -> Supervision:

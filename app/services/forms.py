@@ -11,12 +11,12 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import Select, false, func, or_, select
+from sqlalchemy import Select, and_, false, func, or_, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import joinedload, selectinload
 
-from app.config import Settings
+from app.config import TZ, Settings
 from app.errors import Invalid, NotFound, PermissionDenied
 from app.models import (
     Category,
@@ -33,7 +33,7 @@ from app.models import (
     utcnow,
 )
 from app.schemas.common import MAX_ID
-from app.services import reference
+from app.services import deadlines, reference
 from app.services import stats as stats_service
 from app.services.auth import Principal
 
@@ -146,7 +146,7 @@ async def submit(
         form_id=form.id, type=EventType.submitted, at=now, actor_user_id=user.id if user else None,
         actor_label=principal.label, actor_role=principal.role, to_status=FormStatus.submitted,
     ))
-    await stats_service.record(session, form, {"collected": 1})
+    await stats_service.record_change(session, {}, stats_service.contribution(form))
     await session.flush()
     return await get(session, form.id), code
 
@@ -242,8 +242,28 @@ class FormFilter:
     unit_id: int | None = None
     overdue: bool | None = None
     q: str | None = None
+    supervision: str | None = None
     submitted_from: date | None = None
     submitted_to: date | None = None
+
+
+def supervision_condition(level: str, now: datetime) -> Any:
+    """Open forms at one level of the ladder, as day cut-offs over the deadline index (the same rule as
+    ``deadlines.supervision_level``, which every form read shows)."""
+    today = now.astimezone(TZ).date()
+    open_ = OpinionForm.status == FormStatus.assigned
+    escalated_through = deadlines.end_of_day(deadlines.last_escalated_day(today))
+    if level == "warning":
+        return and_(open_, OpinionForm.due_at >= now,
+                    OpinionForm.due_at <= deadlines.end_of_day(deadlines.last_warning_day(today)))
+    if level == "overdue":
+        return and_(open_, OpinionForm.due_at < now, OpinionForm.due_at > escalated_through)
+    if level == "escalated":
+        return and_(open_, OpinionForm.due_at < now, OpinionForm.due_at <= escalated_through)
+    if level == "none":
+        return or_(~open_, OpinionForm.due_at.is_(None),
+                   OpinionForm.due_at > deadlines.end_of_day(deadlines.last_warning_day(today)))
+    raise Invalid(f"未知督办级别：{level}", code="invalid_supervision")
 
 
 def encode_cursor(form_id: int) -> str:
@@ -295,6 +315,8 @@ async def list_forms(
     elif filters.overdue is False:
         query = query.where(or_(OpinionForm.status != FormStatus.assigned, OpinionForm.due_at.is_(None),
                                 OpinionForm.due_at >= now))
+    if filters.supervision:
+        query = query.where(supervision_condition(filters.supervision, now))
     if filters.q:
         pattern = f"%{_escape_like(filters.q)}%"
         query = query.where(or_(OpinionForm.content.ilike(pattern, escape="\\"),

@@ -17,15 +17,29 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Date, and_, delete, func, insert, literal, or_, select, text
+from sqlalchemy import Date, and_, case, delete, func, insert, literal, or_, select, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.elements import ColumnElement
 
+from app.config import TZ
 from app.errors import Invalid
-from app.models import METRICS, Category, FormStatus, OpinionForm, StatCell, Workroom, utcnow
+from app.models import (
+    METRICS,
+    Category,
+    EventType,
+    FormEvent,
+    FormStatus,
+    HandlingUnit,
+    OpinionForm,
+    Representative,
+    StatCell,
+    StatOwnerCell,
+    Workroom,
+    utcnow,
+)
+from app.services import deadlines
 
-CellKey = tuple[str, date, int, int]
 
 
 def month_start(day: date) -> date:
@@ -38,34 +52,91 @@ def _next_month(day: date) -> date:
 
 # --- writing -----------------------------------------------------------------------------------------
 
+# What a form adds to the counters is a pure function of its state (``contribution``). Every action
+# records ``contribution(after) - contribution(before)``, so the counters equal a recount by
+# construction, whatever the action changed: status, satisfaction, or the unit responsible.
 
-async def record(session: AsyncSession, form: OpinionForm, deltas: Mapping[str, int]) -> None:
-    """Add ``deltas`` to the day and month cells of ``form``, in the caller's transaction."""
-    deltas = {metric: delta for metric, delta in deltas.items() if delta}
-    if not deltas:
-        return
-    unknown = set(deltas) - set(METRICS)
-    if unknown:
-        raise ValueError(f"unknown metrics {unknown}")
+ContributionKey = tuple[str, date, int, int]  # ("cell", day, workroom_id, category_id) | (kind, day, owner_id, 0)
+Contribution = dict[ContributionKey, dict[str, int]]
+
+
+def form_vector(form: OpinionForm) -> dict[str, int]:
+    closed = form.status == FormStatus.closed
+    return {
+        "collected": 1,
+        "assigned": int(form.first_assigned_at is not None),
+        "answered": int(form.first_answered_at is not None),
+        "closed": int(form.closed_at is not None),
+        "declined": int(form.declined_at is not None),
+        "satisfied": int(closed and form.satisfaction == "satisfied"),
+        "basically_satisfied": int(closed and form.satisfaction == "basically_satisfied"),
+        "unsatisfied": int(closed and form.satisfaction == "unsatisfied"),
+        "on_time": int(bool(form.answered_on_time)),
+        "returned": form.returned_count or 0,
+        "reopened": form.reopened_count or 0,
+        "answer_days": form.answer_working_days or 0,
+    }
+
+
+def contribution(form: OpinionForm) -> Contribution:
+    """The form's counts, by the keys it is counted under: its workroom and category, the unit now
+    responsible for it, and the representative who entered it."""
+    vector = form_vector(form)
     day = form.submitted_on
-    workroom_id = form.workroom_id or 0
-    category_id = form.category_id or 0
+    result: Contribution = {("cell", day, form.workroom_id or 0, form.category_id or 0): vector}
+    if form.unit_id is not None:
+        # A unit's "returned" counts the returns it made itself (see ``record_return``), not the form's.
+        result[("unit", day, form.unit_id, 0)] = {**vector, "returned": 0}
+    if form.entered_by_representative_id is not None:
+        result[("rep", day, form.entered_by_representative_id, 0)] = vector
+    return result
+
+
+def _upsert(session: AsyncSession, key: ContributionKey, grain: str, deltas: Mapping[str, int]) -> Any:
     dialect = session.get_bind().dialect.name
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    table = StatCell.__table__
-    # Day cell first, then month cell: every transaction takes these row locks in the same order.
-    for grain, period in (("d", day), ("m", month_start(day))):
-        values: dict[str, Any] = {metric: 0 for metric in METRICS}
-        values.update(deltas)
-        statement = insert(table).values(
-            grain=grain, period=period, workroom_id=workroom_id, category_id=category_id,
-            month=month_start(day), **values,
-        )
-        statement = statement.on_conflict_do_update(
-            index_elements=["grain", "period", "workroom_id", "category_id"],
-            set_={metric: table.c[metric] + delta for metric, delta in deltas.items()},
-        )
-        await session.execute(statement)
+    insert_ = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    kind, day, first, second = key
+    period = day if grain == "d" else month_start(day)
+    values: dict[str, Any] = {metric: 0 for metric in METRICS}
+    values.update(deltas)
+    if kind == "cell":
+        table = StatCell.__table__
+        statement = insert_(table).values(grain=grain, period=period, workroom_id=first, category_id=second,
+                                          month=month_start(day), **values)
+        conflict = ["grain", "period", "workroom_id", "category_id"]
+    else:
+        table = StatOwnerCell.__table__
+        statement = insert_(table).values(grain=grain, period=period, kind=kind, owner_id=first,
+                                          month=month_start(day), **values)
+        conflict = ["grain", "period", "kind", "owner_id"]
+    return statement.on_conflict_do_update(
+        index_elements=conflict, set_={metric: table.c[metric] + delta for metric, delta in deltas.items()}
+    )
+
+
+async def _apply(session: AsyncSession, changes: Mapping[ContributionKey, Mapping[str, int]]) -> None:
+    # Keys in one fixed order (then day before month): concurrent transactions take row locks in the same
+    # order, so they queue instead of deadlocking.
+    for key in sorted(changes, key=lambda k: (k[0], k[1], k[2], k[3])):
+        deltas = {m: d for m, d in changes[key].items() if d}
+        if not deltas:
+            continue
+        for grain in ("d", "m"):
+            await session.execute(_upsert(session, key, grain, deltas))
+
+
+async def record_change(session: AsyncSession, before: Contribution, after: Contribution) -> None:
+    """Apply the difference between two contributions of one form, in the caller's transaction."""
+    changes: dict[ContributionKey, dict[str, int]] = {}
+    for key in set(before) | set(after):
+        old, new = before.get(key, {}), after.get(key, {})
+        changes[key] = {m: new.get(m, 0) - old.get(m, 0) for m in METRICS}
+    await _apply(session, changes)
+
+
+async def record_return(session: AsyncSession, form: OpinionForm, unit_id: int) -> None:
+    """A unit returned a form (退回): count it against that unit."""
+    await _apply(session, {("unit", form.submitted_on, unit_id, 0): {"returned": 1}})
 
 
 # --- reading -----------------------------------------------------------------------------------------
@@ -107,14 +178,14 @@ def _cell_conditions(flt: StatsFilter) -> list[ColumnElement[bool]]:
         conditions.append(StatCell.workroom_id == flt.workroom_id)
     if flt.category_id is not None:
         conditions.append(StatCell.category_id == flt.category_id)
-    conditions.append(_period_condition(flt.date_from, flt.date_to))
+    conditions.append(_period_condition(StatCell, flt.date_from, flt.date_to))
     return conditions
 
 
-def _period_condition(start: date | None, end: date | None) -> ColumnElement[bool]:
+def _period_condition(model: Any, start: date | None, end: date | None) -> ColumnElement[bool]:
     """Month cells for the whole months inside [start, end], day cells for the ragged ends."""
     if start is None and end is None:
-        return StatCell.grain == "m"
+        return model.grain == "m"
     # Whole months run from ``months_from`` (inclusive) to ``months_to`` (exclusive).
     months_from = None if start is None else (start if start.day == 1 else _next_month(start))
     months_to = None
@@ -122,28 +193,26 @@ def _period_condition(start: date | None, end: date | None) -> ColumnElement[boo
         months_to = _next_month(end) if end + timedelta(days=1) == _next_month(end) else month_start(end)
     if months_from is not None and months_to is not None and months_from >= months_to:
         # No whole month inside the range: day cells only.
-        return and_(StatCell.grain == "d", StatCell.period >= start, StatCell.period <= end)
-    month_part = [StatCell.grain == "m"]
+        return and_(model.grain == "d", model.period >= start, model.period <= end)
+    month_part = [model.grain == "m"]
     if months_from is not None:
-        month_part.append(StatCell.period >= months_from)
+        month_part.append(model.period >= months_from)
     if months_to is not None:
-        month_part.append(StatCell.period < months_to)
+        month_part.append(model.period < months_to)
     parts: list[ColumnElement[bool]] = [and_(*month_part)]
     if start is not None and months_from is not None and start < months_from:
-        parts.append(and_(StatCell.grain == "d", StatCell.period >= start, StatCell.period < months_from))
+        parts.append(and_(model.grain == "d", model.period >= start, model.period < months_from))
     if end is not None and months_to is not None and months_to <= end:
-        parts.append(and_(StatCell.grain == "d", StatCell.period >= months_to, StatCell.period <= end))
+        parts.append(and_(model.grain == "d", model.period >= months_to, model.period <= end))
     return or_(*parts)
 
 
-def _sums() -> list[Any]:
-    return [func.coalesce(func.sum(StatCell.__table__.c[m]), 0).label(m) for m in METRICS]
+def _sums(model: Any = StatCell) -> list[Any]:
+    return [func.coalesce(func.sum(model.__table__.c[m]), 0).label(m) for m in METRICS]
 
 
-def _overdue_query(flt: StatsFilter, now: datetime):  # type: ignore[no-untyped-def]
-    query = select(func.count()).select_from(OpinionForm).where(
-        OpinionForm.status == FormStatus.assigned, OpinionForm.due_at < now
-    )
+def _open_forms(flt: StatsFilter) -> Any:
+    query = select(func.count()).select_from(OpinionForm).where(OpinionForm.status == FormStatus.assigned)
     if flt.workroom_id is not None:
         query = query.where(OpinionForm.workroom_id == flt.workroom_id)
     if flt.category_id is not None:
@@ -155,32 +224,60 @@ def _overdue_query(flt: StatsFilter, now: datetime):  # type: ignore[no-untyped-
     return query
 
 
-def _finish(counts: dict[str, int], overdue: int) -> dict[str, Any]:
-    counts = {m: int(counts.get(m) or 0) for m in METRICS}
-    counts["overdue"] = int(overdue)
-    collected = counts["collected"]
-    counts["answer_rate"] = round(counts["answered"] / collected, 4) if collected else 0.0
-    return counts
+def _overdue_query(flt: StatsFilter, now: datetime) -> Any:
+    return _open_forms(flt).where(OpinionForm.due_at < now)
+
+
+def _rate(numerator: int, denominator: int) -> float:
+    return round(numerator / denominator, 4) if denominator else 0.0
+
+
+def _finish(counts: Mapping[str, Any], overdue: int) -> dict[str, Any]:
+    values = {m: int(counts.get(m) or 0) for m in METRICS}
+    answer_days = values.pop("answer_days")
+    rated = values["satisfied"] + values["basically_satisfied"] + values["unsatisfied"]
+    return {
+        **values,
+        "overdue": int(overdue),
+        "answer_rate": _rate(values["answered"], values["collected"]),
+        # 满意率: satisfied and basically satisfied among the closed forms whose satisfaction was recorded.
+        "satisfaction_rate": _rate(values["satisfied"] + values["basically_satisfied"], rated),
+        # 按时答复率: first answers on or before the deadline, among answered forms.
+        "on_time_rate": _rate(values["on_time"], values["answered"]),
+        "avg_answer_working_days": round(answer_days / values["answered"], 2) if values["answered"] else 0.0,
+    }
 
 
 async def summary(session: AsyncSession, flt: StatsFilter, *, now: datetime | None = None) -> dict[str, Any]:
     now = now or utcnow()
     row = (await session.execute(select(*_sums()).where(*_cell_conditions(flt)))).mappings().one()
     overdue = await session.scalar(_overdue_query(flt, now))
-    return _finish(dict(row), overdue or 0)
+    result = _finish(row, overdue or 0)
+    # The rest of the supervision ladder, counted like overdue over the open forms' deadline index.
+    today = now.astimezone(TZ).date()
+    warning_until = deadlines.end_of_day(deadlines.last_warning_day(today))
+    escalated_before = deadlines.end_of_day(deadlines.last_escalated_day(today))
+    result["warning"] = int(await session.scalar(
+        _open_forms(flt).where(OpinionForm.due_at >= now, OpinionForm.due_at <= warning_until)) or 0)
+    result["escalated"] = int(await session.scalar(
+        _open_forms(flt).where(OpinionForm.due_at <= escalated_before, OpinionForm.due_at < now)) or 0)
+    return result
 
 
 async def _grouped(
-    session: AsyncSession, flt: StatsFilter, key: Any, overdue_key: Any, now: datetime
+    session: AsyncSession, flt: StatsFilter, key: Any, overdue_key: Any, now: datetime, model: Any = StatCell,
+    conditions: list[ColumnElement[bool]] | None = None,
 ) -> dict[Any, dict[str, Any]]:
-    rows = await session.execute(select(key.label("k"), *_sums()).where(*_cell_conditions(flt)).group_by(key))
+    where = _cell_conditions(flt) if conditions is None else conditions
+    rows = await session.execute(select(key.label("k"), *_sums(model)).where(*where).group_by(key))
     counts: dict[Any, dict[str, int]] = {r.k: dict(r._mapping) for r in rows}
     overdue_rows = await session.execute(
         _overdue_query(flt, now).with_only_columns(overdue_key.label("k"), func.count()).group_by(overdue_key)
     )
     overdue: dict[Any, int] = defaultdict(int)
     for k, n in overdue_rows:
-        overdue[k] += n
+        if k is not None:
+            overdue[k] += n
     return {k: _finish(counts.get(k, {}), overdue.get(k, 0)) for k in set(counts) | set(overdue)}
 
 
@@ -218,6 +315,44 @@ async def by_category(session: AsyncSession, flt: StatsFilter, *, now: datetime 
     return items
 
 
+def _owner_filter(flt: StatsFilter) -> StatsFilter:
+    if flt.workroom_id is not None or flt.category_id is not None:
+        raise Invalid("按承办单位或党代表统计只支持 from/to 筛选。", code="unsupported_filter")
+    return flt
+
+
+async def by_unit(session: AsyncSession, flt: StatsFilter, *, now: datetime | None = None) -> list[dict[str, Any]]:
+    """Per handling unit: the forms each unit is now responsible for; "returned" counts its own returns."""
+    now = now or utcnow()
+    flt = _owner_filter(flt)
+    grouped = await _grouped(
+        session, flt, StatOwnerCell.owner_id, OpinionForm.unit_id, now, model=StatOwnerCell,
+        conditions=[StatOwnerCell.kind == "unit", _period_condition(StatOwnerCell, flt.date_from, flt.date_to)],
+    )
+    units = (await session.scalars(select(HandlingUnit).order_by(HandlingUnit.id))).all()
+    return [
+        {"unit_id": unit.id, "name": unit.name, **grouped.get(unit.id, _finish({}, 0))}
+        for unit in units
+        if unit.active or unit.id in grouped
+    ]
+
+
+async def by_representative(session: AsyncSession, flt: StatsFilter, *, now: datetime | None = None) -> list[dict[str, Any]]:
+    """Per representative: the forms each entered (at a workroom, a service point or by phone)."""
+    now = now or utcnow()
+    flt = _owner_filter(flt)
+    grouped = await _grouped(
+        session, flt, StatOwnerCell.owner_id, OpinionForm.entered_by_representative_id, now, model=StatOwnerCell,
+        conditions=[StatOwnerCell.kind == "rep", _period_condition(StatOwnerCell, flt.date_from, flt.date_to)],
+    )
+    reps = (await session.scalars(select(Representative).order_by(Representative.id))).all()
+    return [
+        {"representative_id": rep.id, "name": rep.name, **grouped.get(rep.id, _finish({}, 0))}
+        for rep in reps
+        if rep.active or rep.id in grouped
+    ]
+
+
 async def monthly(session: AsyncSession, flt: StatsFilter, *, now: datetime | None = None) -> list[dict[str, Any]]:
     now = now or utcnow()
     cell_rows = await session.execute(
@@ -245,36 +380,44 @@ def etag_for(payload: Any) -> str:
 
 # --- verifying ---------------------------------------------------------------------------------------
 
+CellId = tuple[str, str, date, Any, int]  # (table "cell" | "unit" | "rep", grain, period, first key, second key)
 
-async def recount(session: AsyncSession) -> dict[CellKey, dict[str, int]]:
-    """Every cell as it should be, recounted from the forms themselves."""
-    rows = await session.execute(
-        select(
-            OpinionForm.submitted_on,
-            func.coalesce(OpinionForm.workroom_id, 0),
-            func.coalesce(OpinionForm.category_id, 0),
-            func.count().label("collected"),
-            func.count(OpinionForm.first_assigned_at).label("assigned"),
-            func.count(OpinionForm.first_answered_at).label("answered"),
-            func.count(OpinionForm.closed_at).label("closed"),
-            func.count(OpinionForm.declined_at).label("declined"),
-        ).group_by(OpinionForm.submitted_on, OpinionForm.workroom_id, OpinionForm.category_id)
-    )
-    cells: dict[CellKey, dict[str, int]] = defaultdict(lambda: {m: 0 for m in METRICS})
-    for day, workroom_id, category_id, *values in rows:
+
+async def recount(session: AsyncSession) -> dict[CellId, dict[str, int]]:
+    """Every cell as it should be, recounted from the forms (and the returns recorded as events)."""
+    cells: dict[CellId, dict[str, int]] = defaultdict(lambda: {m: 0 for m in METRICS})
+
+    def add(key: ContributionKey, vector: Mapping[str, int]) -> None:
+        kind, day, first, second = key
         for grain, period in (("d", day), ("m", month_start(day))):
-            cell = cells[(grain, period, workroom_id, category_id)]
-            for metric, value in zip(METRICS, values, strict=True):
-                cell[metric] += value
-    return dict(cells)
+            cell = cells[(kind, grain, period, first, second)]
+            for metric in METRICS:
+                cell[metric] += vector.get(metric, 0)
+
+    forms = await session.stream_scalars(select(OpinionForm).execution_options(yield_per=2000))
+    async for form in forms:
+        for key, vector in contribution(form).items():
+            add(key, vector)
+    returns = await session.execute(
+        select(OpinionForm.submitted_on, FormEvent.unit_id)
+        .join(FormEvent, FormEvent.form_id == OpinionForm.id)
+        .where(FormEvent.type == EventType.returned, FormEvent.unit_id.is_not(None))
+    )
+    for day, unit_id in returns:
+        add(("unit", day, unit_id, 0), {"returned": 1})
+    return {key: values for key, values in cells.items() if any(values.values())}
 
 
-async def stored(session: AsyncSession) -> dict[CellKey, dict[str, int]]:
-    cells = {}
+async def stored(session: AsyncSession) -> dict[CellId, dict[str, int]]:
+    cells: dict[CellId, dict[str, int]] = {}
     for cell in await session.scalars(select(StatCell)):
         values = {m: getattr(cell, m) for m in METRICS}
         if any(values.values()):
-            cells[(cell.grain, cell.period, cell.workroom_id, cell.category_id)] = values
+            cells[("cell", cell.grain, cell.period, cell.workroom_id, cell.category_id)] = values
+    for owner in await session.scalars(select(StatOwnerCell)):
+        values = {m: getattr(owner, m) for m in METRICS}
+        if any(values.values()):
+            cells[(owner.kind, owner.grain, owner.period, owner.owner_id, 0)] = values
     return cells
 
 
@@ -283,13 +426,13 @@ async def verify(session: AsyncSession) -> list[dict[str, Any]]:
     expected, actual = await recount(session), await stored(session)
     zero = {m: 0 for m in METRICS}
     differences = []
-    for key in sorted(set(expected) | set(actual), key=lambda k: (k[0], k[1], k[2], k[3])):
+    for key in sorted(set(expected) | set(actual), key=lambda k: (k[0], k[1], k[2], k[3], k[4])):
         want, have = expected.get(key, zero), actual.get(key, zero)
         if want != have:
-            grain, period, workroom_id, category_id = key
+            table, grain, period, first, second = key
             differences.append({
-                "grain": grain, "period": period.isoformat(), "workroom_id": workroom_id,
-                "category_id": category_id, "expected": want, "stored": have,
+                "table": table, "grain": grain, "period": period.isoformat(), "key": [first, second],
+                "expected": want, "stored": have,
             })
     return differences
 
@@ -303,34 +446,72 @@ def _month_of(column: Any, dialect: str) -> Any:
     return func.date(column, "start of month")
 
 
-async def rebuild(session: AsyncSession) -> int:
-    """Recompute every cell from the forms, set-based, in the caller's transaction.
-
-    For bulk loads (benchmarks, imports) and as the repair after ``verify`` finds a difference. Takes
-    the counters' lock for the whole table, so run it when no one is submitting. Returns the cell count.
-    """
-    dialect = session.get_bind().dialect.name
-    table = StatCell.__table__
-    if dialect == "postgresql":
-        await session.execute(text("LOCK TABLE stat_cell IN EXCLUSIVE MODE"))
-    await session.execute(delete(StatCell))
-    day_rows = select(
-        literal("d"),
-        OpinionForm.submitted_on,
-        func.coalesce(OpinionForm.workroom_id, 0),
-        func.coalesce(OpinionForm.category_id, 0),
-        _month_of(OpinionForm.submitted_on, dialect),
+def _vector_sql() -> list[Any]:
+    """``form_vector`` as SQL aggregates: keep the two in step (the rebuild test compares them)."""
+    closed_with = lambda value: func.sum(  # noqa: E731
+        case((and_(OpinionForm.status == FormStatus.closed, OpinionForm.satisfaction == value), 1), else_=0)
+    )
+    return [
         func.count(),
         func.count(OpinionForm.first_assigned_at),
         func.count(OpinionForm.first_answered_at),
         func.count(OpinionForm.closed_at),
         func.count(OpinionForm.declined_at),
-    ).group_by(OpinionForm.submitted_on, OpinionForm.workroom_id, OpinionForm.category_id)
-    columns = ["grain", "period", "workroom_id", "category_id", "month", *METRICS]
-    await session.execute(insert(table).from_select(columns, day_rows))
-    month_rows = select(
-        literal("m"), table.c.month, table.c.workroom_id, table.c.category_id, table.c.month,
-        *[func.sum(table.c[m]) for m in METRICS],
-    ).where(table.c.grain == "d").group_by(table.c.month, table.c.workroom_id, table.c.category_id)
-    await session.execute(insert(table).from_select(columns, month_rows))
-    return int(await session.scalar(select(func.count()).select_from(StatCell)) or 0)
+        closed_with("satisfied"),
+        closed_with("basically_satisfied"),
+        closed_with("unsatisfied"),
+        func.sum(case((OpinionForm.answered_on_time.is_(True), 1), else_=0)),
+        func.sum(OpinionForm.returned_count),
+        func.sum(OpinionForm.reopened_count),
+        func.sum(func.coalesce(OpinionForm.answer_working_days, 0)),
+    ]
+
+
+async def rebuild(session: AsyncSession) -> int:
+    """Recompute every cell from the forms, set-based, in the caller's transaction.
+
+    For bulk loads (benchmarks, imports) and as the repair after ``verify`` finds a difference. Run it when
+    no one is submitting (on PostgreSQL it locks the counter tables). Returns the number of cells.
+    """
+    dialect = session.get_bind().dialect.name
+    if dialect == "postgresql":
+        await session.execute(text("LOCK TABLE stat_cell, stat_owner_cell IN EXCLUSIVE MODE"))
+    await session.execute(delete(StatCell))
+    await session.execute(delete(StatOwnerCell))
+    month = _month_of(OpinionForm.submitted_on, dialect)
+    cell = StatCell.__table__
+    await session.execute(insert(cell).from_select(
+        ["grain", "period", "workroom_id", "category_id", "month", *METRICS],
+        select(literal("d"), OpinionForm.submitted_on, func.coalesce(OpinionForm.workroom_id, 0),
+               func.coalesce(OpinionForm.category_id, 0), month, *_vector_sql())
+        .group_by(OpinionForm.submitted_on, OpinionForm.workroom_id, OpinionForm.category_id),
+    ))
+    owner = StatOwnerCell.__table__
+    owner_columns = ["grain", "period", "kind", "owner_id", "month", *METRICS]
+    for kind, column in (("unit", OpinionForm.unit_id), ("rep", OpinionForm.entered_by_representative_id)):
+        vector = _vector_sql()
+        if kind == "unit":
+            vector[METRICS.index("returned")] = literal(0)  # a unit's returns are counted from events below
+        await session.execute(insert(owner).from_select(
+            owner_columns,
+            select(literal("d"), OpinionForm.submitted_on, literal(kind), column, month, *vector)
+            .where(column.is_not(None)).group_by(OpinionForm.submitted_on, column),
+        ))
+    returns = (await session.execute(
+        select(OpinionForm.submitted_on, FormEvent.unit_id, func.count())
+        .join(FormEvent, FormEvent.form_id == OpinionForm.id)
+        .where(FormEvent.type == EventType.returned, FormEvent.unit_id.is_not(None))
+        .group_by(OpinionForm.submitted_on, FormEvent.unit_id)
+    )).all()
+    for day, unit_id, n in returns:
+        await session.execute(_upsert(session, ("unit", day, unit_id, 0), "d", {"returned": n}))
+    for table, keys in ((cell, ["workroom_id", "category_id"]), (owner, ["kind", "owner_id"])):
+        await session.execute(insert(table).from_select(
+            ["grain", "period", *keys, "month", *METRICS],
+            select(literal("m"), table.c.month, *[table.c[k] for k in keys], table.c.month,
+                   *[func.sum(table.c[m]) for m in METRICS])
+            .where(table.c.grain == "d").group_by(table.c.month, *[table.c[k] for k in keys]),
+        ))
+    cells = await session.scalar(select(func.count()).select_from(StatCell))
+    owners = await session.scalar(select(func.count()).select_from(StatOwnerCell))
+    return int(cells or 0) + int(owners or 0)

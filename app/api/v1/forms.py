@@ -12,19 +12,26 @@ from app.schemas.common import MAX_ID, Page
 from app.schemas.forms import (
     AssignBody,
     CloseBody,
+    DecisionBody,
+    ExtensionBody,
     FormCreate,
     FormCreated,
     FormDetail,
     FormRead,
+    NoteBody,
     ReasonBody,
     ReassignBody,
+    ReopenBody,
     ReplyBody,
+    SpotAnswerBody,
     TrackRead,
+    UrgeBody,
 )
 from app.services import forms as form_service
 from app.services import idempotency as idempotency_service
 from app.services import workflow
 from app.services.auth import Principal
+from app.services.deadlines import Supervision
 
 router = APIRouter(tags=["forms"])
 
@@ -84,6 +91,7 @@ async def list_forms(
     unit_id: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None,
     overdue: bool | None = None,
     q: Annotated[str | None, Query(max_length=100)] = None,
+    supervision: Supervision | None = None,
     submitted_from: date | None = None,
     submitted_to: date | None = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
@@ -92,7 +100,7 @@ async def list_forms(
     principal.require_staff()
     filters = form_service.FormFilter(
         status=tuple(status_ or ()), workroom=workroom, category=category, unit_id=unit_id, overdue=overdue,
-        q=q or None, submitted_from=submitted_from, submitted_to=submitted_to,
+        q=q or None, supervision=supervision, submitted_from=submitted_from, submitted_to=submitted_to,
     )
     forms, next_cursor = await form_service.list_forms(
         session, principal=principal, filters=filters, limit=limit, cursor=cursor
@@ -139,9 +147,53 @@ async def close(form_id: IdPath, body: CloseBody, principal: PrincipalDep, sessi
 
 
 @router.post("/forms/{form_id}/reopen", response_model=FormDetail, summary="重办 reopen to the unit")
-async def reopen(form_id: IdPath, body: ReasonBody, principal: PrincipalDep, session: SessionDep, settings: SettingsDep) -> FormDetail:
-    form = await workflow.reopen(session, principal=principal, form_id=form_id, reason=body.reason, settings=settings)
+async def reopen(form_id: IdPath, body: ReopenBody, principal: PrincipalDep, session: SessionDep) -> FormDetail:
+    form = await workflow.reopen(
+        session, principal=principal, form_id=form_id, reason=body.reason, unit_id=body.unit_id
+    )
     return _detail(form, principal)
+
+
+@router.post("/forms/{form_id}/return", response_model=FormDetail, summary="退回 the unit returns it to the office")
+async def return_form(form_id: IdPath, body: ReasonBody, principal: PrincipalDep, session: SessionDep) -> FormDetail:
+    form = await workflow.return_to_office(session, principal=principal, form_id=form_id, reason=body.reason)
+    return _detail(form, principal)
+
+
+@router.post("/forms/{form_id}/extension", response_model=FormDetail, summary="延期 the unit asks for a later deadline")
+async def request_extension(form_id: IdPath, body: ExtensionBody, principal: PrincipalDep, session: SessionDep) -> FormDetail:
+    form = await workflow.request_extension(
+        session, principal=principal, form_id=form_id, due_at=body.due_at, reason=body.reason
+    )
+    return _detail(form, principal)
+
+
+@router.post("/forms/{form_id}/extension/approve", response_model=FormDetail, summary="批准延期 approve the extension")
+async def approve_extension(form_id: IdPath, body: DecisionBody, principal: PrincipalDep, session: SessionDep) -> FormDetail:
+    form = await workflow.decide_extension(session, principal=principal, form_id=form_id, approve=True, note=body.note)
+    return _detail(form, principal)
+
+
+@router.post("/forms/{form_id}/extension/refuse", response_model=FormDetail, summary="不批准延期 refuse the extension")
+async def refuse_extension(form_id: IdPath, body: DecisionBody, principal: PrincipalDep, session: SessionDep) -> FormDetail:
+    form = await workflow.decide_extension(session, principal=principal, form_id=form_id, approve=False, note=body.note)
+    return _detail(form, principal)
+
+
+@router.post("/forms/{form_id}/answer-on-spot", response_model=FormDetail, summary="当场答复 answer on the spot")
+async def answer_on_spot(form_id: IdPath, body: SpotAnswerBody, principal: PrincipalDep, session: SessionDep) -> FormDetail:
+    form = await workflow.answer_on_spot(session, principal=principal, form_id=form_id, reply_text=body.reply)
+    return _detail(form, principal)
+
+
+@router.post("/forms/{form_id}/urge", response_model=FormDetail, summary="催办 chase the unit")
+async def urge(form_id: IdPath, body: UrgeBody, principal: PrincipalDep, session: SessionDep) -> FormDetail:
+    return _detail(await workflow.urge(session, principal=principal, form_id=form_id, note=body.note), principal)
+
+
+@router.post("/forms/{form_id}/notes", response_model=FormDetail, summary="内部备注 internal note (staff only)")
+async def add_note(form_id: IdPath, body: NoteBody, principal: PrincipalDep, session: SessionDep) -> FormDetail:
+    return _detail(await workflow.add_note(session, principal=principal, form_id=form_id, note=body.note), principal)
 
 
 @router.post("/forms/{form_id}/decline", response_model=FormDetail, summary="不予受理 decline")

@@ -80,3 +80,19 @@ async def monthly(
 ) -> Response:
     return await _list(request, principal, session, "monthly", workroom=workroom, category=category,
                        date_from=date_from, date_to=date_to)
+
+
+@router.get("/by-unit", response_model=CountList, responses={304: {"description": "Not modified"}})
+async def by_unit(
+    request: Request, principal: PrincipalDep, session: SessionDep, date_from: FromQ = None, date_to: ToQ = None,
+) -> Response:
+    """Per handling unit: forms each unit is now responsible for; ``returned`` counts its own returns."""
+    return await _list(request, principal, session, "by_unit", date_from=date_from, date_to=date_to)
+
+
+@router.get("/by-representative", response_model=CountList, responses={304: {"description": "Not modified"}})
+async def by_representative(
+    request: Request, principal: PrincipalDep, session: SessionDep, date_from: FromQ = None, date_to: ToQ = None,
+) -> Response:
+    """Per representative: forms each one entered."""
+    return await _list(request, principal, session, "by_representative", date_from=date_from, date_to=date_to)
