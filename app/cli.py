@@ -17,6 +17,7 @@ from app.errors import AppError
 from app.services import auth as auth_service
 from app.services import demo as demo_service
 from app.services import stats as stats_service
+from app.services import workflow
 
 cli = typer.Typer(help="Minyi 民意: opinion forms for Party Representative Workrooms.", no_args_is_help=True)
 stats_cli = typer.Typer(help="Statistics counters.", no_args_is_help=True)
@@ -127,6 +128,13 @@ def stats_rebuild() -> None:
     """Recompute every counter from the forms (after a bulk load, or to repair what verify reports)."""
     cells = _in_transaction(get_settings(), stats_service.rebuild)
     typer.echo(f"rebuilt {cells} counter cells")
+
+
+@cli.command()
+def supervise() -> None:
+    """Record supervision events (预警, 逾期, 督办) for forms that moved up the ladder; run daily or more often."""
+    written = _in_transaction(get_settings(), workflow.supervise)
+    typer.echo(f"{written} supervision event(s) recorded")
 
 
 def main() -> None:

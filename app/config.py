@@ -34,6 +34,8 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = 8000
     demo: bool = False
+    # How often each app process runs the supervision ladder (minyi supervise); 0 turns it off.
+    supervise_interval_seconds: int = Field(3600, ge=0)
 
     @model_validator(mode="after")
     def _refuse_default_secret_in_production(self) -> Settings:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -10,16 +13,34 @@ from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.templating import Jinja2Templates
 from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app import __version__
 from app.api import problems
 from app.api.limits import BodySizeLimit, UrlGuard
 from app.api.v1 import router as api_v1_router
 from app.config import Settings, get_settings
-from app.db import create_engine, create_sessionmaker
+from app.db import create_engine, create_sessionmaker, transaction
 from app.errors import Unavailable
+from app.services import workflow
+
+log = logging.getLogger("minyi")
 
 FRONTEND = Path(__file__).resolve().parent.parent / "frontend"
+
+
+async def _supervise_forever(sessionmaker: async_sessionmaker[AsyncSession], interval: int) -> None:
+    """The in-process schedule of the supervision ladder. Several processes may run it: forms are
+    claimed with SKIP LOCKED and each level is recorded once."""
+    while True:
+        try:
+            async with transaction(sessionmaker) as session:
+                written = await workflow.supervise(session)
+            if written:
+                log.info("supervision: %d event(s) recorded", written)
+        except Exception:  # keep the schedule alive through a passing database fault
+            log.exception("supervision run failed")
+        await asyncio.sleep(interval)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -28,7 +49,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        task = None
+        if settings.supervise_interval_seconds:
+            task = asyncio.create_task(_supervise_forever(app.state.sessionmaker, settings.supervise_interval_seconds))
         yield
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
         await engine.dispose()
 
     app = FastAPI(

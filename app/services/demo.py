@@ -116,15 +116,39 @@ async def load(session: AsyncSession, *, settings: Settings, now: datetime | Non
         if spec.outcome == "submitted":
             continue
         unit = units[spec.unit_index or 0]
-        await workflow.assign(session, principal=office, form_id=form.id, unit_id=unit.id,
-                              instructions=spec.instructions, due_at=None, settings=settings, now=at)
-        if spec.outcome == "assigned":
-            continue
-        replier = handler if unit.id == units[0].id else office
-        await workflow.reply(session, principal=replier, form_id=form.id, reply_text=spec.reply or "",
-                             internal_note=None, now=at + step)
+        answered = spec.outcome in ("answered", "closed")
+        if answered and spec.channel == "service_point" and index % 4 == 0:
+            # Settled at the stall: 当场答复, no unit involved.
+            await workflow.answer_on_spot(session, principal=office, form_id=form.id, reply_text=spec.reply or "",
+                                          now=at)
+        else:
+            if index % 9 == 0 and unit.id != units[0].id:
+                # First sent to 镇城建办 by mistake; it returns the form (退回) and the office reassigns it.
+                await workflow.assign(session, principal=office, form_id=form.id, unit_id=units[0].id,
+                                      instructions=spec.instructions, due_at=None, now=at)
+                at += step / 4
+                await workflow.return_to_office(session, principal=handler, form_id=form.id,
+                                                reason="该事项不属于本单位职责，请改派相关单位。", now=at)
+                at += step / 4
+            # Old forms still open were given a short deadline, so the office sees overdue and escalated cases.
+            due_at = at + timedelta(days=1) if spec.outcome == "assigned" and spec.days_ago >= 6 else None
+            await workflow.assign(session, principal=office, form_id=form.id, unit_id=unit.id,
+                                  instructions=spec.instructions, due_at=due_at, now=at)
+            if spec.outcome == "assigned":
+                continue
+            if unit.id == units[0].id and index % 5 == 0:
+                # 延期: the unit asks for more time and the office approves.
+                await workflow.request_extension(session, principal=handler, form_id=form.id,
+                                                 due_at=at + timedelta(days=40), reason="需协调多个部门现场踏勘。",
+                                                 now=at + step / 3)
+                await workflow.decide_extension(session, principal=office, form_id=form.id, approve=True,
+                                                note="同意延期。", now=at + step / 2)
+            replier = handler if unit.id == units[0].id else office
+            await workflow.reply(session, principal=replier, form_id=form.id, reply_text=spec.reply or "",
+                                 internal_note=None, now=at + step)
         if spec.outcome == "closed":
             await workflow.close(session, principal=office, form_id=form.id, satisfaction=spec.satisfaction,
                                  note="电话回访完成。", now=at + 2 * step)
+    await workflow.supervise(session, now=now)
     await session.flush()
     return True
