@@ -36,6 +36,12 @@ class Settings(BaseSettings):
     demo: bool = False
     # How often each app process runs the supervision ladder (minyi supervise); 0 turns it off.
     supervise_interval_seconds: int = Field(3600, ge=0)
+    # How long a process may answer statistics from its cache (0: never cache). See services/stats_cache.py.
+    stats_cache_seconds: float = Field(1.0, ge=0, le=60)
+    # Where background exports write their files. With several app processes on several hosts, share it
+    # (or send a job's polls and download to the process that ran it): the job row is in the database,
+    # the file is on this disk.
+    export_dir: Path = ROOT / "data" / "exports"
 
     @model_validator(mode="after")
     def _refuse_default_secret_in_production(self) -> Settings:

@@ -12,13 +12,14 @@ limit; PostgreSQL is the engine for concurrency.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 
 from sqlalchemy import event
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.orm import ORMExecuteState, Session
 
 from app.config import Settings
 
@@ -65,8 +66,36 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
         conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
-def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
-    return async_sessionmaker(engine, expire_on_commit=False, autoflush=False)
+def create_sessionmaker(
+    engine: AsyncEngine, *, after_write_commit: Callable[[], None] | None = None
+) -> async_sessionmaker[AsyncSession]:
+    """Sessions for one app. ``after_write_commit`` runs after each commit of a transaction that wrote
+    something (ORM flushes or DML statements), e.g. to drop cached statistics."""
+
+    class AppSession(Session):
+        pass
+
+    if after_write_commit is not None:
+
+        @event.listens_for(AppSession, "do_orm_execute")
+        def _statement(state: ORMExecuteState) -> None:
+            if not state.is_select:
+                state.session.info["wrote"] = True
+
+        @event.listens_for(AppSession, "after_flush")
+        def _flushed(session: Session, _context: object) -> None:
+            session.info["wrote"] = True
+
+        @event.listens_for(AppSession, "after_commit")
+        def _committed(session: Session) -> None:
+            if session.info.pop("wrote", False):
+                after_write_commit()
+
+        @event.listens_for(AppSession, "after_rollback")
+        def _rolled_back(session: Session) -> None:
+            session.info.pop("wrote", None)
+
+    return async_sessionmaker(engine, expire_on_commit=False, autoflush=False, sync_session_class=AppSession)
 
 
 @asynccontextmanager

@@ -22,7 +22,9 @@ from app.api.v1 import router as api_v1_router
 from app.config import Settings, get_settings
 from app.db import create_engine, create_sessionmaker, transaction
 from app.errors import Unavailable
+from app.services import exports as export_service
 from app.services import workflow
+from app.services.stats_cache import StatsCache
 
 log = logging.getLogger("minyi")
 
@@ -57,6 +59,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        await app.state.exports.shutdown()
         await engine.dispose()
 
     app = FastAPI(
@@ -67,7 +70,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.state.engine = engine
-    app.state.sessionmaker = create_sessionmaker(engine)
+    app.state.stats_cache = StatsCache(settings.stats_cache_seconds)
+    app.state.sessionmaker = create_sessionmaker(engine, after_write_commit=app.state.stats_cache.invalidate)
+    app.state.exports = export_service.ExportRunner(app.state.sessionmaker, settings.export_dir)
     problems.install(app)
     app.add_middleware(BodySizeLimit, max_body_bytes=settings.max_body_bytes)
     app.add_middleware(UrlGuard)

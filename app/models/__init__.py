@@ -1,6 +1,7 @@
 """All ORM models, imported here so ``Base.metadata`` knows every table (Alembic reads it)."""
 
 from app.models.base import Base, UTCDateTime, utcnow
+from app.models.exports import ExportJob, ExportStatus
 from app.models.forms import (
     STATUS_LABELS,
     Channel,
@@ -34,6 +35,8 @@ __all__ = [
     "Category",
     "Channel",
     "EventType",
+    "ExportJob",
+    "ExportStatus",
     "FormEvent",
     "FormStatus",
     "HandlingUnit",

@@ -287,18 +287,14 @@ def _escape_like(text: str) -> str:
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
-async def list_forms(
-    session: AsyncSession,
-    *,
-    principal: Principal,
-    filters: FormFilter,
-    limit: int = 50,
-    cursor: str | None = None,
-    now: datetime | None = None,
-) -> tuple[list[OpinionForm], str | None]:
-    """Newest first, keyset-paginated by id: a page costs the same however deep it is."""
-    now = now or utcnow()
-    query = _with_references(select(OpinionForm))
+async def filtered_query(
+    session: AsyncSession, *, principal: Principal, filters: FormFilter, now: datetime, with_references: bool = True
+) -> Select[Any]:
+    """The forms ``principal`` may see that match ``filters``, unordered: the one definition of the list's
+    filters, shared by the list, its count and the exports."""
+    query = select(OpinionForm)
+    if with_references:
+        query = _with_references(query)
     visible = await visibility_condition(session, principal)
     if visible is not None:
         query = query.where(visible)
@@ -325,6 +321,31 @@ async def list_forms(
         query = query.where(OpinionForm.submitted_on >= filters.submitted_from)
     if filters.submitted_to:
         query = query.where(OpinionForm.submitted_on <= filters.submitted_to)
+    return query
+
+
+async def count_forms(
+    session: AsyncSession, *, principal: Principal, filters: FormFilter, now: datetime | None = None,
+    max_id: int | None = None,
+) -> int:
+    query = await filtered_query(session, principal=principal, filters=filters, now=now or utcnow(),
+                                 with_references=False)
+    if max_id is not None:
+        query = query.where(OpinionForm.id <= max_id)
+    return int(await session.scalar(select(func.count()).select_from(query.subquery())) or 0)
+
+
+async def list_forms(
+    session: AsyncSession,
+    *,
+    principal: Principal,
+    filters: FormFilter,
+    limit: int = 50,
+    cursor: str | None = None,
+    now: datetime | None = None,
+) -> tuple[list[OpinionForm], str | None]:
+    """Newest first, keyset-paginated by id: a page costs the same however deep it is."""
+    query = await filtered_query(session, principal=principal, filters=filters, now=now or utcnow())
     if cursor:
         query = query.where(OpinionForm.id < decode_cursor(cursor))
     limit = max(1, min(limit, MAX_PAGE))

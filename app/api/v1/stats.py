@@ -25,8 +25,22 @@ def _matches(if_none_match: str | None, etag: str) -> bool:
     return "*" in tags or any(t.removeprefix("W/") == bare for t in tags)
 
 
-def _conditional(request: Request, counts: Any, body: dict[str, Any]) -> Response:
-    etag = stats_service.etag_for(counts)
+async def _answer(request: Request, session: SessionDep, which: str, filters: dict[str, Any]) -> Response:
+    """Counts from the process's cache when fresh (see services/stats_cache.py), else computed; then 304
+    if the caller already has them."""
+
+    async def compute() -> tuple[str, dict[str, Any]]:
+        flt = await stats_service.resolve_filter(session, **filters)
+        now = utcnow()
+        counts = await getattr(stats_service, which)(session, flt, now=now)
+        if which == "summary":
+            return stats_service.etag_for(counts), Summary(**counts, as_of=now).model_dump(mode="json")
+        body = CountList(items=counts, as_of=now).model_dump(mode="json")
+        body["next_cursor"] = None
+        return stats_service.etag_for(counts), body
+
+    cache = request.app.state.stats_cache
+    etag, body = await cache.get_or_compute((which, *sorted(filters.items())), compute)
     headers = {"ETag": etag, "Cache-Control": "no-cache"}
     if _matches(request.headers.get("if-none-match"), etag):
         return Response(status_code=304, headers=headers)
@@ -39,20 +53,13 @@ async def summary(
     workroom: str | None = None, category: str | None = None, date_from: FromQ = None, date_to: ToQ = None,
 ) -> Response:
     principal.require_staff()
-    flt = await stats_service.resolve_filter(session, workroom=workroom, category=category, date_from=date_from, date_to=date_to)
-    now = utcnow()
-    counts = await stats_service.summary(session, flt, now=now)
-    return _conditional(request, counts, Summary(**counts, as_of=now).model_dump(mode="json"))
+    return await _answer(request, session, "summary", dict(workroom=workroom, category=category,
+                                                            date_from=date_from, date_to=date_to))
 
 
 async def _list(request: Request, principal: PrincipalDep, session: SessionDep, which: str, **filters: Any) -> Response:
     principal.require_staff()
-    flt = await stats_service.resolve_filter(session, **filters)
-    now = utcnow()
-    items = await getattr(stats_service, which)(session, flt, now=now)
-    body = CountList(items=items, as_of=now).model_dump(mode="json")
-    body["next_cursor"] = None
-    return _conditional(request, items, body)
+    return await _answer(request, session, which, filters)
 
 
 @router.get("/by-workroom", response_model=CountList, responses={304: {"description": "Not modified"}})
@@ -84,15 +91,21 @@ async def monthly(
 
 @router.get("/by-unit", response_model=CountList, responses={304: {"description": "Not modified"}})
 async def by_unit(
-    request: Request, principal: PrincipalDep, session: SessionDep, date_from: FromQ = None, date_to: ToQ = None,
+    request: Request, principal: PrincipalDep, session: SessionDep,
+    workroom: str | None = None, category: str | None = None, date_from: FromQ = None, date_to: ToQ = None,
 ) -> Response:
-    """Per handling unit: forms each unit is now responsible for; ``returned`` counts its own returns."""
-    return await _list(request, principal, session, "by_unit", date_from=date_from, date_to=date_to)
+    """Per handling unit: forms each unit is now responsible for; ``returned`` counts its own returns.
+    Only ``from``/``to`` apply: ``workroom`` or ``category`` → 422 ``unsupported_filter``."""
+    return await _list(request, principal, session, "by_unit", workroom=workroom, category=category,
+                       date_from=date_from, date_to=date_to)
 
 
 @router.get("/by-representative", response_model=CountList, responses={304: {"description": "Not modified"}})
 async def by_representative(
-    request: Request, principal: PrincipalDep, session: SessionDep, date_from: FromQ = None, date_to: ToQ = None,
+    request: Request, principal: PrincipalDep, session: SessionDep,
+    workroom: str | None = None, category: str | None = None, date_from: FromQ = None, date_to: ToQ = None,
 ) -> Response:
-    """Per representative: forms each one entered."""
-    return await _list(request, principal, session, "by_representative", date_from=date_from, date_to=date_to)
+    """Per representative: forms each one entered.
+    Only ``from``/``to`` apply: ``workroom`` or ``category`` → 422 ``unsupported_filter``."""
+    return await _list(request, principal, session, "by_representative", workroom=workroom, category=category,
+                       date_from=date_from, date_to=date_to)

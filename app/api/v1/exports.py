@@ -1,0 +1,123 @@
+"""Exports: forms and statistics as .xlsx or .csv, streamed; big form exports as background jobs."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Annotated
+from urllib.parse import quote
+
+from fastapi import APIRouter, BackgroundTasks, Query, Request, Response, status
+from fastapi.responses import FileResponse, StreamingResponse
+
+from app.api.deps import IdPath, PrincipalDep, SessionDep, SettingsDep
+from app.models import FormStatus, utcnow
+from app.schemas.common import MAX_ID
+from app.schemas.exports import ExportCreate, ExportFormat, ExportJobRead, StatsView
+from app.services import exports as export_service
+from app.services import forms as form_service
+from app.services.deadlines import Supervision
+
+router = APIRouter(tags=["exports"])
+
+FromQ = Annotated[date | None, Query(alias="from", description="首日（含），YYYY-MM-DD")]
+ToQ = Annotated[date | None, Query(alias="to", description="末日（含），YYYY-MM-DD")]
+FILE_RESPONSES: dict[int | str, dict[str, object]] = {
+    200: {"content": {export_service.CSV_MEDIA_TYPE: {}, export_service.XLSX_MEDIA_TYPE: {}},
+          "description": "The file (CSV: UTF-8 with BOM)"},
+}
+
+
+def _disposition(filename: str) -> dict[str, str]:
+    """RFC 6266/5987: an ASCII fallback for old clients, the Chinese name for everyone else."""
+    fallback = "minyi-export." + filename.rsplit(".", 1)[-1]
+    return {"Content-Disposition": f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{quote(filename, safe='')}"}
+
+
+@router.get("/forms/export.{fmt}", response_class=Response, responses=FILE_RESPONSES,
+            summary="Export forms as .csv or .xlsx (staff; the filters of GET /forms)")
+async def export_forms(
+    fmt: ExportFormat,
+    request: Request,
+    principal: PrincipalDep,
+    session: SessionDep,
+    settings: SettingsDep,
+    status_: Annotated[list[FormStatus] | None, Query(alias="status")] = None,
+    workroom: Annotated[str | None, Query(max_length=32)] = None,
+    category: Annotated[str | None, Query(max_length=32)] = None,
+    unit_id: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None,
+    overdue: bool | None = None,
+    q: Annotated[str | None, Query(max_length=100)] = None,
+    supervision: Supervision | None = None,
+    submitted_from: date | None = None,
+    submitted_to: date | None = None,
+) -> StreamingResponse:
+    """Streams: the rows are read a page at a time after this request's transaction has ended. For tens of
+    thousands of forms prefer ``POST /api/v1/exports``, which reports progress."""
+    filters = form_service.FormFilter(
+        status=tuple(status_ or ()), workroom=workroom, category=category, unit_id=unit_id, overdue=overdue,
+        q=q or None, supervision=supervision, submitted_from=submitted_from, submitted_to=submitted_to,
+    )
+    await export_service.validate_form_filter(session, principal=principal, filters=filters)
+    now = utcnow()
+    sessionmaker = request.app.state.sessionmaker
+    if fmt == "csv":
+        body = export_service.stream_forms_csv(sessionmaker, principal=principal, filters=filters, now=now)
+    else:
+        body = export_service.stream_forms_xlsx(sessionmaker, principal=principal, filters=filters, now=now,
+                                                export_dir=settings.export_dir)
+    filename = export_service.file_name(export_service.FORMS_TITLE, fmt, now)
+    return StreamingResponse(body, media_type=export_service.MEDIA_TYPES[fmt], headers=_disposition(filename))
+
+
+@router.get("/stats/{view}/export.{fmt}", response_class=Response, responses=FILE_RESPONSES,
+            summary="Export a statistics view as .csv or .xlsx (staff; the filters of the JSON view)")
+async def export_stats(
+    view: StatsView,
+    fmt: ExportFormat,
+    principal: PrincipalDep,
+    session: SessionDep,
+    workroom: Annotated[str | None, Query(max_length=32)] = None,
+    category: Annotated[str | None, Query(max_length=32)] = None,
+    date_from: FromQ = None,
+    date_to: ToQ = None,
+) -> Response:
+    content, filename = await export_service.stats_export(
+        session, principal=principal, view=view, fmt=fmt, workroom=workroom, category=category,
+        date_from=date_from, date_to=date_to,
+    )
+    return Response(content, media_type=export_service.MEDIA_TYPES[fmt], headers=_disposition(filename))
+
+
+@router.post("/exports", status_code=status.HTTP_202_ACCEPTED, response_model=ExportJobRead,
+             summary="Start a background export of forms (staff); poll GET /exports/{id}")
+async def create_export(
+    body: ExportCreate, request: Request, background: BackgroundTasks, principal: PrincipalDep, session: SessionDep,
+    response: Response,
+) -> ExportJobRead:
+    f = body.filters
+    filters = form_service.FormFilter(
+        status=tuple(f.status or ()), workroom=f.workroom, category=f.category, unit_id=f.unit_id,
+        overdue=f.overdue, q=f.q or None, supervision=f.supervision, submitted_from=f.submitted_from,
+        submitted_to=f.submitted_to,
+    )
+    job = await export_service.create_job(session, principal=principal, fmt=body.format, filters=filters)
+    # Started after the response, i.e. after this transaction has committed the job.
+    background.add_task(request.app.state.exports.start, job.id)
+    response.headers["Location"] = f"/api/v1/exports/{job.id}"
+    return ExportJobRead.build(job)
+
+
+@router.get("/exports/{job_id}", response_model=ExportJobRead, summary="An export job's status and progress")
+async def get_export(job_id: IdPath, principal: PrincipalDep, session: SessionDep) -> ExportJobRead:
+    return ExportJobRead.build(await export_service.get_job(session, principal=principal, job_id=job_id))
+
+
+@router.get("/exports/{job_id}/download", response_class=FileResponse, responses=FILE_RESPONSES,
+            summary="Download a finished export (the user who started it, or an admin)")
+async def download_export(
+    job_id: IdPath, principal: PrincipalDep, session: SessionDep, settings: SettingsDep
+) -> FileResponse:
+    path, filename, media_type = await export_service.job_file(
+        session, principal=principal, job_id=job_id, export_dir=settings.export_dir
+    )
+    return FileResponse(path, media_type=media_type, headers=_disposition(filename))

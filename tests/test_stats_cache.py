@@ -1,0 +1,83 @@
+"""The per-process statistics cache: polls that find nothing new run no statistics queries, a local write
+shows at once, and another process's write shows within the cache's time to live."""
+
+from __future__ import annotations
+
+import asyncio
+
+import httpx
+from sqlalchemy import event
+
+from app.db import create_engine, create_sessionmaker, transaction
+from app.main import create_app
+from app.services import forms as form_service
+from app.services.auth import ANONYMOUS
+from tests.conftest import make_settings
+from tests.factories import build_world, submit
+
+
+def count_statements(engine) -> list[str]:
+    seen: list[str] = []
+
+    @event.listens_for(engine.sync_engine, "before_cursor_execute")
+    def _record(conn, cursor, statement, parameters, context, executemany):  # noqa: ANN001
+        seen.append(statement)
+
+    return seen
+
+
+async def test_a_repeated_poll_is_answered_without_statistics_queries(app, client, sessionmaker):
+    world = await build_world(sessionmaker)
+    await submit(client, workroom_code="LS-01")
+    first = await client.get("/api/v1/stats/summary", headers=world.auth("coordinator"))
+    seen = count_statements(app.state.engine)
+    again = await client.get("/api/v1/stats/summary", headers={**world.auth("coordinator"),
+                                                                "If-None-Match": first.headers["ETag"]})
+    assert again.status_code == 304
+    assert not [s for s in seen if "stat_cell" in s or "opinion_form" in s], seen
+
+
+async def test_a_local_write_is_seen_by_the_next_poll_at_once(client, sessionmaker):
+    world = await build_world(sessionmaker)
+    before = (await client.get("/api/v1/stats/summary", headers=world.auth("coordinator"))).json()
+    await submit(client, workroom_code="LS-01")
+    after = (await client.get("/api/v1/stats/summary", headers=world.auth("coordinator"))).json()
+    assert after["collected"] == before["collected"] + 1
+
+
+async def test_another_process_write_shows_after_the_time_to_live(db_url, sessionmaker):
+    app = create_app(make_settings(db_url, stats_cache_seconds=0.5))
+    other = create_engine(make_settings(db_url))  # "another process": its own engine and sessions
+    try:
+        world = await build_world(app.state.sessionmaker)
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as http:
+            headers = world.auth("coordinator")
+            before = (await http.get("/api/v1/stats/summary", headers=headers)).json()["collected"]
+            async with transaction(create_sessionmaker(other)) as session:
+                await form_service.submit(session, principal=ANONYMOUS, settings=app.state.settings,
+                                          data=form_service.Submission(content="另一进程提交的意见"))
+            cached = (await http.get("/api/v1/stats/summary", headers=headers)).json()["collected"]
+            await asyncio.sleep(0.6)
+            fresh = (await http.get("/api/v1/stats/summary", headers=headers)).json()["collected"]
+        assert cached == before  # still within the time to live: the cached answer
+        assert fresh == before + 1
+    finally:
+        await other.dispose()
+        await app.state.engine.dispose()
+
+
+async def test_cache_can_be_turned_off(db_url):
+    app = create_app(make_settings(db_url, stats_cache_seconds=0))
+    other = create_engine(make_settings(db_url))
+    try:
+        world = await build_world(app.state.sessionmaker)
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as http:
+            headers = world.auth("coordinator")
+            before = (await http.get("/api/v1/stats/summary", headers=headers)).json()["collected"]
+            async with transaction(create_sessionmaker(other)) as session:
+                await form_service.submit(session, principal=ANONYMOUS, settings=app.state.settings,
+                                          data=form_service.Submission(content="另一进程提交的意见"))
+            assert (await http.get("/api/v1/stats/summary", headers=headers)).json()["collected"] == before + 1
+    finally:
+        await other.dispose()
+        await app.state.engine.dispose()
