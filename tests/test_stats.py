@@ -6,6 +6,7 @@ the counters themselves. Forms are put on chosen days by calling the services wi
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import re
@@ -207,7 +208,8 @@ async def test_summary_counts_every_step_after_a_known_mix_of_actions(client, se
     coordinator = world.auth("coordinator")
 
     closed = await answered_form(client, world, workroom_code="LS-01")
-    assert (await act(client, world, "coordinator", closed["id"], "close", {"satisfaction": "satisfied"})).status_code == 200
+    response = await act(client, world, "coordinator", closed["id"], "close", {"satisfaction": "satisfied"})
+    assert response.status_code == 200
 
     # Answered, reopened, answered again, reopened again: answered once, assigned once, open now.
     reworked = await answered_form(client, world, workroom_code="LS-02")
@@ -215,17 +217,20 @@ async def test_summary_counts_every_step_after_a_known_mix_of_actions(client, se
         assert (await act(client, world, "coordinator", reworked["id"], action, body)).status_code == 200
 
     declined = await submit(client)
-    assert (await act(client, world, "coordinator", declined["id"], "decline", {"reason": "不属于受理范围"})).status_code == 200
+    response = await act(client, world, "coordinator", declined["id"], "decline", {"reason": "不属于受理范围"})
+    assert response.status_code == 200
 
     late = await assigned_form(client, world, unit="B", category="environment")
     await Office(sessionmaker, None, world).make_overdue(late["id"])
     reassigned = await assigned_form(client, world)
-    assert (await act(client, world, "coordinator", reassigned["id"], "reassign", {"unit_id": world.units["B"].id})).status_code == 200
+    response = await act(client, world, "coordinator", reassigned["id"], "reassign", {"unit_id": world.units["B"].id})
+    assert response.status_code == 200
     await answered_form(client, world)
     await submit(client, workroom_code="LS-01")
 
     # An illegal action changes nothing.
-    assert (await act(client, world, "coordinator", declined["id"], "assign", {"unit_id": world.units["A"].id})).status_code == 409
+    response = await act(client, world, "coordinator", declined["id"], "assign", {"unit_id": world.units["A"].id})
+    assert response.status_code == 409
 
     response = await client.get("/api/v1/stats/summary", headers=coordinator)
     assert response.status_code == 200, response.text
@@ -389,15 +394,22 @@ async def test_whole_months_are_read_from_month_cells_and_ragged_ends_from_day_c
     client, sessionmaker, settings
 ):
     world, _ = await build_calendar(sessionmaker, settings)
-    feb, mid_feb = {"date_from": D(2026, 2, 1), "date_to": D(2026, 2, 28)}, {"date_from": D(2026, 2, 10), "date_to": D(2026, 2, 20)}
-    ragged = {"date_from": D(2026, 1, 31), "date_to": D(2026, 3, 1)}
-    before = {name: await summary(client, world, **w) for name, w in (("feb", feb), ("mid", mid_feb), ("ragged", ragged))}
+    windows = {
+        "feb": {"date_from": D(2026, 2, 1), "date_to": D(2026, 2, 28)},  # one whole month
+        "mid": {"date_from": D(2026, 2, 10), "date_to": D(2026, 2, 20)},  # days only
+        "ragged": {"date_from": D(2026, 1, 31), "date_to": D(2026, 3, 1)},  # a day, a whole month, a day
+    }
+
+    async def read() -> dict[str, dict[str, Any]]:
+        return {name: await summary(client, world, **window) for name, window in windows.items()}
+
+    before = await read()
 
     async with transaction(sessionmaker) as session:  # mark February's month cells only
         await session.execute(text(
             "UPDATE stat_cell SET collected = collected + 100 WHERE grain = 'm' AND period = :p"
         ), {"p": D(2026, 2, 1)})
-    after = {name: await summary(client, world, **w) for name, w in (("feb", feb), ("mid", mid_feb), ("ragged", ragged))}
+    after = await read()
     marked_cells = after["feb"]["collected"] - before["feb"]["collected"]
     assert marked_cells >= 100  # one mark per February month cell
     assert after["ragged"]["collected"] - before["ragged"]["collected"] == marked_cells
@@ -407,7 +419,7 @@ async def test_whole_months_are_read_from_month_cells_and_ragged_ends_from_day_c
         await session.execute(text(
             "UPDATE stat_cell SET closed = closed + 1000 WHERE grain = 'd' AND period IN (:a, :b)"
         ), {"a": D(2026, 2, 14), "b": D(2026, 3, 1)})
-    final = {name: await summary(client, world, **w) for name, w in (("feb", feb), ("mid", mid_feb), ("ragged", ragged))}
+    final = await read()
     assert final["feb"]["closed"] == after["feb"]["closed"]
     assert final["mid"]["closed"] >= after["mid"]["closed"] + 1000
     assert final["ragged"]["closed"] >= after["ragged"]["closed"] + 1000
@@ -708,6 +720,36 @@ async def test_etag_differs_between_filters_with_different_counts(client, sessio
     assert one.headers["ETag"] != other.headers["ETag"]
     response = await stats(client, world, "summary", workroom="LS-02", headers={"If-None-Match": one.headers["ETag"]})
     assert response.status_code == 200
+
+
+# --- concurrency -------------------------------------------------------------------------------------
+
+
+async def test_concurrent_submissions_and_actions_keep_every_count_right(client, sessionmaker):
+    """Many requests at once on the same counter cells (same day, workroom and category): none is lost."""
+    world = await build_world(sessionmaker)
+    forms = await asyncio.gather(*[submit(client, workroom_code="LS-01") for _ in range(12)])
+    ids = [form["id"] for form in forms]
+    unit = world.units["A"].id
+    results = await asyncio.gather(
+        *[act(client, world, "coordinator", form_id, "assign", {"unit_id": unit}) for form_id in ids[:8]],
+        *[act(client, world, "coordinator", form_id, "decline", {"reason": "不予受理"}) for form_id in ids[8:]],
+        *[submit(client, workroom_code="LS-01") for _ in range(6)],
+    )
+    assert [r.status_code for r in results[:12]] == [200] * 12
+    replies = await asyncio.gather(
+        *[act(client, world, "coordinator", form_id, "reply", {"reply": "已处理。"}) for form_id in ids[:5]],
+        # The same form answered twice at once: one wins, the other gets 409; it counts once.
+        act(client, world, "coordinator", ids[5], "reply", {"reply": "甲"}),
+        act(client, world, "coordinator", ids[5], "reply", {"reply": "乙"}),
+    )
+    assert sorted(r.status_code for r in replies[5:]) == [200, 409]
+
+    body = await summary(client, world)
+    assert body == count(await form_rows(sessionmaker))
+    assert (body["collected"], body["assigned"], body["answered"], body["declined"]) == (18, 8, 6, 4)
+    async with sessionmaker() as session:
+        assert await stats_service.verify(session) == []
 
 
 # --- minyi stats verify ------------------------------------------------------------------------------
