@@ -15,6 +15,7 @@ from sqlalchemy import Select, and_, false, func, or_, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import joinedload, selectinload
+from sqlalchemy.orm.attributes import set_committed_value
 
 from app.config import TZ, Settings
 from app.errors import Invalid, NotFound, PermissionDenied
@@ -148,7 +149,11 @@ async def submit(
     ))
     await stats_service.record_change(session, {}, stats_service.contribution(form))
     await session.flush()
-    return await get(session, form.id), code
+    # The answer is built from what is already loaded: no second read of the row just written.
+    set_committed_value(form, "category", category)
+    set_committed_value(form, "workroom", workroom)
+    set_committed_value(form, "unit", None)
+    return form, code
 
 
 # --- visibility --------------------------------------------------------------------------------------

@@ -92,37 +92,38 @@ def contribution(form: OpinionForm) -> Contribution:
     return result
 
 
-def _upsert(session: AsyncSession, key: ContributionKey, grain: str, deltas: Mapping[str, int]) -> Any:
+def _upsert(session: AsyncSession, key: ContributionKey, grains: tuple[str, ...], deltas: Mapping[str, int]) -> Any:
+    """One statement adding ``deltas`` to the key's cells of each grain (day and month together)."""
     dialect = session.get_bind().dialect.name
     insert_ = postgresql.insert if dialect == "postgresql" else sqlite.insert
     kind, day, first, second = key
-    period = day if grain == "d" else month_start(day)
-    values: dict[str, Any] = {metric: 0 for metric in METRICS}
-    values.update(deltas)
+    rows = []
+    for grain in grains:
+        row: dict[str, Any] = {metric: 0 for metric in METRICS}
+        row.update(deltas)
+        row.update(grain=grain, period=day if grain == "d" else month_start(day), month=month_start(day))
+        if kind == "cell":
+            row.update(workroom_id=first, category_id=second)
+        else:
+            row.update(kind=kind, owner_id=first)
+        rows.append(row)
     if kind == "cell":
-        table = StatCell.__table__
-        statement = insert_(table).values(grain=grain, period=period, workroom_id=first, category_id=second,
-                                          month=month_start(day), **values)
-        conflict = ["grain", "period", "workroom_id", "category_id"]
+        table, conflict = StatCell.__table__, ["grain", "period", "workroom_id", "category_id"]
     else:
-        table = StatOwnerCell.__table__
-        statement = insert_(table).values(grain=grain, period=period, kind=kind, owner_id=first,
-                                          month=month_start(day), **values)
-        conflict = ["grain", "period", "kind", "owner_id"]
+        table, conflict = StatOwnerCell.__table__, ["grain", "period", "kind", "owner_id"]
+    statement = insert_(table).values(rows)
     return statement.on_conflict_do_update(
-        index_elements=conflict, set_={metric: table.c[metric] + delta for metric, delta in deltas.items()}
+        index_elements=conflict, set_={metric: table.c[metric] + statement.excluded[metric] for metric in deltas}
     )
 
 
 async def _apply(session: AsyncSession, changes: Mapping[ContributionKey, Mapping[str, int]]) -> None:
-    # Keys in one fixed order (then day before month): concurrent transactions take row locks in the same
-    # order, so they queue instead of deadlocking.
+    # Keys in one fixed order, and within a statement the day row before the month row: concurrent
+    # transactions take the row locks in the same order, so they queue instead of deadlocking.
     for key in sorted(changes, key=lambda k: (k[0], k[1], k[2], k[3])):
         deltas = {m: d for m, d in changes[key].items() if d}
-        if not deltas:
-            continue
-        for grain in ("d", "m"):
-            await session.execute(_upsert(session, key, grain, deltas))
+        if deltas:
+            await session.execute(_upsert(session, key, ("d", "m"), deltas))
 
 
 async def record_change(session: AsyncSession, before: Contribution, after: Contribution) -> None:
@@ -504,7 +505,7 @@ async def rebuild(session: AsyncSession) -> int:
         .group_by(OpinionForm.submitted_on, FormEvent.unit_id)
     )).all()
     for day, unit_id, n in returns:
-        await session.execute(_upsert(session, ("unit", day, unit_id, 0), "d", {"returned": n}))
+        await session.execute(_upsert(session, ("unit", day, unit_id, 0), ("d",), {"returned": n}))
     for table, keys in ((cell, ["workroom_id", "category_id"]), (owner, ["kind", "owner_id"])):
         await session.execute(insert(table).from_select(
             ["grain", "period", *keys, "month", *METRICS],
