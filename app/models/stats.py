@@ -18,7 +18,24 @@ METRICS: tuple[str, ...] = (
 )
 
 
-class StatCell(Base):
+class _Counts:
+    """The metric columns both counter tables share, one per name in ``METRICS``."""
+
+    collected: Mapped[int] = mapped_column(Integer, default=0)
+    assigned: Mapped[int] = mapped_column(Integer, default=0)
+    answered: Mapped[int] = mapped_column(Integer, default=0)
+    closed: Mapped[int] = mapped_column(Integer, default=0)
+    declined: Mapped[int] = mapped_column(Integer, default=0)
+    satisfied: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    basically_satisfied: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    unsatisfied: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    on_time: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    returned: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    reopened: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    answer_days: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+
+
+class StatCell(_Counts, Base):
     """Counts of forms submitted in one period, at one workroom, of one category.
 
     Each form counts in two cells: its day (grain ``d``) and its month (grain ``m``, ``period`` = the first
@@ -34,21 +51,9 @@ class StatCell(Base):
     workroom_id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
     category_id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
     month: Mapped[date] = mapped_column(Date)
-    collected: Mapped[int] = mapped_column(Integer, default=0)
-    assigned: Mapped[int] = mapped_column(Integer, default=0)
-    answered: Mapped[int] = mapped_column(Integer, default=0)
-    closed: Mapped[int] = mapped_column(Integer, default=0)
-    declined: Mapped[int] = mapped_column(Integer, default=0)
-    satisfied: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
-    basically_satisfied: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
-    unsatisfied: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
-    on_time: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
-    returned: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
-    reopened: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
-    answer_days: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
 
-class StatOwnerCell(Base):
+class StatOwnerCell(_Counts, Base):
     """The same counts per handling unit (``kind`` "unit": the unit now responsible for the form) and per
     representative (``kind`` "rep": the one who entered it), by day and month of submission."""
 
@@ -59,15 +64,3 @@ class StatOwnerCell(Base):
     kind: Mapped[str] = mapped_column(String(4), primary_key=True)
     owner_id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
     month: Mapped[date] = mapped_column(Date)
-    collected: Mapped[int] = mapped_column(Integer, default=0)
-    assigned: Mapped[int] = mapped_column(Integer, default=0)
-    answered: Mapped[int] = mapped_column(Integer, default=0)
-    closed: Mapped[int] = mapped_column(Integer, default=0)
-    declined: Mapped[int] = mapped_column(Integer, default=0)
-    satisfied: Mapped[int] = mapped_column(Integer, default=0)
-    basically_satisfied: Mapped[int] = mapped_column(Integer, default=0)
-    unsatisfied: Mapped[int] = mapped_column(Integer, default=0)
-    on_time: Mapped[int] = mapped_column(Integer, default=0)
-    returned: Mapped[int] = mapped_column(Integer, default=0)
-    reopened: Mapped[int] = mapped_column(Integer, default=0)
-    answer_days: Mapped[int] = mapped_column(Integer, default=0)

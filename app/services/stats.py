@@ -316,42 +316,34 @@ async def by_category(session: AsyncSession, flt: StatsFilter, *, now: datetime 
     return items
 
 
-def _owner_filter(flt: StatsFilter) -> StatsFilter:
+async def _by_owner(
+    session: AsyncSession, flt: StatsFilter, now: datetime | None, *, kind: str, model: Any, form_owner: Any,
+    key: str,
+) -> list[dict[str, Any]]:
     if flt.workroom_id is not None or flt.category_id is not None:
         raise Invalid("按承办单位或党代表统计只支持 from/to 筛选。", code="unsupported_filter")
-    return flt
+    grouped = await _grouped(
+        session, flt, StatOwnerCell.owner_id, form_owner, now or utcnow(), model=StatOwnerCell,
+        conditions=[StatOwnerCell.kind == kind, _period_condition(StatOwnerCell, flt.date_from, flt.date_to)],
+    )
+    owners = (await session.scalars(select(model).order_by(model.id))).all()
+    return [
+        {key: owner.id, "name": owner.name, **grouped.get(owner.id, _finish({}, 0))}
+        for owner in owners
+        if owner.active or owner.id in grouped
+    ]
 
 
 async def by_unit(session: AsyncSession, flt: StatsFilter, *, now: datetime | None = None) -> list[dict[str, Any]]:
     """Per handling unit: the forms each unit is now responsible for; "returned" counts its own returns."""
-    now = now or utcnow()
-    flt = _owner_filter(flt)
-    grouped = await _grouped(
-        session, flt, StatOwnerCell.owner_id, OpinionForm.unit_id, now, model=StatOwnerCell,
-        conditions=[StatOwnerCell.kind == "unit", _period_condition(StatOwnerCell, flt.date_from, flt.date_to)],
-    )
-    units = (await session.scalars(select(HandlingUnit).order_by(HandlingUnit.id))).all()
-    return [
-        {"unit_id": unit.id, "name": unit.name, **grouped.get(unit.id, _finish({}, 0))}
-        for unit in units
-        if unit.active or unit.id in grouped
-    ]
+    return await _by_owner(session, flt, now, kind="unit", model=HandlingUnit, form_owner=OpinionForm.unit_id,
+                           key="unit_id")
 
 
 async def by_representative(session: AsyncSession, flt: StatsFilter, *, now: datetime | None = None) -> list[dict[str, Any]]:
-    """Per representative: the forms each entered (at a workroom, a service point or by phone)."""
-    now = now or utcnow()
-    flt = _owner_filter(flt)
-    grouped = await _grouped(
-        session, flt, StatOwnerCell.owner_id, OpinionForm.entered_by_representative_id, now, model=StatOwnerCell,
-        conditions=[StatOwnerCell.kind == "rep", _period_condition(StatOwnerCell, flt.date_from, flt.date_to)],
-    )
-    reps = (await session.scalars(select(Representative).order_by(Representative.id))).all()
-    return [
-        {"representative_id": rep.id, "name": rep.name, **grouped.get(rep.id, _finish({}, 0))}
-        for rep in reps
-        if rep.active or rep.id in grouped
-    ]
+    """Per representative: the forms each one entered (at a workroom, a service point or by phone)."""
+    return await _by_owner(session, flt, now, kind="rep", model=Representative,
+                           form_owner=OpinionForm.entered_by_representative_id, key="representative_id")
 
 
 async def monthly(session: AsyncSession, flt: StatsFilter, *, now: datetime | None = None) -> list[dict[str, Any]]:
