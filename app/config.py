@@ -38,6 +38,8 @@ class Settings(BaseSettings):
     supervise_interval_seconds: int = Field(3600, ge=0)
     # How long a process may answer statistics from its cache (0: never cache). See services/stats_cache.py.
     stats_cache_seconds: float = Field(1.0, ge=0, le=60)
+    # How long a process may trust a bearer token it already checked (0: check every request).
+    auth_cache_seconds: float = Field(5.0, ge=0, le=60)
     # Where background exports write their files. With several app processes on several hosts, share it
     # (or send a job's polls and download to the process that ran it): the job row is in the database,
     # the file is on this disk.

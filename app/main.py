@@ -24,7 +24,7 @@ from app.db import create_engine, create_sessionmaker, transaction
 from app.errors import Unavailable
 from app.services import exports as export_service
 from app.services import workflow
-from app.services.stats_cache import StatsCache
+from app.services.read_cache import ReadCache
 
 log = logging.getLogger("minyi")
 
@@ -70,8 +70,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.state.engine = engine
-    app.state.stats_cache = StatsCache(settings.stats_cache_seconds)
-    app.state.sessionmaker = create_sessionmaker(engine, after_write_commit=app.state.stats_cache.invalidate)
+    app.state.stats_cache = ReadCache(settings.stats_cache_seconds)
+    app.state.auth_cache = ReadCache(settings.auth_cache_seconds)
+
+    def after_write_commit() -> None:
+        app.state.stats_cache.invalidate()
+        app.state.auth_cache.invalidate()
+
+    app.state.sessionmaker = create_sessionmaker(engine, after_write_commit=after_write_commit)
     app.state.exports = export_service.ExportRunner(app.state.sessionmaker, settings.export_dir)
     problems.install(app)
     app.add_middleware(BodySizeLimit, max_body_bytes=settings.max_body_bytes)

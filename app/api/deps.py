@@ -35,11 +35,19 @@ _bearer = HTTPBearer(auto_error=False, description="令牌来自 POST /api/v1/au
 
 
 async def get_principal(
-    session: SessionDep, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+    request: Request,
+    session: SessionDep,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Principal:
     if credentials is None:
         return ANONYMOUS
-    return Principal(user=await auth_service.resolve_token(session, credentials.credentials))
+    token = credentials.credentials
+    # A token this process checked moments ago is trusted for MINYI_AUTH_CACHE_SECONDS, unless this process
+    # wrote anything since (a logout, a deactivated user): polls then need no database round trip at all.
+    user = await request.app.state.auth_cache.get_or_compute(
+        ("token", token), lambda: auth_service.resolve_token(session, token)
+    )
+    return Principal(user=user)
 
 
 PrincipalDep = Annotated[Principal, Depends(get_principal)]

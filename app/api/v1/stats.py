@@ -26,7 +26,7 @@ def _matches(if_none_match: str | None, etag: str) -> bool:
 
 
 async def _answer(request: Request, session: SessionDep, which: str, filters: dict[str, Any]) -> Response:
-    """Counts from the process's cache when fresh (see services/stats_cache.py), else computed; then 304
+    """Counts from the process's cache when fresh (see services/read_cache.py), else computed; then 304
     if the caller already has them."""
 
     async def compute() -> tuple[str, dict[str, Any]]:
