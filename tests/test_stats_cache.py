@@ -89,3 +89,12 @@ async def test_cache_can_be_turned_off(db_url):
     finally:
         await other.dispose()
         await app.state.engine.dispose()
+
+
+async def test_a_failed_request_does_not_spoil_the_cached_login(client, sessionmaker):
+    world = await build_world(sessionmaker)
+    headers = world.auth("admin")
+    assert (await client.get("/api/v1/representatives/99999", headers=headers)).status_code == 404
+    # The failed request rolled back its session; the login it cached must still be whole.
+    me = await client.get("/api/v1/auth/me", headers=headers)
+    assert me.status_code == 200 and me.json()["username"] == "admin"

@@ -44,9 +44,14 @@ async def get_principal(
     token = credentials.credentials
     # A token this process checked moments ago is trusted for MINYI_AUTH_CACHE_SECONDS, unless this process
     # wrote anything since (a logout, a deactivated user): polls then need no database round trip at all.
-    user = await request.app.state.auth_cache.get_or_compute(
-        ("token", token), lambda: auth_service.resolve_token(session, token)
-    )
+    async def resolve() -> User:
+        user = await auth_service.resolve_token(session, token)
+        # Detached at once: the cached instance must not belong to this request's session, whose rollback
+        # (on any error) would expire it under every later request that reads it from the cache.
+        session.expunge(user)
+        return user
+
+    user = await request.app.state.auth_cache.get_or_compute(("token", token), resolve)
     return Principal(user=user)
 
 
