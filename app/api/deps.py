@@ -17,7 +17,8 @@ from app.services import auth as auth_service
 from app.services.auth import ANONYMOUS, Principal
 
 
-def get_settings_dep(request: Request) -> Settings:
+async def get_settings_dep(request: Request) -> Settings:
+    # async: a plain def would be sent to the threadpool on every request that asks for the settings.
     return request.app.state.settings
 
 
