@@ -24,6 +24,7 @@ from app.db import create_engine, create_sessionmaker, transaction
 from app.errors import Unavailable
 from app.services import exports as export_service
 from app.services import workflow
+from app.services.intake import SubmissionQueue
 from app.services.read_cache import ReadCache
 
 log = logging.getLogger("minyi")
@@ -59,6 +60,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        await app.state.submissions.drain()
         await app.state.exports.shutdown()
         await engine.dispose()
 
@@ -78,6 +80,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.auth_cache.invalidate()
 
     app.state.sessionmaker = create_sessionmaker(engine, after_write_commit=after_write_commit)
+    app.state.submissions = SubmissionQueue(app.state.sessionmaker, settings)
     app.state.exports = export_service.ExportRunner(app.state.sessionmaker, settings.export_dir)
     problems.install(app)
     app.add_middleware(BodySizeLimit, max_body_bytes=settings.max_body_bytes)

@@ -37,7 +37,6 @@ _bearer = HTTPBearer(auto_error=False, description="令牌来自 POST /api/v1/au
 
 async def get_principal(
     request: Request,
-    session: SessionDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Principal:
     if credentials is None:
@@ -45,11 +44,13 @@ async def get_principal(
     token = credentials.credentials
     # A token this process checked moments ago is trusted for MINYI_AUTH_CACHE_SECONDS, unless this process
     # wrote anything since (a logout, a deactivated user): polls then need no database round trip at all.
+    # On a miss the token is read in a short session of its own, not the request's: routes that need no
+    # database (a cached poll, a queued submission) then open none.
     async def resolve() -> User:
-        user = await auth_service.resolve_token(session, token)
-        # Detached at once: the cached instance must not belong to this request's session, whose rollback
-        # (on any error) would expire it under every later request that reads it from the cache.
-        session.expunge(user)
+        async with request.app.state.sessionmaker() as session:
+            user = await auth_service.resolve_token(session, token)
+            # Detached: the cached instance belongs to no session, so no request's rollback can expire it.
+            session.expunge(user)
         return user
 
     user = await request.app.state.auth_cache.get_or_compute(("token", token), resolve)

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import Select, and_, false, func, or_, select
+from sqlalchemy import Select, and_, false, func, insert, or_, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import joinedload, selectinload
@@ -53,23 +53,23 @@ def check_verification_code(secret_key: str, form: OpinionForm, code: str) -> bo
     return hmac.compare_digest(form.verification_hash, verification_hash(secret_key, form.tracking_no, code))
 
 
-async def next_tracking_no(session: AsyncSession, *, prefix: str, year: int) -> str:
-    """Take the next number of ``year`` inside the caller's transaction.
+async def take_tracking_numbers(session: AsyncSession, *, prefix: str, year: int, count: int = 1) -> list[str]:
+    """Take the next ``count`` numbers of ``year`` inside the caller's transaction.
 
-    The upsert holds the sequence row's lock until commit, so concurrent submissions queue for it; a
-    rolled-back submission gives its number back. Hence: never repeated, never skipped.
+    The upsert holds the sequence row's lock until commit, so concurrent writers queue for it; a
+    rolled-back transaction gives its numbers back. Hence: never repeated, never skipped.
     """
     dialect = session.get_bind().dialect.name
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    insert_ = postgresql.insert if dialect == "postgresql" else sqlite.insert
     table = TrackingSequence.__table__
     statement = (
-        insert(table)
-        .values(year=year, last_value=1)
-        .on_conflict_do_update(index_elements=["year"], set_={"last_value": table.c.last_value + 1})
+        insert_(table)
+        .values(year=year, last_value=count)
+        .on_conflict_do_update(index_elements=["year"], set_={"last_value": table.c.last_value + count})
         .returning(table.c.last_value)
     )
-    value = (await session.execute(statement)).scalar_one()
-    return f"{prefix}{year}-{value:05d}"
+    last = (await session.execute(statement)).scalar_one()
+    return [f"{prefix}{year}-{value:05d}" for value in range(last - count + 1, last + 1)]
 
 
 @dataclass(frozen=True)
@@ -85,6 +85,146 @@ class Submission:
     public: bool = False
 
 
+@dataclass(frozen=True)
+class Accepted:
+    """A written submission: the form (not attached to any session, references loaded) and its
+    verification code (shown once, stored only as a keyed hash)."""
+
+    form: OpinionForm
+    code: str
+
+
+class _References:
+    """The categories, workrooms and service points a batch of submissions names, read once per batch."""
+
+    def __init__(self) -> None:
+        self.categories: dict[str, Category] = {}
+        self.workrooms: dict[str, Workroom] = {}
+        self.workrooms_by_id: dict[int, Workroom] = {}
+        self.points: dict[int, ServicePoint] = {}
+
+    @classmethod
+    async def load(cls, session: AsyncSession, batch: Sequence[Submission]) -> _References:
+        refs = cls()
+        categories = {d.category for d in batch if d.category}
+        points = {d.service_point_id for d in batch if d.service_point_id is not None and 1 <= d.service_point_id <= MAX_ID}
+        if categories:
+            refs.categories = {c.code: c for c in await session.scalars(select(Category).where(Category.code.in_(categories)))}
+        if points:
+            refs.points = {p.id: p for p in await session.scalars(select(ServicePoint).where(ServicePoint.id.in_(points)))}
+        codes = {d.workroom_code for d in batch if d.workroom_code}
+        ids = {p.workroom_id for p in refs.points.values()}
+        if codes or ids:
+            for workroom in await session.scalars(select(Workroom).where(or_(Workroom.code.in_(codes), Workroom.id.in_(ids)))):
+                refs.workrooms[workroom.code] = refs.workrooms_by_id[workroom.id] = workroom
+        return refs
+
+    def resolve(self, data: Submission) -> tuple[Category | None, Workroom | None, ServicePoint | None]:
+        """The submission's references, or Invalid naming the first one that does not exist."""
+        category = None
+        if data.category:
+            category = self.categories.get(data.category)
+            if category is None or not category.active:
+                raise Invalid(f"类别 {data.category} 不存在。", code="unknown_category")
+        workroom: Workroom | None = None
+        point: ServicePoint | None = None
+        if data.service_point_id is not None:
+            point = self.points.get(data.service_point_id)
+            if point is None:
+                raise Invalid(f"流动服务点 {data.service_point_id} 不存在。", code="unknown_service_point")
+            workroom = self.workrooms_by_id.get(point.workroom_id)
+            if data.workroom_code and workroom is not None and workroom.code != data.workroom_code:
+                raise Invalid("流动服务点不属于所填工作室。", code="workroom_mismatch")
+        elif data.workroom_code:
+            workroom = self.workrooms.get(data.workroom_code)
+            if workroom is None or not workroom.active:
+                raise Invalid(f"工作室 {data.workroom_code} 不存在。", code="unknown_workroom")
+        return category, workroom, point
+
+
+async def submit_many(
+    session: AsyncSession,
+    batch: Sequence[tuple[Principal, Submission]],
+    *,
+    settings: Settings,
+    now: datetime | None = None,
+) -> list[Accepted | Invalid]:
+    """Write a batch of submissions in the caller's transaction, in a fixed number of statements
+    however many there are (reference lookups, tracking numbers, forms, events, counters): the group
+    commit behind ``intake.SubmissionQueue``, and a batch of one for everything else.
+
+    Returns, per submission in order, what was written or why it was refused (nothing is written for it).
+    """
+    now = now or utcnow()
+    local_now = now.astimezone(settings.tz)
+    refs = await _References.load(session, [data for _, data in batch])
+    results: list[Accepted | Invalid] = []
+    forms: list[OpinionForm] = []
+    for principal, data in batch:
+        try:
+            category, workroom, point = refs.resolve(data)
+        except Invalid as refused:
+            results.append(refused)
+            continue
+        user = principal.user
+        form = OpinionForm(
+            content=data.content,
+            category_id=category.id if category else None,
+            channel=data.channel or (Channel.service_point if point else Channel.workroom if workroom else Channel.web),
+            workroom_id=workroom.id if workroom else None,
+            service_point_id=point.id if point else None,
+            submitter_name=data.submitter_name,
+            submitter_phone=data.submitter_phone,
+            location=data.location,
+            public=data.public,
+            status=FormStatus.submitted,
+            submitted_at=now,
+            submitted_on=local_now.date(),
+            updated_at=now,
+            entered_by_user_id=user.id if user else None,
+            entered_by_representative_id=user.representative_id if user and user.role == Role.representative else None,
+            returned_count=0,
+            reopened_count=0,
+            supervision_recorded="none",
+        )
+        # The answer is built from what is already loaded: no second read of the rows just written.
+        set_committed_value(form, "category", category)
+        set_committed_value(form, "workroom", workroom)
+        set_committed_value(form, "service_point", point)
+        set_committed_value(form, "unit", None)
+        accepted = Accepted(form, f"{secrets.randbelow(1_000_000):06d}")
+        results.append(accepted)
+        forms.append(form)
+    if not forms:
+        return results
+
+    numbers = await take_tracking_numbers(session, prefix=settings.tracking_prefix, year=local_now.year, count=len(forms))
+    codes = [r.code for r in results if isinstance(r, Accepted)]
+    for form, number, code in zip(forms, numbers, codes, strict=True):
+        form.tracking_no = number
+        form.verification_hash = verification_hash(settings.secret_key, number, code)
+    table = OpinionForm.__table__
+    columns = [c.key for c in table.columns if c.key != "id"]
+    rows = [{key: getattr(form, key) for key in columns} for form in forms]
+    written = await session.execute(insert(table).returning(table.c.id, table.c.tracking_no), rows)
+    ids = {number: form_id for form_id, number in written}
+    for form in forms:
+        form.id = ids[form.tracking_no]
+    actors = [principal for principal, data in batch]
+    events = []
+    for result, principal in zip(results, actors, strict=True):
+        if isinstance(result, Accepted):
+            user = principal.user
+            events.append(dict(
+                form_id=result.form.id, type=EventType.submitted, at=now, actor_user_id=user.id if user else None,
+                actor_label=principal.label, actor_role=principal.role, from_status=None,
+                to_status=FormStatus.submitted, unit_id=None, note=None, internal=False,
+            ))
+    await session.execute(insert(FormEvent.__table__), events)
+    await stats_service.record_new(session, forms)
+    return results
+
+
 async def submit(
     session: AsyncSession,
     *,
@@ -93,67 +233,11 @@ async def submit(
     settings: Settings,
     now: datetime | None = None,
 ) -> tuple[OpinionForm, str]:
-    """Create a form; returns it with its verification code (shown once, stored only as a keyed hash)."""
-    now = now or utcnow()
-    category = None
-    if data.category:
-        category = await reference.get_category(session, data.category)
-        if category is None or not category.active:
-            raise Invalid(f"类别 {data.category} 不存在。", code="unknown_category")
-
-    workroom: Workroom | None = None
-    service_point: ServicePoint | None = None
-    if data.service_point_id is not None:
-        service_point = await session.get(ServicePoint, data.service_point_id)
-        if service_point is None:
-            raise Invalid(f"流动服务点 {data.service_point_id} 不存在。", code="unknown_service_point")
-        workroom = await session.get(Workroom, service_point.workroom_id)
-        if data.workroom_code and workroom is not None and workroom.code != data.workroom_code:
-            raise Invalid("流动服务点不属于所填工作室。", code="workroom_mismatch")
-    elif data.workroom_code:
-        workroom = await reference.get_workroom(session, data.workroom_code)
-        if workroom is None or not workroom.active:
-            raise Invalid(f"工作室 {data.workroom_code} 不存在。", code="unknown_workroom")
-
-    channel = data.channel or (
-        Channel.service_point if service_point else Channel.workroom if workroom else Channel.web
-    )
-    user = principal.user
-    local_now = now.astimezone(settings.tz)
-    tracking_no = await next_tracking_no(session, prefix=settings.tracking_prefix, year=local_now.year)
-    code = f"{secrets.randbelow(1_000_000):06d}"
-    form = OpinionForm(
-        tracking_no=tracking_no,
-        verification_hash=verification_hash(settings.secret_key, tracking_no, code),
-        content=data.content,
-        category_id=category.id if category else None,
-        channel=channel,
-        workroom_id=workroom.id if workroom else None,
-        service_point_id=service_point.id if service_point else None,
-        submitter_name=data.submitter_name,
-        submitter_phone=data.submitter_phone,
-        location=data.location,
-        public=data.public,
-        status=FormStatus.submitted,
-        submitted_at=now,
-        submitted_on=local_now.date(),
-        updated_at=now,
-        entered_by_user_id=user.id if user else None,
-        entered_by_representative_id=user.representative_id if user and user.role == Role.representative else None,
-    )
-    session.add(form)
-    await session.flush()
-    session.add(FormEvent(
-        form_id=form.id, type=EventType.submitted, at=now, actor_user_id=user.id if user else None,
-        actor_label=principal.label, actor_role=principal.role, to_status=FormStatus.submitted,
-    ))
-    await stats_service.record_change(session, {}, stats_service.contribution(form))
-    await session.flush()
-    # The answer is built from what is already loaded: no second read of the row just written.
-    set_committed_value(form, "category", category)
-    set_committed_value(form, "workroom", workroom)
-    set_committed_value(form, "unit", None)
-    return form, code
+    """Create one form in the caller's transaction; returns it with its verification code."""
+    (result,) = await submit_many(session, [(principal, data)], settings=settings, now=now)
+    if isinstance(result, Invalid):
+        raise result
+    return result.form, result.code
 
 
 # --- visibility --------------------------------------------------------------------------------------

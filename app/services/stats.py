@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections import defaultdict
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -92,38 +92,47 @@ def contribution(form: OpinionForm) -> Contribution:
     return result
 
 
-def _upsert(session: AsyncSession, key: ContributionKey, grains: tuple[str, ...], deltas: Mapping[str, int]) -> Any:
-    """One statement adding ``deltas`` to the key's cells of each grain (day and month together)."""
-    dialect = session.get_bind().dialect.name
-    insert_ = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    kind, day, first, second = key
-    rows = []
-    for grain in grains:
-        row: dict[str, Any] = {metric: 0 for metric in METRICS}
-        row.update(deltas)
-        row.update(grain=grain, period=day if grain == "d" else month_start(day), month=month_start(day))
-        if kind == "cell":
-            row.update(workroom_id=first, category_id=second)
-        else:
-            row.update(kind=kind, owner_id=first)
-        rows.append(row)
-    if kind == "cell":
-        table, conflict = StatCell.__table__, ["grain", "period", "workroom_id", "category_id"]
-    else:
-        table, conflict = StatOwnerCell.__table__, ["grain", "period", "kind", "owner_id"]
-    statement = insert_(table).values(rows)
-    return statement.on_conflict_do_update(
-        index_elements=conflict, set_={metric: table.c[metric] + statement.excluded[metric] for metric in deltas}
-    )
+_TABLES = {
+    "cell": (StatCell.__table__, ["grain", "period", "workroom_id", "category_id"]),
+    "owner": (StatOwnerCell.__table__, ["grain", "period", "kind", "owner_id"]),
+}
 
 
-async def _apply(session: AsyncSession, changes: Mapping[ContributionKey, Mapping[str, int]]) -> None:
-    # Keys in one fixed order, and within a statement the day row before the month row: concurrent
-    # transactions take the row locks in the same order, so they queue instead of deadlocking.
+async def _apply(
+    session: AsyncSession, changes: Mapping[ContributionKey, Mapping[str, int]], grains: tuple[str, ...] = ("d", "m")
+) -> None:
+    """Add each key's deltas to its cells of each grain (day and month): one upsert per table, however
+    many keys."""
+    rows: dict[str, list[dict[str, Any]]] = {"cell": [], "owner": []}
+    touched: set[str] = set()
+    # Keys in one fixed order, and the day row before the month row: concurrent transactions take the row
+    # locks in the same order, so they queue instead of deadlocking.
     for key in sorted(changes, key=lambda k: (k[0], k[1], k[2], k[3])):
         deltas = {m: d for m, d in changes[key].items() if d}
-        if deltas:
-            await session.execute(_upsert(session, key, ("d", "m"), deltas))
+        if not deltas:
+            continue
+        touched.update(deltas)
+        kind, day, first, second = key
+        for grain in grains:
+            row: dict[str, Any] = dict.fromkeys(METRICS, 0)
+            row.update(deltas)
+            row.update(grain=grain, period=day if grain == "d" else month_start(day), month=month_start(day))
+            if kind == "cell":
+                row.update(workroom_id=first, category_id=second)
+            else:
+                row.update(kind=kind, owner_id=first)
+            rows["cell" if kind == "cell" else "owner"].append(row)
+    dialect = session.get_bind().dialect.name
+    insert_ = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    for name, table_rows in rows.items():
+        if not table_rows:
+            continue
+        table, conflict = _TABLES[name]
+        statement = insert_(table).values(table_rows)
+        await session.execute(statement.on_conflict_do_update(
+            index_elements=conflict,
+            set_={metric: table.c[metric] + statement.excluded[metric] for metric in METRICS if metric in touched},
+        ))
 
 
 async def record_change(session: AsyncSession, before: Contribution, after: Contribution) -> None:
@@ -132,6 +141,17 @@ async def record_change(session: AsyncSession, before: Contribution, after: Cont
     for key in set(before) | set(after):
         old, new = before.get(key, {}), after.get(key, {})
         changes[key] = {m: new.get(m, 0) - old.get(m, 0) for m in METRICS}
+    await _apply(session, changes)
+
+
+async def record_new(session: AsyncSession, forms: Sequence[OpinionForm]) -> None:
+    """Count newly written forms: their contributions summed, one upsert per cell they touch."""
+    changes: dict[ContributionKey, dict[str, int]] = defaultdict(lambda: dict.fromkeys(METRICS, 0))
+    for form in forms:
+        for key, vector in contribution(form).items():
+            total = changes[key]
+            for metric, value in vector.items():
+                total[metric] += value
     await _apply(session, changes)
 
 
@@ -496,8 +516,7 @@ async def rebuild(session: AsyncSession) -> int:
         .where(FormEvent.type == EventType.returned, FormEvent.unit_id.is_not(None))
         .group_by(OpinionForm.submitted_on, FormEvent.unit_id)
     )).all()
-    for day, unit_id, n in returns:
-        await session.execute(_upsert(session, ("unit", day, unit_id, 0), ("d",), {"returned": n}))
+    await _apply(session, {("unit", day, unit_id, 0): {"returned": n} for day, unit_id, n in returns}, grains=("d",))
     for table, keys in ((cell, ["workroom_id", "category_id"]), (owner, ["kind", "owner_id"])):
         await session.execute(insert(table).from_select(
             ["grain", "period", *keys, "month", *METRICS],

@@ -1,12 +1,13 @@
 from __future__ import annotations
 
 from datetime import date
-from typing import Annotated
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, Path, Query, status
+from fastapi import APIRouter, Header, Path, Query, Request, status
 from fastapi.responses import JSONResponse
 
 from app.api.deps import IdPath, PrincipalDep, SessionDep, SettingsDep
+from app.db import transaction
 from app.models import FormStatus, OpinionForm, utcnow
 from app.schemas.common import MAX_ID, Page
 from app.schemas.forms import (
@@ -53,32 +54,39 @@ def _detail(form: OpinionForm, principal: Principal) -> FormDetail:
 )
 async def submit_form(
     body: FormCreate,
+    request: Request,
     principal: PrincipalDep,
-    session: SessionDep,
     settings: SettingsDep,
     idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key", max_length=255)] = None,
 ) -> JSONResponse:
-    payload = body.model_dump(mode="json")
-    # Idempotency is an HTTP concern: claim the key, do the work, keep the answer, all in this transaction.
+    data = form_service.Submission(**body.model_dump())
+    if idempotency_key is None:
+        # Queued: written with whatever else is arriving, in one transaction (see services/intake.py).
+        accepted = await request.app.state.submissions.submit(principal, data)
+        return JSONResponse(_created(accepted, principal), status_code=status.HTTP_201_CREATED)
+    # Idempotency is an HTTP concern: claim the key, do the work, keep the answer, all in one transaction.
     scope = f"user:{principal.user.id}" if principal.user else "public"
-    if idempotency_key is not None:
+    payload = body.model_dump(mode="json")
+    async with transaction(request.app.state.sessionmaker) as session:
         replay = await idempotency_service.claim(
             session, scope=scope, key=idempotency_key, request_hash=idempotency_service.request_hash(payload),
             secret_key=settings.secret_key, ttl_seconds=settings.idempotency_ttl_seconds,
         )
         if replay is not None:
             return JSONResponse(replay.body, status_code=replay.status_code, headers={"Idempotent-Replayed": "true"})
-    form, code = await form_service.submit(
-        session, principal=principal, data=form_service.Submission(**body.model_dump()), settings=settings
-    )
-    created = FormCreated(
-        **_read(form, principal).model_dump(), verification_code=code
-    ).model_dump(mode="json")
-    if idempotency_key is not None:
+        (result,) = await form_service.submit_many(session, [(principal, data)], settings=settings)
+        if isinstance(result, Exception):
+            raise result
+        created = _created(result, principal)
         await idempotency_service.store(
             session, scope=scope, key=idempotency_key, status_code=201, body=created, secret_key=settings.secret_key
         )
     return JSONResponse(created, status_code=status.HTTP_201_CREATED)
+
+
+def _created(accepted: form_service.Accepted, principal: Principal) -> dict[str, Any]:
+    read = _read(accepted.form, principal)
+    return FormCreated(**read.__dict__, verification_code=accepted.code).model_dump(mode="json")
 
 
 @router.get("/forms", response_model=Page[FormRead], summary="List forms (staff)")
