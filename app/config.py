@@ -36,7 +36,7 @@ class Settings(BaseSettings):
     demo: bool = False
     # How often each app process runs the supervision ladder (minyi supervise); 0 turns it off.
     supervise_interval_seconds: int = Field(3600, ge=0)
-    # How long a process may answer statistics from its cache (0: never cache). See services/stats_cache.py.
+    # How long a process may answer statistics from its cache (0: never cache). See services/read_cache.py.
     stats_cache_seconds: float = Field(1.0, ge=0, le=60)
     # How long a process may trust a bearer token it already checked (0: check every request).
     auth_cache_seconds: float = Field(5.0, ge=0, le=60)

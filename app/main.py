@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from app import __version__
 from app.api import problems
 from app.api.limits import BodySizeLimit, UrlGuard
+from app.api.polls import AnswerPolls, PollAnswers
 from app.api.v1 import router as api_v1_router
 from app.config import Settings, get_settings
 from app.db import create_engine, create_sessionmaker, transaction
@@ -82,7 +83,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.sessionmaker = create_sessionmaker(engine, after_write_commit=after_write_commit)
     app.state.submissions = SubmissionQueue(app.state.sessionmaker, settings)
     app.state.exports = export_service.ExportRunner(app.state.sessionmaker, settings.export_dir)
+    app.state.poll_answers = PollAnswers(
+        stats_cache=app.state.stats_cache, auth_cache=app.state.auth_cache, prefix="/api/v1/stats/"
+    )
     problems.install(app)
+    app.add_middleware(AnswerPolls, answers=app.state.poll_answers)
     app.add_middleware(BodySizeLimit, max_body_bytes=settings.max_body_bytes)
     app.add_middleware(UrlGuard)
     app.include_router(api_v1_router)

@@ -6,7 +6,8 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import JSONResponse
 
-from app.api.deps import PrincipalDep, SessionDep
+from app.api.deps import PrincipalDep
+from app.api.polls import etag_matches
 from app.models import utcnow
 from app.schemas.stats import CountList, Summary
 from app.services import stats as stats_service
@@ -17,95 +18,92 @@ FromQ = Annotated[date | None, Query(alias="from", description="首日（含）�
 ToQ = Annotated[date | None, Query(alias="to", description="末日（含），YYYY-MM-DD")]
 
 
-def _matches(if_none_match: str | None, etag: str) -> bool:
-    if not if_none_match:
-        return False
-    tags = [t.strip() for t in if_none_match.split(",")]
-    bare = etag.removeprefix("W/")
-    return "*" in tags or any(t.removeprefix("W/") == bare for t in tags)
-
-
-async def _answer(request: Request, session: SessionDep, which: str, filters: dict[str, Any]) -> Response:
+async def _answer(request: Request, which: str, filters: dict[str, Any]) -> Response:
     """Counts from the process's cache when fresh (see services/read_cache.py), else computed; then 304
-    if the caller already has them."""
+    if the caller already has them. The next identical poll is answered before routing (api/polls.py)."""
+    state = request.app.state
 
-    async def compute() -> tuple[str, dict[str, Any]]:
-        flt = await stats_service.resolve_filter(session, **filters)
-        now = utcnow()
-        counts = await getattr(stats_service, which)(session, flt, now=now)
+    async def compute() -> tuple[str, bytes]:
+        # A session of its own: the computation is shared by every poll that arrives meanwhile.
+        async with state.sessionmaker() as session:
+            flt = await stats_service.resolve_filter(session, **filters)
+            now = utcnow()
+            counts = await getattr(stats_service, which)(session, flt, now=now)
         if which == "summary":
-            return stats_service.etag_for(counts), Summary(**counts, as_of=now).model_dump(mode="json")
-        body = CountList(items=counts, as_of=now).model_dump(mode="json")
-        body["next_cursor"] = None
-        return stats_service.etag_for(counts), body
+            body = Summary(**counts, as_of=now).model_dump(mode="json")
+        else:
+            body = CountList(items=counts, as_of=now).model_dump(mode="json")
+            body["next_cursor"] = None
+        return stats_service.etag_for(counts), JSONResponse(body).body
 
-    cache = request.app.state.stats_cache
-    etag, body = await cache.get_or_compute((which, *sorted(filters.items())), compute)
+    key = (which, *sorted(filters.items()))
+    etag, body = await state.stats_cache.get_or_compute(key, compute)
+    state.poll_answers.remember(request.scope, key)
     headers = {"ETag": etag, "Cache-Control": "no-cache"}
-    if _matches(request.headers.get("if-none-match"), etag):
+    if etag_matches(request.headers.get("if-none-match"), etag):
         return Response(status_code=304, headers=headers)
-    return JSONResponse(body, headers=headers)
+    return Response(body, media_type="application/json", headers=headers)
 
 
 @router.get("/summary", response_model=Summary, responses={304: {"description": "Not modified"}})
 async def summary(
-    request: Request, principal: PrincipalDep, session: SessionDep,
+    request: Request, principal: PrincipalDep,
     workroom: str | None = None, category: str | None = None, date_from: FromQ = None, date_to: ToQ = None,
 ) -> Response:
     principal.require_staff()
-    return await _answer(request, session, "summary", dict(workroom=workroom, category=category,
+    return await _answer(request, "summary", dict(workroom=workroom, category=category,
                                                             date_from=date_from, date_to=date_to))
 
 
-async def _list(request: Request, principal: PrincipalDep, session: SessionDep, which: str, **filters: Any) -> Response:
+async def _list(request: Request, principal: PrincipalDep, which: str, **filters: Any) -> Response:
     principal.require_staff()
-    return await _answer(request, session, which, filters)
+    return await _answer(request, which, filters)
 
 
 @router.get("/by-workroom", response_model=CountList, responses={304: {"description": "Not modified"}})
 async def by_workroom(
-    request: Request, principal: PrincipalDep, session: SessionDep,
+    request: Request, principal: PrincipalDep,
     workroom: str | None = None, category: str | None = None, date_from: FromQ = None, date_to: ToQ = None,
 ) -> Response:
-    return await _list(request, principal, session, "by_workroom", workroom=workroom, category=category,
+    return await _list(request, principal, "by_workroom", workroom=workroom, category=category,
                        date_from=date_from, date_to=date_to)
 
 
 @router.get("/by-category", response_model=CountList, responses={304: {"description": "Not modified"}})
 async def by_category(
-    request: Request, principal: PrincipalDep, session: SessionDep,
+    request: Request, principal: PrincipalDep,
     workroom: str | None = None, category: str | None = None, date_from: FromQ = None, date_to: ToQ = None,
 ) -> Response:
-    return await _list(request, principal, session, "by_category", workroom=workroom, category=category,
+    return await _list(request, principal, "by_category", workroom=workroom, category=category,
                        date_from=date_from, date_to=date_to)
 
 
 @router.get("/monthly", response_model=CountList, responses={304: {"description": "Not modified"}})
 async def monthly(
-    request: Request, principal: PrincipalDep, session: SessionDep,
+    request: Request, principal: PrincipalDep,
     workroom: str | None = None, category: str | None = None, date_from: FromQ = None, date_to: ToQ = None,
 ) -> Response:
-    return await _list(request, principal, session, "monthly", workroom=workroom, category=category,
+    return await _list(request, principal, "monthly", workroom=workroom, category=category,
                        date_from=date_from, date_to=date_to)
 
 
 @router.get("/by-unit", response_model=CountList, responses={304: {"description": "Not modified"}})
 async def by_unit(
-    request: Request, principal: PrincipalDep, session: SessionDep,
+    request: Request, principal: PrincipalDep,
     workroom: str | None = None, category: str | None = None, date_from: FromQ = None, date_to: ToQ = None,
 ) -> Response:
     """Per handling unit: forms each unit is now responsible for; ``returned`` counts its own returns.
     Only ``from``/``to`` apply: ``workroom`` or ``category`` → 422 ``unsupported_filter``."""
-    return await _list(request, principal, session, "by_unit", workroom=workroom, category=category,
+    return await _list(request, principal, "by_unit", workroom=workroom, category=category,
                        date_from=date_from, date_to=date_to)
 
 
 @router.get("/by-representative", response_model=CountList, responses={304: {"description": "Not modified"}})
 async def by_representative(
-    request: Request, principal: PrincipalDep, session: SessionDep,
+    request: Request, principal: PrincipalDep,
     workroom: str | None = None, category: str | None = None, date_from: FromQ = None, date_to: ToQ = None,
 ) -> Response:
     """Per representative: forms each one entered.
     Only ``from``/``to`` apply: ``workroom`` or ``category`` → 422 ``unsupported_filter``."""
-    return await _list(request, principal, session, "by_representative", workroom=workroom, category=category,
+    return await _list(request, principal, "by_representative", workroom=workroom, category=category,
                        date_from=date_from, date_to=date_to)
