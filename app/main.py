@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -53,6 +54,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # Everything loaded so far (modules, the app, its routes) lives as long as the process: moved out
+        # of the collector's sight, a full collection no longer walks it again and again under load.
+        gc.freeze()
         task = None
         if settings.supervise_interval_seconds:
             task = asyncio.create_task(_supervise_forever(app.state.sessionmaker, settings.supervise_interval_seconds))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from typing import Annotated, Generic, TypeVar
 
@@ -38,9 +39,12 @@ class Page(BaseModel, Generic[T]):
     next_cursor: str | None = None
 
 
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")  # every C0 control but \t \n \r, and DEL
+
+
 def _reject_control_characters(value: object) -> object:
     if isinstance(value, str):
-        if any((ord(c) < 32 and c not in "\n\r\t") or c == "\x7f" for c in value):
+        if _CONTROL.search(value):
             raise ValueError("文本中含有不允许的控制字符。")
     elif isinstance(value, dict):
         for item in value.values():

@@ -30,6 +30,9 @@ log = logging.getLogger(__name__)
 # A batch's counter upsert carries up to 6 rows of 17 values per form: 100 forms stay far below the
 # 32,767 bind parameters PostgreSQL and SQLite allow in one statement.
 MAX_BATCH = 100
+# After writing a batch of at least LINGER_AFTER, the writer waits LINGER_SECONDS for the next one to fill.
+LINGER_AFTER = 4
+LINGER_SECONDS = 0.001
 
 
 @dataclass
@@ -46,6 +49,7 @@ class SubmissionQueue:
         self._waiting: list[_Waiting] = []
         self._writer: asyncio.Task[None] | None = None
         self.batches = 0  # how many transactions were written (tests and benchmarks read it)
+        self.written = 0  # how many submissions they held
 
     async def submit(self, principal: Principal, data: Submission) -> Accepted:
         """Write one submission (with whatever else is waiting); raises Invalid if it was refused."""
@@ -64,10 +68,15 @@ class SubmissionQueue:
     async def _write_all(self) -> None:
         batch: list[_Waiting] = []
         try:
-            while self._waiting:
+            while True:
+                if len(batch) >= LINGER_AFTER:
+                    # Under load: the clients just answered are sending their next submissions; wait a
+                    # moment for them rather than writing the first to arrive alone.
+                    await asyncio.sleep(LINGER_SECONDS)
+                if not self._waiting:
+                    break
                 batch, self._waiting = self._waiting[:MAX_BATCH], self._waiting[MAX_BATCH:]
                 await self._write(batch)
-                batch = []
         except BaseException as exc:  # cancelled at shutdown: nobody may wait forever
             for waiting in [*batch, *self._waiting]:
                 if not waiting.future.done():
@@ -80,6 +89,7 @@ class SubmissionQueue:
             async with transaction(self.sessionmaker) as session:
                 results = await submit_many(session, [(w.principal, w.data) for w in batch], settings=self.settings)
             self.batches += 1
+            self.written += len(batch)
         except Exception as exc:
             if len(batch) > 1:
                 log.warning("a batch of %d submissions failed (%s); writing each alone", len(batch), exc)

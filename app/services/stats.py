@@ -104,14 +104,12 @@ async def _apply(
     """Add each key's deltas to its cells of each grain (day and month): one upsert per table, however
     many keys."""
     rows: dict[str, list[dict[str, Any]]] = {"cell": [], "owner": []}
-    touched: set[str] = set()
     # Keys in one fixed order, and the day row before the month row: concurrent transactions take the row
     # locks in the same order, so they queue instead of deadlocking.
     for key in sorted(changes, key=lambda k: (k[0], k[1], k[2], k[3])):
         deltas = {m: d for m, d in changes[key].items() if d}
         if not deltas:
             continue
-        touched.update(deltas)
         kind, day, first, second = key
         for grain in grains:
             row: dict[str, Any] = dict.fromkeys(METRICS, 0)
@@ -122,17 +120,21 @@ async def _apply(
             else:
                 row.update(kind=kind, owner_id=first)
             rows["cell" if kind == "cell" else "owner"].append(row)
+    for name, table_rows in rows.items():
+        if table_rows:
+            # Many parameter sets for one statement compiled once (every metric added, most by 0), rather
+            # than a multi-row VALUES that would be compiled again for every batch size.
+            await session.execute(_upsert_statement(session, name), table_rows)
+
+
+def _upsert_statement(session: AsyncSession, name: str) -> Any:
     dialect = session.get_bind().dialect.name
     insert_ = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    for name, table_rows in rows.items():
-        if not table_rows:
-            continue
-        table, conflict = _TABLES[name]
-        statement = insert_(table).values(table_rows)
-        await session.execute(statement.on_conflict_do_update(
-            index_elements=conflict,
-            set_={metric: table.c[metric] + statement.excluded[metric] for metric in METRICS if metric in touched},
-        ))
+    table, conflict = _TABLES[name]
+    statement = insert_(table)
+    return statement.on_conflict_do_update(
+        index_elements=conflict, set_={metric: table.c[metric] + statement.excluded[metric] for metric in METRICS}
+    )
 
 
 async def record_change(session: AsyncSession, before: Contribution, after: Contribution) -> None:
@@ -144,8 +146,9 @@ async def record_change(session: AsyncSession, before: Contribution, after: Cont
     await _apply(session, changes)
 
 
-async def record_new(session: AsyncSession, forms: Sequence[OpinionForm]) -> None:
-    """Count newly written forms: their contributions summed, one upsert per cell they touch."""
+async def record_new(session: AsyncSession, forms: Sequence[Any]) -> None:
+    """Count newly written forms (mapped, or `forms.NewForm`): their contributions summed, one upsert per
+    cell they touch."""
     changes: dict[ContributionKey, dict[str, int]] = defaultdict(lambda: dict.fromkeys(METRICS, 0))
     for form in forms:
         for key, vector in contribution(form).items():

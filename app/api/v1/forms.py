@@ -85,8 +85,9 @@ async def submit_form(
 
 
 def _created(accepted: form_service.Accepted, principal: Principal) -> dict[str, Any]:
-    read = _read(accepted.form, principal)
-    return FormCreated(**read.__dict__, verification_code=accepted.code).model_dump(mode="json")
+    created = _read(accepted.form, principal).model_dump(mode="json")
+    created["verification_code"] = accepted.code  # the FormCreated shape, without validating it all again
+    return created
 
 
 @router.get("/forms", response_model=Page[FormRead], summary="List forms (staff)")
