@@ -8,11 +8,11 @@ import gc
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from pathlib import Path
 
-from fastapi import FastAPI, Request
-from fastapi.responses import HTMLResponse, JSONResponse
-from fastapi.templating import Jinja2Templates
+from fastapi import FastAPI
+from fastapi.responses import JSONResponse
+from fastapi.middleware.gzip import GZipMiddleware
+from fastapi.staticfiles import StaticFiles
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -28,10 +28,11 @@ from app.services import exports as export_service
 from app.services import workflow
 from app.services.intake import SubmissionQueue
 from app.services.read_cache import ReadCache
+from app.web import router as web_router
+from app.web.errors import page_problem
+from app.web.render import FRONTEND
 
 log = logging.getLogger("minyi")
-
-FRONTEND = Path(__file__).resolve().parent.parent / "frontend"
 
 
 async def _supervise_forever(sessionmaker: async_sessionmaker[AsyncSession], interval: int) -> None:
@@ -94,9 +95,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(AnswerPolls, answers=app.state.poll_answers)
     app.add_middleware(BodySizeLimit, max_body_bytes=settings.max_body_bytes)
     app.add_middleware(UrlGuard)
+    # Pages, scripts and styles cross weak mobile networks compressed; small answers (polls) are left as they are.
+    app.add_middleware(GZipMiddleware, minimum_size=1000)
     app.include_router(api_v1_router)
-
-    templates = Jinja2Templates(directory=FRONTEND / "templates")
 
     @app.get("/healthz", tags=["operations"], summary="Liveness (never touches the database)")
     async def healthz() -> JSONResponse:
@@ -111,8 +112,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             raise Unavailable("数据库不可用。", code="database_unavailable") from exc
         return JSONResponse({"status": "ok", "database": "ok"})
 
-    @app.get("/", include_in_schema=False, response_class=HTMLResponse)
-    async def home(request: Request) -> HTMLResponse:
-        return templates.TemplateResponse(request, "index.html", {"demo": settings.demo})
+    # The pages, their static files (our CSS and scripts; htmx from npm, never a CDN) and their errors.
+    app.include_router(web_router)
+    app.mount("/static/vendor/htmx", StaticFiles(directory=FRONTEND / "node_modules" / "htmx.org" / "dist",
+                                                 check_dir=False), name="htmx")
+    app.mount("/static", StaticFiles(directory=FRONTEND / "static"), name="static")
+    app.state.page_problem = page_problem
 
     return app

@@ -160,3 +160,91 @@ async def client(app: object) -> AsyncIterator[httpx.AsyncClient]:
 @pytest.fixture
 def sessionmaker(app: object) -> async_sessionmaker[AsyncSession]:
     return app.state.sessionmaker  # type: ignore[attr-defined]
+
+
+# --- a real server and a real browser ---------------------------------------------------------------
+
+REQUIRE_BROWSER = os.environ.get("MINYI_TEST_REQUIRE_BROWSER") == "1" or bool(os.environ.get("CI"))
+CHROMIUM = os.environ.get("MINYI_TEST_CHROMIUM", "/usr/bin/chromium")
+ARTIFACTS = Path(__file__).resolve().parent / "artifacts"  # screenshots of the browser tests (git-ignored)
+
+
+@pytest.fixture
+def live_server(db_url: str, tmp_path: Path) -> Iterator[str]:
+    """The app served by uvicorn in a process of its own on 127.0.0.1, on this test's database: its base URL."""
+    import socket
+    import subprocess
+    import sys
+    import time
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = {**os.environ, "MINYI_DATABASE_URL": db_url, "MINYI_SUPERVISE_INTERVAL_SECONDS": "0",
+           "MINYI_EXPORT_DIR": str(tmp_path / "exports"), "MINYI_SECRET_KEY": "test-secret-key",
+           "MINYI_ENVIRONMENT": "test"}
+    log = (tmp_path / "server.log").open("wb")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "uvicorn", "app.main:create_app", "--factory", "--host", "127.0.0.1",
+         "--port", str(port), "--log-level", "warning"],
+        env=env, stdout=log, stderr=subprocess.STDOUT, cwd=Path(__file__).resolve().parent.parent,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"server did not start: {(tmp_path / 'server.log').read_text()}")
+            time.sleep(0.1)
+        yield base
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+        log.close()
+
+
+@pytest.fixture
+async def browser() -> AsyncIterator[object]:
+    """Debian's Chromium driven by Playwright (its own browser download cannot work here)."""
+    if not Path(CHROMIUM).exists():
+        message = f"Chromium not found at {CHROMIUM} (apt-get install -y chromium fonts-noto-cjk)"
+        if REQUIRE_BROWSER:
+            pytest.fail(message)
+        pytest.skip(message)
+    from playwright.async_api import async_playwright
+
+    async with async_playwright() as playwright:
+        instance = await playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        try:
+            yield instance
+        finally:
+            await instance.close()
+
+
+@pytest.fixture
+async def phone(browser: object) -> AsyncIterator[object]:
+    """A browser context the size of a phone (390×844), Chinese, touch."""
+    context = await browser.new_context(  # type: ignore[attr-defined]
+        viewport={"width": 390, "height": 844}, device_scale_factor=2, is_mobile=True, has_touch=True,
+        locale="zh-CN", timezone_id="Asia/Shanghai",
+    )
+    try:
+        yield context
+    finally:
+        await context.close()
+
+
+async def screenshot(page: object, name: str) -> Path:
+    """Save a full-page screenshot under tests/artifacts/."""
+    ARTIFACTS.mkdir(exist_ok=True)
+    path = ARTIFACTS / f"{name}.png"
+    await page.screenshot(path=str(path), full_page=True)  # type: ignore[attr-defined]
+    return path

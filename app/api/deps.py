@@ -16,6 +16,8 @@ from app.schemas.common import MAX_ID
 from app.services import auth as auth_service
 from app.services.auth import ANONYMOUS, Principal
 
+SESSION_COOKIE = "minyi_session"  # the pages' cookie session (app/web/session.py)
+
 
 async def get_settings_dep(request: Request) -> Settings:
     # async: a plain def would be sent to the threadpool on every request that asks for the settings.
@@ -39,9 +41,13 @@ async def get_principal(
     request: Request,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Principal:
-    if credentials is None:
+    if credentials is not None:
+        token = credentials.credentials
+    elif request.method in ("GET", "HEAD") and request.cookies.get(SESSION_COOKIE):
+        # A signed-in page reading the API (the dashboard polling the counts): reads only, so no CSRF risk.
+        token = request.cookies[SESSION_COOKIE]
+    else:
         return ANONYMOUS
-    token = credentials.credentials
     # A token this process checked moments ago is trusted for MINYI_AUTH_CACHE_SECONDS, unless this process
     # wrote anything since (a logout, a deactivated user): polls then need no database round trip at all.
     # On a miss the token is read in a short session of its own, not the request's: routes that need no

@@ -20,6 +20,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from app.services.read_cache import ReadCache
 
+SESSION_COOKIE = b"minyi_session"
 JSON_HEADERS = [(b"content-type", b"application/json"), (b"cache-control", b"no-cache")]
 
 
@@ -55,15 +56,22 @@ class PollAnswers:
         key = self._aliases.get((scope["path"], scope.get("query_string", b"")))
         if key is None:
             return None
-        authorization = if_none_match = None
+        authorization = if_none_match = cookie = None
         for name, value in scope["headers"]:
             if name == b"authorization":
                 authorization = value
             elif name == b"if-none-match":
                 if_none_match = value
-        if authorization is None or authorization[:7].lower() != b"bearer ":
+            elif name == b"cookie":
+                cookie = value
+        if authorization is not None:
+            if authorization[:7].lower() != b"bearer ":
+                return None
+            token = authorization[7:].decode("latin-1").strip()
+        elif cookie is not None and SESSION_COOKIE in cookie:  # a signed-in page polling (see deps.get_principal)
+            token = _cookie_value(cookie, SESSION_COOKIE)
+        else:
             return None
-        token = authorization[7:].decode("latin-1").strip()
         if not token or self.auth_cache.peek(("token", token)) is None:
             return None
         cached = self.stats_cache.peek(key)
@@ -71,6 +79,14 @@ class PollAnswers:
             return None
         etag, body = cached
         return etag, body, if_none_match
+
+
+def _cookie_value(header: bytes, name: bytes) -> str:
+    for part in header.split(b";"):
+        key, _, value = part.strip().partition(b"=")
+        if key == name:
+            return value.decode("latin-1")
+    return ""
 
 
 class AnswerPolls:

@@ -11,7 +11,7 @@ import asyncpg
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -38,6 +38,15 @@ def problem_response(body: dict[str, Any], headers: dict[str, str] | None = None
     return JSONResponse(body, status_code=body["status"], headers=headers, media_type=PROBLEM_JSON)
 
 
+def _respond(request: Request, body: dict[str, Any], headers: dict[str, str] | None = None) -> Response:
+    """problem+json for the API; for the HTML pages, whatever the page layer renders (an error page, a toast
+    for htmx, a redirect to /login), hooked in as ``app.state.page_problem``."""
+    page_problem = getattr(request.app.state, "page_problem", None)
+    if page_problem is not None and not request.url.path.startswith(("/api/", "/healthz", "/readyz", "/docs", "/openapi")):
+        return page_problem(request, body, headers)  # type: ignore[no-any-return]
+    return problem_response(body, headers)
+
+
 def http_problem(status: int, detail: str, *, code: str | None = None) -> dict[str, Any]:
     title, default_code = HTTP_TITLES.get(status, ("错误 Error", "error"))
     code = code or default_code
@@ -54,12 +63,12 @@ def _jsonable(value: Any) -> Any:
     return str(value)
 
 
-async def app_error_handler(request: Request, exc: Exception) -> JSONResponse:
+async def app_error_handler(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, AppError)
-    return problem_response(exc.to_problem(), exc.headers)
+    return _respond(request, exc.to_problem(), exc.headers)
 
 
-async def validation_error_handler(request: Request, exc: Exception) -> JSONResponse:
+async def validation_error_handler(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, RequestValidationError)
     errors = [
         {"loc": _jsonable(list(e.get("loc", ()))), "msg": str(e.get("msg", "")), "type": str(e.get("type", ""))}
@@ -73,15 +82,15 @@ async def validation_error_handler(request: Request, exc: Exception) -> JSONResp
         "code": "validation_error",
         "errors": errors,
     }
-    return problem_response(body)
+    return _respond(request, body)
 
 
-async def http_error_handler(request: Request, exc: Exception) -> JSONResponse:
+async def http_error_handler(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, StarletteHTTPException)
     detail = exc.detail if isinstance(exc.detail, str) else "请求有误。"
     chinese = {404: "请求的资源不存在。", 405: "该路径不支持此请求方法。"}
     body = http_problem(exc.status_code, chinese.get(exc.status_code, detail))
-    return problem_response(body, getattr(exc, "headers", None))
+    return _respond(request, body, getattr(exc, "headers", None))
 
 
 def _is_data_error(exc: DBAPIError) -> bool:
@@ -99,20 +108,20 @@ def _is_unavailable(exc: DBAPIError) -> bool:
     )
 
 
-async def database_error_handler(request: Request, exc: Exception) -> JSONResponse:
+async def database_error_handler(request: Request, exc: Exception) -> Response:
     # A safety net: inputs are validated before they reach the database, but if a value slips through
     # the driver's refusal must still read as the client's error, never as a 500.
     assert isinstance(exc, DBAPIError)
     if _is_data_error(exc):
-        return problem_response(http_problem(422, "提交的数据无法保存，请检查内容。", code="invalid_data"))
+        return _respond(request, http_problem(422, "提交的数据无法保存，请检查内容。", code="invalid_data"))
     if _is_unavailable(exc):
         log.warning("database unavailable: %s", exc)
-        return problem_response(http_problem(503, "数据库暂不可用，请稍后重试。", code="database_unavailable"),
-                                {"Retry-After": "5"})
+        return _respond(request, http_problem(503, "数据库暂不可用，请稍后重试。", code="database_unavailable"),
+                        {"Retry-After": "5"})
     return await unhandled_error_handler(request, exc)
 
 
-async def unhandled_error_handler(request: Request, exc: Exception) -> JSONResponse:
+async def unhandled_error_handler(request: Request, exc: Exception) -> Response:
     log.exception("unhandled error on %s %s", request.method, request.url.path)
     body = {
         "type": problem_type("internal_error"),
@@ -121,7 +130,7 @@ async def unhandled_error_handler(request: Request, exc: Exception) -> JSONRespo
         "detail": "服务器出错，请稍后重试；已保存的内容不受影响。",
         "code": "internal_error",
     }
-    return problem_response(body)
+    return _respond(request, body)
 
 
 def install(app: FastAPI) -> None:

@@ -1,0 +1,12 @@
+"""The HTML side: pages for residents, representatives and the office, in Chinese, calling the same
+services as the API. Every action is a real link or form (redirect after POST); htmx only makes it
+smoother. See frontend/templates and STYLE.md."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from app.web import auth
+
+router = APIRouter(include_in_schema=False)
+router.include_router(auth.router)

@@ -1,0 +1,55 @@
+"""Signing in and out of the pages."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+
+from app.db import transaction
+from app.errors import AppError
+from app.services import auth as auth_service
+from app.web.render import redirect, render
+from app.web.session import SESSION_COOKIE, CheckedForm, PagePrincipal, safe_next, session_token, set_cookie
+
+router = APIRouter()
+
+
+def home_of(role: str) -> str:
+    return {"representative": "/rep", "handler": "/office/unit"}.get(role, "/office")
+
+
+@router.get("/login")
+async def login_page(request: Request, principal: PagePrincipal, next: str | None = None) -> Response:
+    if principal.user is not None:
+        return redirect(safe_next(next, home_of(principal.user.role)))
+    return render(request, "login.html", {"next": safe_next(next, ""), "errors": {}, "values": {}})
+
+
+@router.post("/login")
+async def login(request: Request, form: CheckedForm) -> Response:
+    username = str(form.get("username") or "").strip()
+    password = str(form.get("password") or "")
+    target = str(form.get("next") or "")
+    state = request.app.state
+    try:
+        async with transaction(state.sessionmaker) as session:
+            user = await auth_service.authenticate(session, username=username, password=password)
+            token, ttl = await auth_service.issue_token(session, user=user, ttl_seconds=state.settings.token_ttl_seconds)
+            role = user.role
+    except AppError as exc:
+        return render(request, "login.html", {"next": safe_next(target, ""), "values": {"username": username},
+                                              "errors": {"form": exc.detail}}, status_code=422)
+    response = redirect(safe_next(target, home_of(role)))
+    set_cookie(response, request, SESSION_COOKIE, token, max_age=ttl)
+    return response
+
+
+@router.post("/logout")
+async def logout(request: Request, form: CheckedForm) -> Response:
+    token = session_token(request)
+    if token:
+        async with transaction(request.app.state.sessionmaker) as session:
+            await auth_service.revoke_token(session, token)
+    response = redirect("/")
+    response.delete_cookie(SESSION_COOKIE, path="/")
+    return response
