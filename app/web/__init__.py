@@ -6,7 +6,10 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from app.web import auth
+from app.web import auth, office, public, rep
 
 router = APIRouter(include_in_schema=False)
 router.include_router(auth.router)
+router.include_router(public.router)
+router.include_router(rep.router)
+router.include_router(office.router)
