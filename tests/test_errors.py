@@ -127,7 +127,7 @@ async def test_a_request_that_fails_after_writing_leaves_nothing_behind(app, ses
         async def broken_record(*args, **kwargs):
             raise RuntimeError("disk on fire")
 
-        monkeypatch.setattr(stats_service, "record_change", broken_record)
+        monkeypatch.setattr(stats_service, "record_new", broken_record)  # the counters of a new form
         response = await http.post("/api/v1/forms", json={"content": "第二份意见"})
         assert_problem(response, 500, "internal_error")
         monkeypatch.undo()
