@@ -1,7 +1,376 @@
-"""Pages: office (being built)."""
+"""Pages of the office (办公室) and of the handling units (承办单位).
+
+- ``/office``: the dashboard (admin, coordinator): counts and simple bars, rendered on the server;
+  ``dashboard.js`` then polls ``/api/v1/stats/summary`` with ``If-None-Match`` and updates the numbers.
+- ``/office/forms``: the triage queue and list, filtered by a plain GET form (htmx refreshes only the
+  list block); each submitted form can be assigned inline.
+- ``/office/forms/{id}``: one form, its whole timeline, and exactly the actions this user may take.
+- ``/office/unit``: a handler's list of the forms its unit holds.
+
+Every action is a real form POST (CSRF checked) that calls the workflow service and redirects (303);
+bad input re-renders the page with 422 and the message next to the field; an ``AppError`` becomes an
+error page or, for htmx, a toast (web/errors.py).
+"""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+import re
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit
+
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+from pydantic import BaseModel, ValidationError
+from starlette.datastructures import QueryParams
+
+from app.api.deps import SessionDep
+from app.config import TZ
+from app.errors import AppError, NotFound, PermissionDenied
+from app.models import FormStatus, Role, Satisfaction, User, utcnow
+from app.schemas.forms import (
+    AssignBody,
+    CloseBody,
+    DecisionBody,
+    ExtensionBody,
+    FormDetail,
+    FormRead,
+    NoteBody,
+    ReasonBody,
+    ReassignBody,
+    ReopenBody,
+    ReplyBody,
+    SpotAnswerBody,
+    UrgeBody,
+)
+from app.services import forms as form_service
+from app.services import reference
+from app.services import stats as stats_service
+from app.services import workflow
+from app.services.auth import Principal
+from app.services.deadlines import Supervision
+from app.web.render import is_htmx, redirect, render, templates
+from app.web.session import CheckedForm, PagePrincipal, SignedIn, safe_next
 
 router = APIRouter()
+
+OFFICE_ROLES = (Role.admin, Role.coordinator)
+LIST_TARGET = "form-list"  # the id of the list block htmx refreshes
+PAGE_SIZE = 50
+
+SUPERVISION_LABELS = {
+    Supervision.none: "正常", Supervision.warning: "预警", Supervision.overdue: "逾期", Supervision.escalated: "督办",
+}
+SATISFACTION_LABELS = {
+    Satisfaction.satisfied: "满意", Satisfaction.basically_satisfied: "基本满意", Satisfaction.unsatisfied: "不满意",
+}
+ACTION_LABELS = {
+    "assign": "批办", "reassign": "改派", "decline": "不予受理", "answer-on-spot": "当场答复", "reply": "答复",
+    "return": "退回办公室", "extension": "申请延期", "extension-approve": "批准延期", "extension-refuse": "不批准延期",
+    "urge": "催办", "close": "办结", "reopen": "重办", "note": "内部备注",
+}
+# What a person reads next to a field when its value is missing or wrong.
+FIELD_MESSAGES = {
+    "unit_id": "请选择承办单位。", "reply": "请填写答复内容。", "reason": "请填写理由。",
+    "due_at": "请选择一个有效的日期。", "note": "请填写备注内容。", "satisfaction": "请选择满意度。",
+}
+
+
+def percent(value: float | None) -> str:
+    """A rate (0–1) as the dashboard shows it: ``87.5%``; dashboard.js formats the same way."""
+    return f"{round((value or 0) * 1000) / 10:g}%"
+
+
+def local_time(value: datetime | None) -> str:
+    return value.astimezone(TZ).strftime("%Y-%m-%d %H:%M") if value else ""
+
+
+templates.env.filters.setdefault("percent", percent)
+templates.env.filters.setdefault("local_time", local_time)
+
+
+def _require_office(user: User) -> None:
+    if user.role not in OFFICE_ROLES:
+        raise PermissionDenied("只有办公室工作人员可以打开此页面。", code="forbidden")
+
+
+def _require_staff_page(user: User) -> None:
+    if user.role not in (*OFFICE_ROLES, Role.handler):
+        raise PermissionDenied("只有办公室和承办单位的工作人员可以打开此页面。", code="forbidden")
+
+
+def _targets_list(request: Request) -> bool:
+    return is_htmx(request) and request.headers.get("hx-target") == LIST_TARGET
+
+
+# --- the dashboard -----------------------------------------------------------------------------------
+
+
+def _bars(rows: list[dict[str, Any]], label_key: str, metric: str = "collected") -> list[dict[str, Any]]:
+    top = max((row[metric] for row in rows), default=0) or 1
+    return [
+        {"label": row.get(label_key) or "（未指定）", "value": row[metric], "answered": row["answered"],
+         "width": round(row[metric] * 100 / top, 1)}
+        for row in rows
+    ]
+
+
+@router.get("/office")
+async def dashboard(request: Request, user: SignedIn, session: SessionDep) -> Response:
+    if user.role == Role.handler:
+        return redirect("/office/unit")
+    _require_office(user)
+    now = utcnow()
+    flt = await stats_service.resolve_filter(session)
+    summary = await stats_service.summary(session, flt, now=now)
+    context = {
+        "summary": summary,
+        "etag": stats_service.etag_for(summary),  # the same ETag the stats API gives for these counts
+        "as_of": now,
+        "by_workroom": _bars(await stats_service.by_workroom(session, flt, now=now), "name"),
+        "by_category": _bars(await stats_service.by_category(session, flt, now=now), "name"),
+        "monthly": _bars(await stats_service.monthly(session, flt, now=now), "month"),
+    }
+    return render(request, "office/dashboard.html", context)
+
+
+# --- the queue and list ------------------------------------------------------------------------------
+
+
+def _choices(values: list[str], allowed: Mapping[str, str]) -> list[str]:
+    return [v for v in values if v in allowed]
+
+
+async def _list_context(
+    request: Request, session: Any, principal: Principal, params: Any, *, errors: dict[int, dict[str, str]] | None = None,
+    values: dict[int, dict[str, str]] | None = None,
+) -> dict[str, Any]:
+    """The queue page's context from its query parameters; unknown values are ignored, not errors."""
+    statuses = _choices(params.getlist("status") if hasattr(params, "getlist") else list(params.get("status", [])),
+                        {s.value: s for s in FormStatus})
+    workrooms, _ = await reference.list_workrooms(session)
+    categories, _ = await reference.list_categories(session)
+    workroom = str(params.get("workroom") or "") or None
+    if workroom not in {w.code for w in workrooms}:
+        workroom = None
+    category = str(params.get("category") or "") or None
+    if category not in {c.code for c in categories}:
+        category = None
+    supervision = str(params.get("supervision") or "") or None
+    if supervision not in {s.value for s in Supervision}:
+        supervision = None
+    q = (str(params.get("q") or "").strip()[:100]) or None
+    cursor = str(params.get("cursor") or "") or None
+    filters = form_service.FormFilter(status=tuple(statuses), workroom=workroom, category=category,
+                                      supervision=supervision, q=q)
+    now = utcnow()
+    try:
+        forms, next_cursor = await form_service.list_forms(session, principal=principal, filters=filters,
+                                                           limit=PAGE_SIZE, cursor=cursor)
+    except AppError:  # a cursor tampered with: start from the top
+        forms, next_cursor = await form_service.list_forms(session, principal=principal, filters=filters,
+                                                           limit=PAGE_SIZE)
+    show_personal = form_service.sees_personal_data(principal)
+    query = [("status", s) for s in statuses] + [
+        (k, v) for k, v in (("workroom", workroom), ("category", category), ("supervision", supervision), ("q", q)) if v
+    ]
+    here = "/office/forms" + (f"?{urlencode(query)}" if query else "")
+    return {
+        "forms": [FormRead.build(f, now=now, show_personal=show_personal) for f in forms],
+        "next_url": "/office/forms?" + urlencode([*query, ("cursor", next_cursor)]) if next_cursor else None,
+        "here": here,
+        "selected": {"status": statuses, "workroom": workroom, "category": category, "supervision": supervision,
+                     "q": q or ""},
+        "workrooms": workrooms, "categories": categories, "units": (await reference.list_units(session))[0],
+        "statuses": [s.value for s in FormStatus],
+        "supervision_labels": SUPERVISION_LABELS,
+        "row_errors": errors or {}, "row_values": values or {},
+        "list_target": LIST_TARGET,
+    }
+
+
+@router.get("/office/forms")
+async def form_list(request: Request, user: SignedIn, principal: PagePrincipal, session: SessionDep) -> Response:
+    _require_office(user)
+    context = await _list_context(request, session, principal, request.query_params)
+    return render(request, "office/forms.html", context, block="list" if _targets_list(request) else None)
+
+
+# --- one form ----------------------------------------------------------------------------------------
+
+
+def allowed_actions(user: User, form: FormRead) -> list[str]:
+    """Exactly the actions the workflow service would let ``user`` take on ``form`` now."""
+    actions: list[str] = []
+    if user.role in OFFICE_ROLES:
+        if form.status == FormStatus.submitted:
+            actions += ["assign", "answer-on-spot", "decline"]
+        elif form.status == FormStatus.assigned:
+            actions += ["reply", "reassign", "urge"]
+            if form.extension_due_at is not None:
+                actions += ["extension-approve", "extension-refuse"]
+        elif form.status == FormStatus.answered:
+            actions += ["close", "reopen"]
+        actions.append("note")
+    elif user.role == Role.handler and user.unit_id is not None and form.unit_id == user.unit_id:
+        if form.status == FormStatus.assigned:
+            actions += ["reply", "return"]
+            if form.extension_due_at is None:
+                actions.append("extension")
+        actions.append("note")
+    return actions
+
+
+async def _form_page(
+    request: Request, session: Any, user: User, principal: Principal, form_id: int, *,
+    failed: str | None = None, errors: dict[str, str] | None = None, values: dict[str, str] | None = None,
+    status_code: int = 200,
+) -> Response:
+    form = await form_service.get_visible(session, principal, form_id)
+    detail = FormDetail.build_detail(form, now=utcnow(), show_personal=form_service.sees_personal_data(principal))
+    actions = allowed_actions(user, detail)
+    units = (await reference.list_units(session))[0] if {"assign", "reassign", "reopen"} & set(actions) else []
+    context = {
+        "form": detail, "actions": actions, "action_labels": ACTION_LABELS, "units": units,
+        "supervision_labels": SUPERVISION_LABELS, "satisfaction_labels": SATISFACTION_LABELS,
+        "failed": failed, "errors": errors or {}, "values": values or {},
+        "back": "/office/unit" if user.role == Role.handler else "/office/forms",
+    }
+    return render(request, "office/form.html", context, status_code=status_code)
+
+
+@router.get("/office/forms/{form_id}")
+async def form_page(form_id: int, request: Request, user: SignedIn, principal: PagePrincipal,
+                    session: SessionDep) -> Response:
+    _require_staff_page(user)
+    return await _form_page(request, session, user, principal, form_id)
+
+
+# Each page action: the body model that validates it, and its form fields.
+ACTION_BODIES: dict[str, tuple[type[BaseModel], tuple[str, ...]]] = {
+    "assign": (AssignBody, ("unit_id", "instructions", "due_at")),
+    "reassign": (ReassignBody, ("unit_id", "instructions")),
+    "decline": (ReasonBody, ("reason",)),
+    "answer-on-spot": (SpotAnswerBody, ("reply",)),
+    "reply": (ReplyBody, ("reply", "internal_note")),
+    "return": (ReasonBody, ("reason",)),
+    "extension": (ExtensionBody, ("due_at", "reason")),
+    "extension-approve": (DecisionBody, ("note",)),
+    "extension-refuse": (DecisionBody, ("note",)),
+    "urge": (UrgeBody, ("note",)),
+    "close": (CloseBody, ("satisfaction", "note")),
+    "reopen": (ReopenBody, ("reason", "unit_id")),
+    "note": (NoteBody, ("note",)),
+}
+_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+
+
+def _parse(action: str, form: Mapping[str, Any]) -> tuple[BaseModel | None, dict[str, str], dict[str, str]]:
+    """(body, errors by field, typed values) for one action's form fields."""
+    model, fields = ACTION_BODIES[action]
+    values = {name: str(form.get(name) or "") for name in fields}
+    data: dict[str, Any] = {}
+    for name, value in values.items():
+        value = value.strip() if name != "reply" else value
+        if not value.strip():
+            continue  # an empty optional field is "not given"; an empty required one is reported as missing
+        if name == "due_at" and _DATE.match(value):
+            value = f"{value}T23:59:59"  # a day chosen on a date input: the end of that day, local time
+        data[name] = value
+    try:
+        return model.model_validate(data), {}, values
+    except ValidationError as exc:
+        errors: dict[str, str] = {}
+        for error in exc.errors():
+            name = str(error["loc"][0]) if error["loc"] else "form"
+            errors.setdefault(name, FIELD_MESSAGES.get(name, str(error["msg"])))
+        return None, errors, values
+
+
+async def _perform(action: str, body: Any, session: Any, principal: Principal, form_id: int, settings: Any) -> None:
+    common = {"principal": principal, "form_id": form_id}
+    if action == "assign":
+        await workflow.assign(session, **common, unit_id=body.unit_id, instructions=body.instructions,
+                              due_at=body.due_at, settings=settings)
+    elif action == "reassign":
+        await workflow.reassign(session, **common, unit_id=body.unit_id, instructions=body.instructions)
+    elif action == "decline":
+        await workflow.decline(session, **common, reason=body.reason)
+    elif action == "answer-on-spot":
+        await workflow.answer_on_spot(session, **common, reply_text=body.reply)
+    elif action == "reply":
+        await workflow.reply(session, **common, reply_text=body.reply, internal_note=body.internal_note)
+    elif action == "return":
+        await workflow.return_to_office(session, **common, reason=body.reason)
+    elif action == "extension":
+        await workflow.request_extension(session, **common, due_at=body.due_at, reason=body.reason)
+    elif action in ("extension-approve", "extension-refuse"):
+        await workflow.decide_extension(session, **common, approve=action == "extension-approve", note=body.note)
+    elif action == "urge":
+        await workflow.urge(session, **common, note=body.note)
+    elif action == "close":
+        await workflow.close(session, **common, satisfaction=body.satisfaction, note=body.note)
+    elif action == "reopen":
+        await workflow.reopen(session, **common, reason=body.reason, unit_id=body.unit_id, settings=settings)
+    elif action == "note":
+        await workflow.add_note(session, **common, note=body.note)
+
+
+def _list_params(next_url: str) -> QueryParams:
+    return QueryParams(parse_qsl(urlsplit(next_url).query, keep_blank_values=True))
+
+
+@router.post("/office/forms/{form_id}/{action}")
+async def form_action(form_id: int, action: str, request: Request, form: CheckedForm, user: SignedIn,
+                      principal: PagePrincipal, session: SessionDep) -> Response:
+    if action not in ACTION_BODIES:
+        raise NotFound("没有这项操作。", code="unknown_action")
+    _require_staff_page(user)
+    next_url = safe_next(str(form.get("next") or ""), f"/office/forms/{form_id}")
+    from_list = next_url.startswith("/office/forms") and not next_url.startswith(f"/office/forms/{form_id}")
+    body, errors, values = _parse(action, form)
+    if body is None:
+        if from_list:  # the inline assign of the queue: the queue again, the message on that row
+            context = await _list_context(request, session, principal, _list_params(next_url),
+                                          errors={form_id: errors}, values={form_id: values})
+            return render(request, "office/forms.html", context, status_code=422,
+                          block="list" if _targets_list(request) else None)
+        return await _form_page(request, session, user, principal, form_id, failed=action, errors=errors,
+                                values=values, status_code=422)
+    await _perform(action, body, session, principal, form_id, request.app.state.settings)
+    if from_list and _targets_list(request):
+        await session.flush()
+        context = await _list_context(request, session, principal, _list_params(next_url))
+        return render(request, "office/forms.html", context, block="list")
+    return redirect(next_url)
+
+
+# --- the handling unit -------------------------------------------------------------------------------
+
+
+@router.get("/office/unit")
+async def unit_forms(request: Request, user: SignedIn, principal: PagePrincipal, session: SessionDep) -> Response:
+    if user.role in OFFICE_ROLES:
+        return redirect("/office/forms")
+    if user.role != Role.handler or user.unit_id is None:
+        raise PermissionDenied("只有承办单位的工作人员可以打开此页面。", code="forbidden")
+    statuses = _choices(request.query_params.getlist("status"), {s.value: s for s in FormStatus})
+    filters = form_service.FormFilter(status=tuple(statuses), unit_id=user.unit_id)
+    try:
+        forms, next_cursor = await form_service.list_forms(
+            session, principal=principal, filters=filters, limit=PAGE_SIZE, cursor=request.query_params.get("cursor"),
+        )
+    except AppError:  # a cursor tampered with: start from the top
+        forms, next_cursor = await form_service.list_forms(session, principal=principal, filters=filters,
+                                                           limit=PAGE_SIZE)
+    now = utcnow()
+    show_personal = form_service.sees_personal_data(principal)
+    items = [FormRead.build(f, now=now, show_personal=show_personal) for f in forms]
+    items.sort(key=lambda f: (f.status != FormStatus.assigned, f.due_at is None, f.due_at or now))
+    unit_name = await form_service.unit_name(session, user.unit_id)
+    query = [("status", s) for s in statuses]
+    return render(request, "office/unit.html", {
+        "forms": items, "unit_name": unit_name, "selected": statuses, "supervision_labels": SUPERVISION_LABELS,
+        "next_url": "/office/unit?" + urlencode([*query, ("cursor", next_cursor)]) if next_cursor else None,
+    })
