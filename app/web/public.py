@@ -1,7 +1,308 @@
-"""Pages: public (being built)."""
+"""Pages for residents, no account needed: the workrooms, a submit form per workroom and per service
+point (reached by scanning a QR code), the receipt with the tracking number and code, public tracking,
+and printable QR posters.
+
+The receipt's verification code is never put in a URL (URLs end up in logs, history and caches): the
+303 after a submission sets a short-lived signed cookie that only ``/receipt`` reads, and pages showing
+the code say ``Cache-Control: no-store``. Tracking is a POST for the same reason.
+"""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+import base64
+import hashlib
+import hmac
+import io
+import json
+import time
+from datetime import datetime
+from typing import Annotated, Any
+
+import segno
+from fastapi import APIRouter, Path, Request
+from fastapi.responses import HTMLResponse, Response
+from pydantic import ValidationError
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.config import TZ
+from app.errors import Invalid, NotFound
+from app.models import Category, ServicePoint, Workroom
+from app.schemas.common import MAX_ID
+from app.schemas.forms import FormCreate, TrackRead
+from app.services import forms as form_service
+from app.services import reference
+from app.services.auth import ANONYMOUS
+from app.web.render import redirect, render, templates
+from app.web.session import CheckedForm, is_https
 
 router = APIRouter()
+
+RECEIPT_COOKIE = "minyi_receipt"
+RECEIPT_SECONDS = 30 * 60
+NO_STORE = {"Cache-Control": "no-store"}
+FIELDS = ("content", "category", "submitter_name", "submitter_phone", "location")
+PointId = Annotated[int, Path(ge=1, le=MAX_ID)]
+WorkroomCode = Annotated[str, Path(max_length=32)]
+
+
+def _local_time(value: datetime | None, fmt: str = "%Y-%m-%d %H:%M") -> str:
+    return value.astimezone(TZ).strftime(fmt) if value else ""
+
+
+templates.env.filters["public_time"] = _local_time
+
+
+# --- reading the references --------------------------------------------------------------------------
+
+
+async def _active_workroom(session: AsyncSession, code: str) -> Workroom:
+    workroom = await reference.get_workroom(session, code)
+    if workroom is None or not workroom.active:
+        raise NotFound(f"工作室 {code} 不存在或已停用。", code="workroom_not_found")
+    return workroom
+
+
+async def _point(session: AsyncSession, point_id: int) -> tuple[ServicePoint, Workroom]:
+    point = await session.get(ServicePoint, point_id)
+    workroom = await session.get(Workroom, point.workroom_id) if point else None
+    if point is None or workroom is None:
+        raise NotFound("该流动服务点不存在。", code="service_point_not_found")
+    return point, workroom
+
+
+async def _categories(session: AsyncSession) -> list[Category]:
+    categories, _ = await reference.list_categories(session, active_only=True)
+    return list(categories)
+
+
+async def _source(session: AsyncSession, workroom_code: str | None, point_id: int | None) -> dict[str, Any]:
+    """What the submit form needs for this source: its label, its hidden fields, where it lives."""
+    if point_id is not None:
+        point, workroom = await _point(session, point_id)
+        return {
+            "workroom": workroom, "point": point, "label": f"{point.title}（{workroom.name}）",
+            "path": f"/p/{point.id}", "hidden": {"service_point_id": point.id},
+        }
+    if workroom_code:
+        workroom = await _active_workroom(session, workroom_code)
+        return {
+            "workroom": workroom, "point": None, "label": f"{workroom.name}（{workroom.code}）",
+            "path": f"/w/{workroom.code}", "hidden": {"workroom_code": workroom.code},
+        }
+    return {"workroom": None, "point": None, "label": "网上提交", "path": "/submit", "hidden": {}}
+
+
+async def _submit_page(
+    request: Request, session: AsyncSession, source: dict[str, Any], *,
+    errors: dict[str, str] | None = None, values: dict[str, str] | None = None, status_code: int = 200,
+) -> HTMLResponse:
+    points: list[ServicePoint] = []
+    if source["workroom"] is not None and source["point"] is None:
+        points = list(await session.scalars(
+            select(ServicePoint).where(ServicePoint.workroom_id == source["workroom"].id)
+            .order_by(ServicePoint.starts_at.desc()).limit(20)
+        ))
+    return render(request, "public/submit.html", {
+        "source": source, "points": points, "categories": await _categories(session),
+        "errors": errors or {}, "values": values or {},
+    }, status_code=status_code)
+
+
+# --- pages -------------------------------------------------------------------------------------------
+
+
+@router.get("/")
+async def home(request: Request) -> HTMLResponse:
+    async with request.app.state.sessionmaker() as session:
+        workrooms, _ = await reference.list_workrooms(session, active_only=True)
+    return render(request, "public/home.html", {"workrooms": workrooms})
+
+
+@router.get("/w/{code}")
+async def workroom_page(request: Request, code: WorkroomCode) -> HTMLResponse:
+    async with request.app.state.sessionmaker() as session:
+        return await _submit_page(request, session, await _source(session, code, None))
+
+
+@router.get("/p/{point_id}")
+async def point_page(request: Request, point_id: PointId) -> HTMLResponse:
+    async with request.app.state.sessionmaker() as session:
+        return await _submit_page(request, session, await _source(session, None, point_id))
+
+
+@router.get("/submit")
+async def submit_page(request: Request) -> HTMLResponse:
+    async with request.app.state.sessionmaker() as session:
+        return await _submit_page(request, session, await _source(session, None, None))
+
+
+# --- submitting --------------------------------------------------------------------------------------
+
+_MESSAGES = {
+    "content": {"missing": "请填写您的意见或建议。", "string_too_short": "请填写您的意见或建议。",
+                "string_too_long": "内容不能超过 2000 字，请精简后再提交。"},
+    "category": {"*": "请从列出的类别中选择一项。"},
+    "submitter_name": {"*": "姓名不能超过 64 个字。"},
+    "submitter_phone": {"*": "请填写正确的电话号码，例如 13812345678。"},
+    "location": {"*": "地点不能超过 200 个字。"},
+}
+_INVALID_FIELDS = {"unknown_category": "category"}
+
+
+def _field_errors(exc: ValidationError) -> dict[str, str]:
+    errors: dict[str, str] = {}
+    for error in exc.errors():
+        name = str(error["loc"][0]) if error["loc"] else "form"
+        messages = _MESSAGES.get(name)
+        if messages is not None:
+            message = messages.get(error["type"]) or messages.get("*") or next(iter(messages.values()))
+        elif name in ("workroom_code", "service_point_id"):
+            name, message = "form", "来源信息有误，请重新扫描二维码后提交。"
+        else:
+            name, message = "form", str(error.get("msg", "")).removeprefix("Value error, ") or "提交的内容有误。"
+        errors.setdefault(name, message)
+    return errors
+
+
+def _sign(payload: bytes, secret: str) -> str:
+    return hmac.new(secret.encode(), b"receipt:" + payload, hashlib.sha256).hexdigest()
+
+
+def receipt_cookie(secret: str, tracking_no: str, code: str, *, now: float | None = None) -> str:
+    payload = base64.urlsafe_b64encode(json.dumps(
+        {"no": tracking_no, "code": code, "exp": int((now or time.time()) + RECEIPT_SECONDS)}
+    ).encode())
+    return f"{payload.decode()}.{_sign(payload, secret)}"
+
+
+def read_receipt(secret: str, value: str | None) -> dict[str, str] | None:
+    if not value or "." not in value:
+        return None
+    payload, signature = value.rsplit(".", 1)
+    if not hmac.compare_digest(signature, _sign(payload.encode(), secret)):
+        return None
+    try:
+        data = json.loads(base64.urlsafe_b64decode(payload.encode()))
+    except ValueError:
+        return None
+    if not isinstance(data, dict) or int(data.get("exp", 0)) < time.time():
+        return None
+    return {"no": str(data["no"]), "code": str(data["code"])}
+
+
+@router.post("/submit")
+async def submit(request: Request, form: CheckedForm) -> Response:
+    values = {name: str(form.get(name) or "") for name in FIELDS}
+    workroom_code = str(form.get("workroom_code") or "").strip() or None
+    point_text = str(form.get("service_point_id") or "").strip()
+    point_id = int(point_text) if point_text.isdigit() and 1 <= int(point_text) <= MAX_ID else None
+    async with request.app.state.sessionmaker() as session:
+        source = await _source(session, workroom_code, point_id)
+        try:
+            body = FormCreate(**values, workroom_code=workroom_code, service_point_id=point_id)
+        except ValidationError as exc:
+            return await _submit_page(request, session, source, errors=_field_errors(exc), values=values,
+                                      status_code=422)
+    try:
+        accepted = await request.app.state.submissions.submit(
+            ANONYMOUS, form_service.Submission(**body.model_dump(exclude={"channel"}))
+        )
+    except Invalid as refused:
+        field = _INVALID_FIELDS.get(refused.code or "", "form")
+        async with request.app.state.sessionmaker() as session:
+            return await _submit_page(request, session, source, errors={field: refused.detail}, values=values,
+                                      status_code=422)
+    response = redirect("/receipt")
+    response.set_cookie(
+        RECEIPT_COOKIE, receipt_cookie(request.app.state.settings.secret_key, accepted.form.tracking_no, accepted.code),
+        max_age=RECEIPT_SECONDS, path="/receipt", httponly=True, samesite="lax", secure=is_https(request),
+    )
+    return response
+
+
+@router.get("/receipt")
+async def receipt(request: Request) -> HTMLResponse:
+    data = read_receipt(request.app.state.settings.secret_key, request.cookies.get(RECEIPT_COOKIE))
+    return render(request, "public/receipt.html", {"receipt": data}, status_code=200 if data else 404,
+                  headers=dict(NO_STORE))
+
+
+# --- tracking ----------------------------------------------------------------------------------------
+
+
+@router.get("/track")
+async def track_page(request: Request, no: str | None = None) -> HTMLResponse:
+    return render(request, "public/track.html", {"values": {"no": (no or "")[:40]}, "errors": {}, "result": None})
+
+
+@router.post("/track")
+async def track(request: Request, form: CheckedForm) -> HTMLResponse:
+    values = {"no": str(form.get("no") or "").strip()[:40], "code": str(form.get("code") or "").strip()[:16]}
+    errors: dict[str, str] = {}
+    if not values["no"]:
+        errors["no"] = "请填写查询编号。"
+    if not values["code"]:
+        errors["code"] = "请填写查询码。"
+    if errors:
+        return render(request, "public/track.html", {"values": values, "errors": errors, "result": None},
+                      status_code=422, headers=dict(NO_STORE))
+    try:
+        async with request.app.state.sessionmaker() as session:
+            found = await form_service.track(session, tracking_no=values["no"], code=values["code"],
+                                             secret_key=request.app.state.settings.secret_key)
+            result = TrackRead.build(found)
+    except NotFound as missing:
+        return render(request, "public/track.html", {"values": values, "errors": {"form": missing.detail},
+                                                     "result": None}, status_code=404, headers=dict(NO_STORE))
+    return render(request, "public/track.html", {"values": {"no": result.tracking_no}, "errors": {},
+                                                 "result": result}, headers=dict(NO_STORE))
+
+
+# --- QR codes and posters ----------------------------------------------------------------------------
+
+
+def _absolute(request: Request, path: str) -> str:
+    return str(request.base_url).rstrip("/") + path
+
+
+def _svg(url: str) -> Response:
+    buffer = io.BytesIO()
+    segno.make(url, error="m").save(buffer, kind="svg", scale=8, border=2, xmldecl=True, svgns=True,
+                                    title=url)
+    return Response(buffer.getvalue(), media_type="image/svg+xml",
+                    headers={"Cache-Control": "public, max-age=3600"})
+
+
+@router.get("/w/{code}/qr.svg")
+async def workroom_qr(request: Request, code: WorkroomCode) -> Response:
+    async with request.app.state.sessionmaker() as session:
+        workroom = await _active_workroom(session, code)
+    return _svg(_absolute(request, f"/w/{workroom.code}"))
+
+
+@router.get("/p/{point_id}/qr.svg")
+async def point_qr(request: Request, point_id: PointId) -> Response:
+    async with request.app.state.sessionmaker() as session:
+        point, _ = await _point(session, point_id)
+    return _svg(_absolute(request, f"/p/{point.id}"))
+
+
+def _poster(request: Request, title: str, subtitle: str, path: str) -> HTMLResponse:
+    url = _absolute(request, path)
+    qr = segno.make(url, error="m").svg_inline(scale=8, border=2, omitsize=True)
+    return render(request, "public/poster.html", {"title": title, "subtitle": subtitle, "url": url, "qr": qr})
+
+
+@router.get("/w/{code}/poster")
+async def workroom_poster(request: Request, code: WorkroomCode) -> HTMLResponse:
+    async with request.app.state.sessionmaker() as session:
+        workroom = await _active_workroom(session, code)
+    return _poster(request, workroom.name, workroom.address or "", f"/w/{workroom.code}")
+
+
+@router.get("/p/{point_id}/poster")
+async def point_poster(request: Request, point_id: PointId) -> HTMLResponse:
+    async with request.app.state.sessionmaker() as session:
+        point, workroom = await _point(session, point_id)
+    return _poster(request, point.title, f"{workroom.name} · {point.location}".rstrip(" ·"), f"/p/{point.id}")
