@@ -1,7 +1,257 @@
-"""Pages: rep (being built)."""
+"""Pages for representatives: quick entry at the stall, today's forms, 当场答复; nothing lost offline.
+
+``GET /rep`` is one column built for a phone in the sun: category chips, the content, optional name,
+phone and place, and the source (one of my workrooms or today's service points), chosen once and
+remembered (a cookie here, localStorage in offline.js). ``POST /rep/forms`` works as a plain form (303 back
+with a receipt) and for offline.js (``Accept: application/json`` → 201 ``{id, tracking_no}``); both
+honour an Idempotency-Key (header, or the hidden ``idempotency_key`` field) through the same service as
+the API, so a form retried after a lost answer is written once. ``GET /sw.js`` serves the service worker
+that keeps the entry page openable with no network.
+"""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+import uuid
+from datetime import datetime, time, timedelta
+from pathlib import Path
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse, Response
+from pydantic import ValidationError
+from sqlalchemy import or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.db import transaction
+from app.errors import Invalid, PermissionDenied
+from app.models import Role, ServicePoint, User
+from app.models.reference import service_point_representative
+from app.schemas.common import MAX_ID
+from app.schemas.forms import FormCreate
+from app.services import forms as form_service
+from app.services import idempotency as idempotency_service
+from app.services import reference
+from app.services import workflow
+from app.services.auth import Principal
+from app.web.render import FRONTEND, redirect, render
+from app.web.session import CheckedForm, SignedIn, set_cookie
 
 router = APIRouter()
+
+SOURCE_COOKIE = "minyi_rep_source"
+RECEIPT_COOKIE = "minyi_rep_receipt"
+SW_FILE = FRONTEND / "static" / "js" / "sw.js"
+TEXT_FIELDS = ("content", "category", "submitter_name", "submitter_phone", "location", "source")
+FIELD_MESSAGES = {
+    "content": "请填写意见内容（不超过 2000 字）。",
+    "category": "请选择类别。",
+    "submitter_name": "姓名不超过 64 字。",
+    "submitter_phone": "电话号码格式不对，请填写手机号或固定电话。",
+    "location": "地点不超过 200 字。",
+    "workroom_code": "请选择工作室或服务点。",
+    "service_point_id": "请选择工作室或服务点。",
+}
+FIELD_OF_CODE = {"unknown_category": "category", "unknown_workroom": "source", "unknown_service_point": "source",
+                 "workroom_mismatch": "source"}
+
+
+def _representative(user: User) -> Principal:
+    """The principal of a representative's page, or 403 for everyone else."""
+    if user.role != Role.representative:
+        raise PermissionDenied("此页面仅供党代表使用。", code="forbidden")
+    return Principal(user=user)
+
+
+async def _sources(session: AsyncSession, user: User, request: Request) -> list[tuple[str, str]]:
+    """Where a representative collects today: their workrooms (``w:CODE``) and the service points of
+    their workrooms or with them on it that run today (``p:ID``)."""
+    if user.representative_id is None:
+        return []
+    representative = await reference.get_representative_or_raise(session, user.representative_id)
+    options = [(f"w:{w.code}", f"{w.name}（{w.code}）") for w in representative.workrooms if w.active]
+    tz = request.app.state.settings.tz
+    today = datetime.now(tz).date()
+    start = datetime.combine(today, time.min, tzinfo=tz)
+    end = start + timedelta(days=1)
+    mine = select(service_point_representative.c.service_point_id).where(
+        service_point_representative.c.representative_id == representative.id
+    )
+    points = await session.scalars(
+        select(ServicePoint)
+        .where(
+            or_(ServicePoint.workroom_id.in_([w.id for w in representative.workrooms]), ServicePoint.id.in_(mine)),
+            ServicePoint.starts_at < end, ServicePoint.ends_at >= start,
+        )
+        .order_by(ServicePoint.starts_at, ServicePoint.id)
+    )
+    options += [(f"p:{p.id}", f"今日服务点：{p.title}") for p in points]
+    return options
+
+
+async def _today(session: AsyncSession, principal: Principal, request: Request) -> list[Any]:
+    """The forms this user entered today (local date), newest first."""
+    today = datetime.now(request.app.state.settings.tz).date()
+    forms, _next = await form_service.list_forms(
+        session, principal=principal,
+        filters=form_service.FormFilter(submitted_from=today, submitted_to=today), limit=200,
+    )
+    assert principal.user is not None
+    return [f for f in forms if f.entered_by_user_id == principal.user.id]
+
+
+async def _page(
+    request: Request,
+    user: User,
+    *,
+    values: dict[str, str] | None = None,
+    errors: dict[str, str] | None = None,
+    answer_errors: dict[int, str] | None = None,
+    idempotency_key: str | None = None,
+    receipt: dict[str, str] | None = None,
+    status_code: int = 200,
+) -> Response:
+    principal = _representative(user)
+    async with request.app.state.sessionmaker() as session:
+        sources = await _sources(session, user, request)
+        categories, _ = await reference.list_categories(session, active_only=True)
+        today = await _today(session, principal, request)
+    values = dict(values or {})
+    choices = [value for value, _label in sources]
+    if values.get("source") not in choices:
+        remembered = request.query_params.get("source") or request.cookies.get(SOURCE_COOKIE)
+        values["source"] = remembered if remembered in choices else (choices[0] if choices else "")
+    response = render(request, "rep/index.html", {
+        "values": values, "errors": errors or {}, "answer_errors": answer_errors or {}, "sources": sources,
+        "categories": categories, "today": today, "receipt": receipt,
+        "idempotency_key": idempotency_key or str(uuid.uuid4()),
+    }, block="today" if request.headers.get("hx-target") == "today" else None, status_code=status_code)
+    response.headers["Cache-Control"] = "no-store" if receipt else "no-cache"
+    return response
+
+
+@router.get("/rep")
+async def entry_page(request: Request, user: SignedIn) -> Response:
+    receipt = None
+    raw = request.cookies.get(RECEIPT_COOKIE)
+    if raw and "." in raw:
+        tracking_no, code = raw.split(".", 1)
+        receipt = {"tracking_no": tracking_no, "code": code}
+    response = await _page(request, user, receipt=receipt)
+    if raw:
+        response.delete_cookie(RECEIPT_COOKIE, path="/")
+    return response
+
+
+class _Refused(Exception):
+    def __init__(self, invalid: Invalid) -> None:
+        super().__init__(invalid.detail)
+        self.invalid = invalid
+
+
+def _validation_messages(exc: ValidationError) -> dict[str, str]:
+    errors: dict[str, str] = {}
+    for error in exc.errors():
+        name = str(error["loc"][0]) if error["loc"] else "form"
+        field = "source" if name in ("workroom_code", "service_point_id") else name
+        errors.setdefault(field, FIELD_MESSAGES.get(name, "内容不符合要求。"))
+    return errors
+
+
+@router.post("/rep/forms")
+async def submit_form(request: Request, user: SignedIn, form: CheckedForm) -> Response:
+    principal = _representative(user)
+    state = request.app.state
+    settings = state.settings
+    wants_json = "application/json" in request.headers.get("accept", "")
+    values = {name: str(form.get(name) or "") for name in TEXT_FIELDS}
+    key = request.headers.get("idempotency-key") or str(form.get("idempotency_key") or "") or None
+    errors: dict[str, str] = {}
+
+    async def invalid(errors: dict[str, str]) -> Response:
+        if wants_json:
+            return JSONResponse({"errors": errors}, status_code=422)
+        return await _page(request, user, values=values, errors=errors, idempotency_key=key, status_code=422)
+
+    data: dict[str, Any] = {name: values[name] for name in TEXT_FIELDS if name != "source"}
+    source = values["source"]
+    if source:
+        async with state.sessionmaker() as session:
+            choices = [value for value, _label in await _sources(session, user, request)]
+        kind, _, ref = source.partition(":")
+        if source not in choices:
+            errors["source"] = "请选择您所在的工作室或今天的服务点。"
+        elif kind == "w":
+            data["workroom_code"] = ref
+        elif kind == "p" and ref.isdigit() and 1 <= int(ref) <= MAX_ID:
+            data["service_point_id"] = int(ref)
+    try:
+        body = FormCreate.model_validate(data)
+    except ValidationError as exc:
+        errors = {**_validation_messages(exc), **errors}
+    if key is not None:
+        try:
+            idempotency_service.validate_key(key)
+        except Invalid as exc:
+            errors["form"] = exc.detail
+    if errors:
+        return await invalid(errors)
+
+    submission = form_service.Submission(**body.model_dump())
+    scope = f"user:{user.id}"
+    replayed = False
+    try:
+        async with transaction(state.sessionmaker) as session:
+            replay = None
+            if key is not None:
+                replay = await idempotency_service.claim(
+                    session, scope=scope, key=key,
+                    request_hash=idempotency_service.request_hash(body.model_dump(mode="json")),
+                    secret_key=settings.secret_key, ttl_seconds=settings.idempotency_ttl_seconds,
+                )
+            if replay is not None:
+                created, replayed = dict(replay.body), True
+            else:
+                (result,) = await form_service.submit_many(session, [(principal, submission)], settings=settings)
+                if isinstance(result, Invalid):
+                    raise _Refused(result)
+                created = {"id": result.form.id, "tracking_no": result.form.tracking_no,
+                           "verification_code": result.code}
+                if key is not None:
+                    await idempotency_service.store(session, scope=scope, key=key, status_code=201, body=created,
+                                                    secret_key=settings.secret_key)
+    except _Refused as refused:
+        return await invalid({FIELD_OF_CODE.get(refused.invalid.code, "form"): refused.invalid.detail})
+    except Invalid as exc:  # the key was used before for another form
+        return await invalid({"form": exc.detail})
+
+    if wants_json:
+        headers = {"Idempotent-Replayed": "true"} if replayed else {}
+        response: Response = JSONResponse(created, status_code=201, headers=headers)
+    else:
+        response = redirect("/rep")
+        set_cookie(response, request, RECEIPT_COOKIE, f"{created['tracking_no']}.{created.get('verification_code', '')}",
+                   max_age=300)
+    if source:
+        set_cookie(response, request, SOURCE_COOKIE, source, max_age=60 * 60 * 24 * 365)
+    return response
+
+
+@router.post("/rep/forms/{form_id}/answer-on-spot")
+async def answer_on_spot(request: Request, form_id: int, user: SignedIn, form: CheckedForm) -> Response:
+    principal = _representative(user)
+    reply_text = str(form.get("reply") or "").strip()
+    if not reply_text or len(reply_text) > 2000:
+        return await _page(request, user, answer_errors={form_id: "请填写答复内容（不超过 2000 字）。"},
+                           status_code=422)
+    if not 1 <= form_id <= MAX_ID:
+        raise Invalid("意见编号不正确。", code="invalid_id")
+    async with transaction(request.app.state.sessionmaker) as session:
+        await workflow.answer_on_spot(session, principal=principal, form_id=form_id, reply_text=reply_text)
+    return redirect("/rep")
+
+
+@router.get("/sw.js")
+async def service_worker() -> Response:
+    """The service worker at the site root (its scope is /rep), never cached stale."""
+    return Response(Path(SW_FILE).read_text(encoding="utf-8"), media_type="text/javascript",
+                    headers={"Service-Worker-Allowed": "/", "Cache-Control": "no-cache"})

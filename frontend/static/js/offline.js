@@ -1,0 +1,243 @@
+// Minyi representatives: nothing typed at the stall is lost when the network is.
+//
+// Each submitted form gets its own Idempotency-Key, is written to IndexedDB first, then sent; it leaves
+// IndexedDB only once the server answered 201 (or refused it as invalid, 422). Network failures keep it
+// and it is sent again on the `online` event, on page load and every 20 s; the server writes a key once,
+// so a retry after a lost answer never makes a second form. "N 条待发送" shows what is still on the phone.
+(function () {
+  "use strict";
+  var DB_NAME = "minyi-rep";
+  var STORE = "outbox";
+  var SOURCE_KEY = "minyi.rep.source";
+  var PAGE_CACHE = "minyi-rep-v1";
+  var RETRY_MS = 20000;
+  var syncing = null;
+
+  function uuid() {
+    if (window.crypto && crypto.randomUUID) return crypto.randomUUID();
+    var b = crypto.getRandomValues(new Uint8Array(16));
+    b[6] = (b[6] & 15) | 64; b[8] = (b[8] & 63) | 128;
+    var h = Array.prototype.map.call(b, function (x) { return (x + 256).toString(16).slice(1); }).join("");
+    return h.slice(0, 8) + "-" + h.slice(8, 12) + "-" + h.slice(12, 16) + "-" + h.slice(16, 20) + "-" + h.slice(20);
+  }
+
+  var dbPromise = null;
+  function db() {
+    if (!dbPromise) {
+      dbPromise = new Promise(function (resolve, reject) {
+        var open = indexedDB.open(DB_NAME, 1);
+        open.onupgradeneeded = function () { open.result.createObjectStore(STORE, { keyPath: "key" }); };
+        open.onsuccess = function () { resolve(open.result); };
+        open.onerror = function () { dbPromise = null; reject(open.error); };
+      });
+    }
+    return dbPromise;
+  }
+
+  function request(mode, action) {
+    return db().then(function (database) {
+      return new Promise(function (resolve, reject) {
+        var tx = database.transaction(STORE, mode);
+        var result = action(tx.objectStore(STORE));
+        tx.oncomplete = function () { resolve(result && "result" in result ? result.result : undefined); };
+        tx.onerror = tx.onabort = function () { reject(tx.error); };
+      });
+    });
+  }
+
+  function entryForm() { return document.getElementById("rep-form"); }
+  function currentUser() { var f = entryForm(); return f ? f.getAttribute("data-user") : null; }
+
+  function waiting() {  // this user's forms still on the phone, oldest first
+    var user = currentUser();
+    return request("readonly", function (store) { return store.getAll(); }).then(function (all) {
+      return (all || []).filter(function (r) { return r.user === user; })
+        .sort(function (a, b) { return a.created - b.created; });
+    });
+  }
+
+  function showPending() {
+    return waiting().then(function (list) {
+      var el = document.getElementById("pending-count");
+      if (!el) return list.length;
+      el.textContent = list.length + " 条待发送";
+      el.hidden = list.length === 0;
+      el.setAttribute("data-count", String(list.length));
+      return list.length;
+    });
+  }
+
+  function note(text, cls) {
+    var box = document.getElementById("rep-receipts");
+    if (!box) return;
+    var li = document.createElement("li");
+    li.className = cls || "";
+    li.textContent = text;
+    box.insertBefore(li, box.firstChild);
+    while (box.children.length > 5) box.removeChild(box.lastChild);
+  }
+
+  function send(record) {
+    var meta = document.querySelector('meta[name="csrf-token"]');
+    return fetch("/rep/forms", {
+      method: "POST",
+      credentials: "same-origin",
+      redirect: "manual",  // an expired session answers with a redirect to /login: keep the form
+      headers: {
+        "X-CSRF-Token": meta ? meta.content : "",
+        "Idempotency-Key": record.key,
+        "Accept": "application/json",
+      },
+      body: new URLSearchParams(record.fields),
+    });
+  }
+
+  function refreshToday() {
+    var today = document.getElementById("today");
+    if (!today) return;
+    fetch("/rep", { credentials: "same-origin", headers: { "HX-Request": "true", "HX-Target": "today" } })
+      .then(function (res) { return res.ok ? res.text() : null; })
+      .then(function (html) {
+        if (!html) return;
+        var holder = document.createElement("div");
+        holder.innerHTML = html;
+        var fresh = holder.querySelector("#today");
+        if (fresh) {
+          today.replaceWith(fresh);
+          if (window.htmx) window.htmx.process(fresh);
+        }
+      })
+      .catch(function () {});
+  }
+
+  // Send every waiting form once; stop at the first network failure (the next try comes soon).
+  function sendAll() {
+    var sent = 0;
+    return waiting().then(function (list) {
+      var chain = Promise.resolve(true);
+      list.forEach(function (record) {
+        chain = chain.then(function (go) {
+          if (!go) return false;
+          return send(record).then(function (res) {
+            if (res.status === 201) {
+              return res.json().catch(function () { return {}; }).then(function (body) {
+                sent += 1;
+                note("已发送：编号 " + (body.tracking_no || "") +
+                     (body.verification_code ? "，查询码 " + body.verification_code : ""), "ok");
+                return request("readwrite", function (store) { store.delete(record.key); }).then(function () { return true; });
+              });
+            }
+            if (res.status === 422) {  // the server will never take it as it is: tell, and let it go
+              return res.json().catch(function () { return {}; }).then(function (body) {
+                var errors = body.errors || {};
+                var text = Object.keys(errors).map(function (k) { return errors[k]; }).join(" ");
+                note("未能提交（" + (text || "内容不符合要求") + "）：" + contentOf(record), "error");
+                return request("readwrite", function (store) { store.delete(record.key); }).then(function () { return true; });
+              });
+            }
+            return false;  // 403 (page expired), 409, 5xx, a redirect to /login: keep it, try later
+          }, function () { return false; });
+        });
+      });
+      return chain;
+    }).then(function () {
+      return showPending();
+    }).then(function (count) {
+      if (sent) refreshToday();
+      return count;
+    });
+  }
+
+  function contentOf(record) {
+    for (var i = 0; i < record.fields.length; i++) {
+      if (record.fields[i][0] === "content") return String(record.fields[i][1]).slice(0, 30);
+    }
+    return "";
+  }
+
+  // One round at a time; a call during a round (the `online` event while a send is failing) asks for
+  // another round right after it, so a returning network is never missed.
+  var again = false;
+  function sync() {
+    if (!entryForm() || !window.indexedDB) return Promise.resolve(0);
+    if (syncing) {
+      again = true;
+      return syncing;
+    }
+    syncing = sendAll().catch(function () { return showPending(); }).then(function (count) {
+      syncing = null;
+      if (again) {
+        again = false;
+        return sync();
+      }
+      return count;
+    });
+    return syncing;
+  }
+
+  function rememberSource(form) {
+    var select = form.querySelector('select[name="source"]');
+    if (!select) return;
+    try {
+      var saved = localStorage.getItem(SOURCE_KEY);
+      if (saved && select.querySelector('option[value="' + CSS.escape(saved) + '"]') && !form.querySelector(".field-error")) {
+        select.value = saved;
+      }
+      select.addEventListener("change", function () { localStorage.setItem(SOURCE_KEY, select.value); });
+    } catch (e) { /* no storage: the cookie default still applies */ }
+  }
+
+  function clearEntry(form) {
+    ["content", "submitter_name", "submitter_phone", "location"].forEach(function (name) {
+      var input = form.elements[name];
+      if (input) input.value = "";
+    });
+    Array.prototype.forEach.call(form.querySelectorAll('input[name="category"]'), function (r) { r.checked = false; });
+    var content = form.elements.content;
+    if (content) content.focus();
+  }
+
+  function setUp() {
+    var form = entryForm();
+    if (!form || form.getAttribute("data-offline") === "on" || !window.indexedDB) return;
+    form.setAttribute("data-offline", "on");
+    rememberSource(form);
+    form.addEventListener("submit", function (event) {
+      event.preventDefault();
+      var fields = [];
+      new FormData(form).forEach(function (value, name) {
+        if (name !== "csrf_token" && name !== "idempotency_key") fields.push([name, String(value)]);
+      });
+      var record = { key: uuid(), user: currentUser(), fields: fields, created: Date.now() };
+      var source = form.elements.source;
+      if (source && source.value) { try { localStorage.setItem(SOURCE_KEY, source.value); } catch (e) { /* ignore */ } }
+      request("readwrite", function (store) { store.put(record); }).then(function () {
+        clearEntry(form);
+        note("已保存在手机上：" + contentOf(record) + (navigator.onLine ? "（发送中）" : "（联网后自动发送）"));
+        return showPending();
+      }).then(sync, function () {
+        form.submit();  // IndexedDB refused (private mode, full disk): post the plain form instead
+      });
+    });
+    showPending().then(sync);
+  }
+
+  window.minyiOffline = { sync: sync, sendAll: sendAll, pending: showPending };
+
+  window.addEventListener("online", sync);
+  setInterval(sync, RETRY_MS);
+  document.addEventListener("DOMContentLoaded", setUp);
+  document.addEventListener("htmx:load", setUp);  // a boosted navigation back to /rep
+  if (document.readyState !== "loading") setUp();
+
+  // A representative signing out leaves no copy of their pages in the cache (waiting forms stay, per user).
+  document.addEventListener("submit", function (event) {
+    if (event.target && event.target.getAttribute && event.target.getAttribute("action") === "/logout" && window.caches) {
+      caches.delete(PAGE_CACHE);
+    }
+  }, true);
+
+  if ("serviceWorker" in navigator) {
+    navigator.serviceWorker.register("/sw.js", { scope: "/rep" }).catch(function () {});
+  }
+})();

@@ -1,0 +1,108 @@
+"""Representatives at a stall with no signal, in real Chromium: nothing typed is lost, nothing doubles."""
+
+from __future__ import annotations
+
+import httpx
+from playwright.async_api import expect
+
+from tests.conftest import screenshot
+from tests.factories import PASSWORD, build_world
+
+READ_OUTBOX = """() => new Promise((resolve, reject) => {
+  const open = indexedDB.open("minyi-rep", 1);
+  open.onerror = () => reject(open.error);
+  open.onsuccess = () => {
+    const request = open.result.transaction("outbox", "readonly").objectStore("outbox").getAll();
+    request.onsuccess = () => resolve(request.result);
+  };
+})"""
+PUT_OUTBOX = """(records) => new Promise((resolve, reject) => {
+  const open = indexedDB.open("minyi-rep", 1);
+  open.onerror = () => reject(open.error);
+  open.onsuccess = () => {
+    const tx = open.result.transaction("outbox", "readwrite");
+    records.forEach((r) => tx.objectStore("outbox").put(r));
+    tx.oncomplete = () => resolve(records.length);
+  };
+})"""
+
+CONTENTS = ["菜场东门的路灯坏了两盏，早市摸黑。", "鱼摊旁边的下水道堵了，污水外溢。", "希望在市场门口加装一个公交站牌。"]
+
+
+async def sign_in(page, base: str, username: str = "rep") -> None:
+    await page.goto(f"{base}/login?next=/rep")
+    await page.fill("#username", username)
+    await page.fill("#password", PASSWORD)
+    await page.click("form[action='/login'] button[type=submit]")
+    await page.wait_for_url(f"{base}/rep")
+    await page.evaluate("navigator.serviceWorker.ready.then(() => true)")
+
+
+async def api_forms(base: str) -> list[dict]:
+    async with httpx.AsyncClient(base_url=base) as http:
+        token = (await http.post("/api/v1/auth/token",
+                                 data={"username": "coordinator", "password": PASSWORD})).json()["access_token"]
+        response = await http.get("/api/v1/forms", params={"limit": 200}, headers={"Authorization": f"Bearer {token}"})
+        assert response.status_code == 200, response.text
+        return response.json()["items"]
+
+
+async def test_forms_entered_offline_are_sent_once_when_the_network_returns(live_server, phone, sessionmaker) -> None:
+    await build_world(sessionmaker)
+    page = await phone.new_page()
+    await sign_in(page, live_server)
+    pending = page.locator("#pending-count")
+    await expect(pending).to_be_hidden()
+
+    await phone.set_offline(True)
+    for number, content in enumerate(CONTENTS, start=1):
+        await page.locator(".rep-chips label").nth(number % 2).click()
+        await page.fill("#f-content", content)
+        await page.click("#rep-form button[type=submit]")
+        await expect(pending).to_have_text(f"{number} 条待发送")
+    await expect(pending).to_be_visible()
+    await expect(page.locator("#f-content")).to_have_value("")  # ready for the next resident
+    await screenshot(page, "rep-offline-pending")
+    waiting = await page.evaluate(READ_OUTBOX)
+    assert len(waiting) == 3 and len({r["key"] for r in waiting}) == 3
+    assert await api_forms(live_server) == []
+
+    await phone.set_offline(False)
+    await expect(pending).to_be_hidden(timeout=25_000)  # the `online` event (or the 20 s retry) sent them
+    await expect(page.locator("#rep-receipts li.ok")).to_have_count(3)
+    await expect(page.locator("#today h2")).to_have_text("今天我录入的（3）")
+    await screenshot(page, "rep-online-sent")
+
+    # Answers lost on the way back: the same three forms sent again, twice at once. The keys make it a replay.
+    await page.evaluate(PUT_OUTBOX, waiting)
+    await page.evaluate("Promise.all([window.minyiOffline.sendAll(), window.minyiOffline.sendAll()])")
+    await expect(pending).to_be_hidden()
+    assert await page.evaluate(READ_OUTBOX) == []
+
+    forms = await api_forms(live_server)
+    assert sorted(f["content"] for f in forms) == sorted(CONTENTS)
+    assert all(f["status"] == "submitted" for f in forms)
+
+
+async def test_the_entry_page_opens_offline_after_one_visit(live_server, phone, sessionmaker) -> None:
+    await build_world(sessionmaker)
+    page = await phone.new_page()
+    await sign_in(page, live_server)
+    await page.reload()
+    await page.wait_for_function("navigator.serviceWorker.controller !== null")
+    key = await page.input_value("input[name=idempotency_key]")  # a fresh one in every page the server renders
+
+    await phone.set_offline(True)
+    response = await page.reload()
+    assert response is not None and response.from_service_worker
+    assert await page.input_value("input[name=idempotency_key]") == key  # the cached copy, not the server
+    await expect(page.locator("#rep-form")).to_be_visible()
+    await expect(page.locator("#f-content")).to_be_editable()
+    await screenshot(page, "rep-offline-reload")
+    # and a form typed there is kept for later
+    await page.fill("#f-content", "离线打开页面后录入的意见。")
+    await page.click("#rep-form button[type=submit]")
+    await expect(page.locator("#pending-count")).to_have_text("1 条待发送")
+    await phone.set_offline(False)
+    await expect(page.locator("#pending-count")).to_be_hidden(timeout=25_000)
+    assert [f["content"] for f in await api_forms(live_server)] == ["离线打开页面后录入的意见。"]
