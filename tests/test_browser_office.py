@@ -51,10 +51,20 @@ async def test_coordinator_assigns_inline_and_the_handler_replies(live_server: s
         finally:
             await unit_context.close()
 
-        tracked = await http.get(f"/api/v1/track/{created['tracking_no']}",
-                                 params={"code": created["verification_code"]})
-        assert tracked.status_code == 200
-        assert "已安排维修，三日内完成。" in tracked.text
+        # The resident, on their own phone, reads the reply on the tracking page.
+        resident_context = await browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True,
+                                                     has_touch=True, locale="zh-CN", timezone_id="Asia/Shanghai")
+        try:
+            resident = await resident_context.new_page()
+            await resident.goto(f"{live_server}/track")
+            await resident.fill("#f-no", created["tracking_no"])
+            await resident.fill("#f-code", created["verification_code"])
+            await resident.click("button[type=submit]:has-text('查询')")
+            await resident.locator(".track-result").wait_for()
+            assert "已安排维修，三日内完成。" in await resident.locator(".track-result .reply").inner_text()
+            await screenshot(resident, "office-resident-sees-reply")
+        finally:
+            await resident_context.close()
 
 
 async def test_dashboard_updates_the_count_without_a_reload(live_server: str, phone, sessionmaker) -> None:  # type: ignore[no-untyped-def]
