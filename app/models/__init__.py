@@ -24,6 +24,7 @@ from app.models.reference import (
     representative_workroom,
     service_point_representative,
 )
+from app.models.rosters import CalendarFeed, ImportJob, Shift, ShiftSwap, SwapStatus
 from app.models.stats import METRICS, StatCell, StatOwnerCell
 from app.models.users import AuthToken, Role, User
 
@@ -32,6 +33,7 @@ __all__ = [
     "STATUS_LABELS",
     "AuthToken",
     "Base",
+    "CalendarFeed",
     "Category",
     "Channel",
     "EventType",
@@ -41,6 +43,7 @@ __all__ = [
     "FormStatus",
     "HandlingUnit",
     "IdempotencyRecord",
+    "ImportJob",
     "OpinionForm",
     "PlaceType",
     "Representative",
@@ -48,8 +51,11 @@ __all__ = [
     "Role",
     "Satisfaction",
     "ServicePoint",
+    "Shift",
+    "ShiftSwap",
     "StatCell",
     "StatOwnerCell",
+    "SwapStatus",
     "TrackingSequence",
     "UTCDateTime",
     "User",
