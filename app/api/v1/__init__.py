@@ -2,8 +2,9 @@
 
 from fastapi import APIRouter
 
-from app.api.v1 import auth, exports, forms, reference, stats
+from app.api.v1 import auth, calendars, exports, forms, reference, rosters, service_points, stats
 
 router = APIRouter(prefix="/api/v1")
-for module in (auth, reference, exports, forms, stats):  # exports first: /forms/export.csv before /forms/{id}
+# exports first: /forms/export.csv before /forms/{id}
+for module in (auth, reference, exports, forms, stats, rosters, service_points, calendars):
     router.include_router(module.router)
