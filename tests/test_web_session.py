@@ -110,3 +110,11 @@ async def test_htmx_is_served_from_our_own_path_compressed(client) -> None:
     htmx = await client.get("/static/vendor/htmx/htmx.min.js", headers={"Accept-Encoding": "gzip"})
     assert htmx.status_code == 200 and htmx.headers["content-encoding"] == "gzip"
     assert "htmx" in htmx.text and int(htmx.headers["content-length"]) < 20_000
+
+
+async def test_every_page_knows_who_is_signed_in(client, sessionmaker) -> None:
+    await build_world(sessionmaker)
+    assert "工作人员登录" in (await client.get("/")).text
+    await login(client, "coordinator")
+    home = await client.get("/")
+    assert "退出（coordinator）" in home.text and "工作人员登录" not in home.text

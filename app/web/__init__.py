@@ -4,11 +4,13 @@ smoother. See frontend/templates and STYLE.md."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Depends
 
 from app.web import auth, office, public, rep
+from app.web.session import page_principal
 
-router = APIRouter(include_in_schema=False)
+# Every page knows who is looking (the header shows their links), whether or not the route asks.
+router = APIRouter(include_in_schema=False, dependencies=[Depends(page_principal)])
 router.include_router(auth.router)
 router.include_router(public.router)
 router.include_router(rep.router)
