@@ -223,3 +223,17 @@ async def test_funnel_counts_sessions_collected_answered_and_satisfaction(
 
     detail = (await client.get(f"/api/v1/service-points/{market['id']}")).json()
     assert (detail["forms_collected"], detail["answered"], detail["satisfied"], detail["satisfaction_rate"]) == (2, 1, 1, 1.0)
+
+
+async def test_the_public_calendar_page_lists_upcoming_sessions_by_day(client: httpx.AsyncClient, sessionmaker: Any) -> None:
+    world = await build_world(sessionmaker)
+    soon = await _create(client, world, title="石塘湾村口接待", starts_at=_local(2, 9), ends_at=_local(2, 11))
+    await _create(client, world, title="去年的集市", starts_at=_local(-400, 9), ends_at=_local(-400, 11))
+    await _create(client, world, title="两个月后的活动", starts_at=_local(60, 9), ends_at=_local(60, 11))
+    page = await client.get("/service-points")
+    assert page.status_code == 200
+    assert "石塘湾村口接待" in page.text and f'href="/p/{soon["id"]}"' in page.text
+    assert "张代表" in page.text and "13812345678" not in page.text
+    assert "去年的集市" not in page.text and "两个月后的活动" not in page.text
+    assert (datetime.now(TZ).date() + timedelta(days=2)).isoformat() in page.text
+    assert 'href="/service-points"' in (await client.get("/")).text

@@ -32,6 +32,7 @@ from app.schemas.common import MAX_ID
 from app.schemas.forms import FormCreate, TrackRead
 from app.services import forms as form_service
 from app.services import reference
+from app.services import service_points as service_point_service
 from app.services.auth import ANONYMOUS
 from app.web.render import redirect, render, templates
 from app.web.session import CheckedForm, is_https
@@ -135,6 +136,17 @@ async def point_page(request: Request, point_id: PointId) -> HTMLResponse:
 async def submit_page(request: Request) -> HTMLResponse:
     async with request.app.state.sessionmaker() as session:
         return await _submit_page(request, session, await _source(session, None, None))
+
+
+@router.get("/service-points")
+async def service_point_calendar(request: Request) -> HTMLResponse:
+    """The public calendar of upcoming mobile service point sessions (the next 30 days)."""
+    async with request.app.state.sessionmaker() as session:
+        points, _ = await service_point_service.list_service_points(session, limit=200)
+    days: dict[str, list[ServicePoint]] = {}
+    for point in points:
+        days.setdefault(_local_time(point.starts_at, "%Y-%m-%d"), []).append(point)
+    return render(request, "public/service_points.html", {"days": days})
 
 
 # --- submitting --------------------------------------------------------------------------------------
