@@ -2,9 +2,9 @@
 
 from fastapi import APIRouter
 
-from app.api.v1 import auth, calendars, exports, forms, reference, rosters, service_points, stats
+from app.api.v1 import auth, calendars, exports, forms, imports, reference, rosters, service_points, stats
 
 router = APIRouter(prefix="/api/v1")
 # exports first: /forms/export.csv before /forms/{id}
-for module in (auth, reference, exports, forms, stats, rosters, service_points, calendars):
+for module in (auth, reference, exports, forms, stats, rosters, service_points, calendars, imports):
     router.include_router(module.router)

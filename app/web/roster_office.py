@@ -1,0 +1,7 @@
+"""Pages: roster_office (being built)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+router = APIRouter()
