@@ -50,3 +50,37 @@ async def test_demo_is_not_loaded_twice(sessionmaker, settings):
     assert await _load(sessionmaker, settings) is False
     async with transaction(sessionmaker) as session:
         assert await session.scalar(select(func.count()).select_from(OpinionForm)) == 107
+
+
+async def test_demo_town_has_a_month_of_rosters_with_check_ins(client, sessionmaker, settings):
+    from datetime import timedelta
+
+    from app.config import TZ
+    from app.models import Shift, utcnow
+
+    await _load(sessionmaker, settings)
+    now = utcnow()
+    async with transaction(sessionmaker) as session:
+        shifts = list(await session.scalars(select(Shift).order_by(Shift.starts_at)))
+    assert len(shifts) >= 11 * 6  # every workroom, two days a week, a month
+    assert shifts[0].starts_at < now - timedelta(days=10) and shifts[-1].starts_at > now + timedelta(days=10)
+    assert len({s.workroom_id for s in shifts}) == 11
+    past = [s for s in shifts if s.ends_at <= now]
+    kept = [s for s in past if s.checked_in_at is not None]
+    assert 0 < len(kept) < len(past)  # most kept, a few missed
+    assert all(s.checked_in_at is None for s in shifts if s.starts_at > now)
+    by_rep: dict[int, list[Shift]] = {}
+    for s in shifts:
+        by_rep.setdefault(s.representative_id, []).append(s)
+    for own in by_rep.values():  # never double-booked
+        own.sort(key=lambda s: s.starts_at)
+        assert all(a.ends_at <= b.starts_at for a, b in zip(own, own[1:]))
+    days = {s.starts_at.astimezone(TZ).date() for s in shifts}
+    token = (await client.post("/api/v1/auth/token", data={"username": "office", "password": "minyi-office"})).json()
+    attendance = await client.get("/api/v1/attendance", params={"group": "workroom", "from": min(days).isoformat(),
+                                                                "to": max(days).isoformat()},
+                                  headers={"Authorization": f"Bearer {token['access_token']}"})
+    assert attendance.status_code == 200, attendance.text
+    rows = attendance.json()["items"]
+    assert sum(r["planned"] for r in rows) == len(shifts)
+    assert sum(r["checked_in"] for r in rows) == len(kept)

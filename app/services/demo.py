@@ -1,10 +1,10 @@
-"""The demo town: 洛社镇's 11 workrooms, 30 representatives, units, service point sessions, and 107 forms
-of which 92 are answered or closed, all entered through the same services as real work (so every counter
-is what a recount says), backdated over the past eleven months."""
+"""The demo town: 洛社镇's 11 workrooms, 30 representatives, units, service point sessions, 107 forms of
+which 92 are answered or closed, and a month of duty rosters around today with their check-ins, all
+entered through the same services as real work (so every counter is what a recount says), backdated."""
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import date, datetime, time, timedelta
 
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -23,6 +23,7 @@ from app.models import (
 from app.services import auth as auth_service
 from app.services import demo_data as data
 from app.services import forms as form_service
+from app.services import rosters
 from app.services import workflow
 from app.services.auth import ANONYMOUS, Principal
 
@@ -150,5 +151,44 @@ async def load(session: AsyncSession, *, settings: Settings, now: datetime | Non
             await workflow.close(session, principal=office, form_id=form.id, satisfaction=spec.satisfaction,
                                  note="电话回访完成。", now=at + 2 * step)
     await workflow.supervise(session, now=now)
+    await _rosters(session, workrooms=list(workrooms.values()), representatives=representatives, today=today,
+                   now=now, office=users[Role.coordinator])
     await session.flush()
     return True
+
+
+# Each workroom receives visitors on two weekdays, mornings or afternoons (as the town's notice board says).
+SESSION_HOURS = ((time(9), time(11, 30)), (time(14, 30), time(17)))
+
+
+async def _rosters(
+    session: AsyncSession, *, workrooms: list[Workroom], representatives: list[Representative], today: datetime,
+    now: datetime, office: User,
+) -> None:
+    """A month of duty rosters around today, the members of each workroom taking turns (a representative
+    of two workrooms is never booked twice a day), and check-ins for the shifts already over: most kept,
+    a few missed, as attendance reports show."""
+    busy: set[tuple[date, int]] = set()
+    turns = dict.fromkeys(range(len(workrooms)), 0)
+    specs: list[rosters.ShiftSpec] = []
+    for offset in range(-15, 16):
+        day = (today + timedelta(days=offset)).date()
+        if rosters.is_public_holiday(day):
+            continue
+        for index, workroom in enumerate(workrooms):
+            if day.isoweekday() not in {index % 5 + 1, (index + 2) % 5 + 1}:
+                continue
+            members = [r for r in representatives if workroom in r.workrooms]
+            for attempt in range(len(members)):
+                member = members[(turns[index] + attempt) % len(members)]
+                if (day, member.id) not in busy:
+                    busy.add((day, member.id))
+                    turns[index] += attempt + 1
+                    start, end = SESSION_HOURS[index % 2]
+                    specs.append((workroom.id, member.id, datetime.combine(day, start, tzinfo=today.tzinfo),
+                                  datetime.combine(day, end, tzinfo=today.tzinfo)))
+                    break
+    shifts = await rosters.add_shifts(session, shifts=specs, actor=office, now=now)
+    for number, shift in enumerate(sorted(shifts, key=lambda s: (s.starts_at, s.workroom_id))):
+        if shift.ends_at <= now and number % 7 != 3:
+            shift.checked_in_at = shift.starts_at - timedelta(minutes=10 - number % 15)
