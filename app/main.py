@@ -25,6 +25,7 @@ from app.config import Settings, get_settings
 from app.db import create_engine, create_sessionmaker, transaction
 from app.errors import Unavailable
 from app.services import exports as export_service
+from app.services import imports as import_service
 from app.services import workflow
 from app.services.intake import SubmissionQueue
 from app.services.read_cache import ReadCache
@@ -68,6 +69,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 await task
         await app.state.submissions.drain()
         await app.state.exports.shutdown()
+        await app.state.imports.shutdown()
         await engine.dispose()
 
     app = FastAPI(
@@ -88,6 +90,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.sessionmaker = create_sessionmaker(engine, after_write_commit=after_write_commit)
     app.state.submissions = SubmissionQueue(app.state.sessionmaker, settings)
     app.state.exports = export_service.ExportRunner(app.state.sessionmaker, settings.export_dir)
+    app.state.imports = import_service.ImportRunner(app.state.sessionmaker)
     app.state.poll_answers = PollAnswers(
         stats_cache=app.state.stats_cache, auth_cache=app.state.auth_cache, prefix="/api/v1/stats/"
     )

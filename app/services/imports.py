@@ -1,0 +1,736 @@
+"""Imports of representatives and duty rosters from the offices' spreadsheets, and roster, attendance and
+service point funnel exports to .xlsx.
+
+Imports
+- A file is .xlsx (read with openpyxl in read-only mode) or CSV (UTF-8 with or without BOM, else GB18030,
+  which is what Excel on a Chinese Windows saves). The first row holds Chinese headers (see ``HEADERS``);
+  rows are numbered as the spreadsheet numbers them (header = 1); wholly blank rows are skipped.
+- Every row is checked — required fields, formats, references (workrooms, representatives), and for
+  shifts the overlap rule against each other and the database (``rosters.check_shifts``) — before anything
+  is written. Any bad row: nothing is written and the job ends ``failed`` with ``errors``, a list of
+  ``{"row", "column", "reason"}``. A good file is written in one transaction (``rosters.add_shifts``
+  again checks, with the representatives' rows locked, so a shift added meanwhile still refuses the file).
+- A job runs with its own sessions (``run_job`` takes ids and parsed rows): inline for small files, as an
+  asyncio task (``ImportRunner``) for big ones. Checking advances ``progress`` a chunk at a time, each step
+  in its own short transaction; the write and the job's ``done`` commit together, so ``done`` means written.
+- A job the process stopped touching (a restart) is failed when read, as export jobs are.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import codecs
+import csv
+import io
+import logging
+import re
+import zipfile
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
+from typing import Any
+
+import anyio
+import xlsxwriter
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.orm import selectinload
+
+from app.config import TZ
+from app.db import transaction
+from app.errors import Conflict, Invalid, NotFound, PermissionDenied
+from app.models import ImportJob, Representative, Role, Shift, User, Workroom, utcnow
+from app.models.reference import RepresentativeLevel
+from app.schemas.reference import PHONE_PATTERN
+from app.services import reference as reference_service
+from app.services import rosters as roster_service
+from app.services import service_points as service_point_service
+from app.services.auth import Principal
+from app.services.exports import Column
+
+log = logging.getLogger("minyi.imports")
+
+KINDS = ("representatives", "shifts")
+OFFICE = (Role.admin, Role.coordinator)
+INLINE_MAX_ROWS = 200  # up to this many rows the request waits for the import; more run as a job
+MAX_ROWS = 20_000  # the request body limit (MINYI_MAX_BODY_BYTES, 1 MiB) is reached well before this
+CHUNK = 100  # rows checked between two progress reports
+MAX_ERRORS = 500  # errors kept on a job (a wholly wrong file would otherwise store one per cell)
+STALE_AFTER = timedelta(minutes=10)
+
+# The template's headers, in order. Shifts name their representative by 代表姓名 or 代表编号 (either).
+HEADERS: dict[str, list[str]] = {
+    "representatives": ["姓名", "层级", "电话", "工作室编号"],
+    "shifts": ["工作室编号", "日期", "开始", "结束", "代表姓名", "代表编号"],
+}
+REQUIRED_HEADERS: dict[str, list[str]] = {
+    "representatives": ["姓名", "层级"],
+    "shifts": ["工作室编号", "日期", "开始", "结束"],
+}
+# Other words offices use for the same columns.
+HEADER_ALIASES = {
+    "名字": "姓名", "代表": "姓名", "级别": "层级", "联系电话": "电话", "手机": "电话", "手机号": "电话",
+    "工作室": "工作室编号", "工作室代码": "工作室编号", "党代表": "代表姓名", "党代表姓名": "代表姓名",
+    "党代表编号": "代表编号", "开始时间": "开始", "结束时间": "结束", "值班日期": "日期",
+}
+LEVELS = {
+    "镇": "town", "镇级": "town", "乡镇": "town", "镇党代表": "town",
+    "区": "district", "区级": "district", "县": "district", "区党代表": "district",
+    "市": "city", "市级": "city", "市党代表": "city",
+    "省": "province", "省级": "province", "省党代表": "province",
+    "全国": "national", "国家": "national", "全国党代表": "national",
+    **{level.value: level.value for level in RepresentativeLevel},
+}
+CODE_SEPARATORS = re.compile(r"[、,，;；\s]+")
+XLSX_MAGIC = b"PK\x03\x04"
+
+
+# --- reading a file ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Row:
+    number: int  # as the spreadsheet numbers it: the header is row 1
+    values: dict[str, Any]  # canonical header → the cell (str for CSV; str, number, date, time for .xlsx)
+
+
+def _header(value: Any) -> str:
+    text = "" if value is None else str(value).strip()
+    text = text.strip("*＊ ").replace("（", "(").split("(")[0].strip()  # "姓名（必填）" → "姓名"
+    return HEADER_ALIASES.get(text, text)
+
+
+def _blank(value: Any) -> bool:
+    return value is None or (isinstance(value, str) and not value.strip())
+
+
+def _xlsx_rows(content: bytes) -> list[list[Any]]:
+    import openpyxl  # imported when needed: only imports read spreadsheets
+
+    try:
+        workbook = openpyxl.load_workbook(io.BytesIO(content), read_only=True, data_only=True)
+    except (zipfile.BadZipFile, KeyError, OSError, ValueError) as exc:
+        raise Invalid("无法读取该 .xlsx 文件，请用 Excel 另存为 .xlsx 后重试。", code="unreadable_file") from exc
+    try:
+        sheet = workbook.worksheets[0]
+        rows: list[list[Any]] = []
+        for values in sheet.iter_rows(values_only=True):
+            rows.append(list(values))
+            if len(rows) > MAX_ROWS + 1:
+                break
+        return rows
+    finally:
+        workbook.close()
+
+
+def _decode(content: bytes) -> str:
+    if content.startswith(codecs.BOM_UTF8):
+        return content[len(codecs.BOM_UTF8):].decode("utf-8", errors="strict")
+    try:
+        return content.decode("utf-8")
+    except UnicodeDecodeError:
+        pass
+    try:
+        return content.decode("gb18030")
+    except UnicodeDecodeError as exc:
+        raise Invalid("无法识别文件编码，请另存为 UTF-8 或 GB18030 编码的 CSV。", code="unreadable_file") from exc
+
+
+def _csv_rows(content: bytes) -> list[list[Any]]:
+    text = _decode(content)
+    if "\x00" in text:
+        raise Invalid("该文件不是 CSV 文本文件。", code="unsupported_file")
+    try:
+        return [row for _, row in zip(range(MAX_ROWS + 2), csv.reader(io.StringIO(text, newline="")), strict=False)]
+    except csv.Error as exc:
+        raise Invalid(f"CSV 格式有误：{exc}", code="unreadable_file") from exc
+
+
+def read_table(kind: str, file_name: str, content: bytes) -> list[Row]:
+    """The data rows of an uploaded file. Blocking (parsing): call it from a worker thread.
+
+    Raises ``Invalid`` for a file that is not .xlsx/.csv, cannot be read, lacks a required column or has
+    no data rows; everything about single rows is left to the job."""
+    if kind not in KINDS:
+        raise Invalid("kind 只能是 representatives 或 shifts。", code="invalid_kind")
+    suffix = file_name.rsplit(".", 1)[-1].lower() if "." in file_name else ""
+    if suffix == "xlsx" or (not suffix and content.startswith(XLSX_MAGIC)):
+        if not content.startswith(XLSX_MAGIC):
+            raise Invalid("文件扩展名为 .xlsx，但内容不是 Excel 工作簿。", code="unsupported_file")
+        raw = _xlsx_rows(content)
+    elif suffix in ("csv", "txt") or not suffix:
+        if content.startswith(XLSX_MAGIC) or content.startswith(b"\xd0\xcf\x11\xe0"):
+            raise Invalid("文件内容是 Excel 工作簿，请使用 .xlsx 扩展名上传。", code="unsupported_file")
+        raw = _csv_rows(content)
+    elif suffix == "xls":
+        raise Invalid("不支持旧版 .xls 文件，请在 Excel 中另存为 .xlsx 或 CSV 后上传。", code="unsupported_file")
+    else:
+        raise Invalid("只支持 .xlsx 或 .csv 文件。", code="unsupported_file")
+    if not raw:
+        raise Invalid("文件是空的。", code="empty_file")
+    headers = [_header(v) for v in raw[0]]
+    known = HEADERS[kind]
+    missing = [h for h in REQUIRED_HEADERS[kind] if h not in headers]
+    if kind == "shifts" and "代表姓名" not in headers and "代表编号" not in headers:
+        missing.append("代表姓名")
+    if missing:
+        raise Invalid(
+            f"缺少必需的列：{'、'.join(missing)}。请使用导入模板（表头：{'、'.join(known)}）。",
+            code="missing_columns",
+            extra={"errors": [{"row": 1, "column": h, "reason": "缺少此列"} for h in missing]},
+        )
+    positions = {h: i for i, h in reversed(list(enumerate(headers))) if h in known}  # the first of a repeat
+    rows = []
+    for number, values in enumerate(raw[1:], start=2):
+        cells = {h: (values[i] if i < len(values) else None) for h, i in positions.items()}
+        if all(_blank(v) for v in cells.values()):
+            continue
+        rows.append(Row(number, cells))
+    if not rows:
+        raise Invalid("文件中没有数据行。", code="empty_file")
+    if len(rows) > MAX_ROWS:
+        raise Invalid(f"一次最多导入 {MAX_ROWS} 行，请分成几个文件。", code="too_many_rows")
+    return rows
+
+
+def template(kind: str, fmt: str) -> bytes:
+    """The header row (and one example row) as .xlsx or .csv (UTF-8 with BOM)."""
+    if kind not in KINDS:
+        raise NotFound(f"没有 {kind} 类型的导入模板。", code="template_not_found")
+    example = {
+        "representatives": ["张三", "镇", "13800000000", "LS-01、LS-02"],
+        "shifts": ["LS-01", "2026-05-06", "09:00", "11:30", "张三", ""],
+    }[kind]
+    if fmt == "csv":
+        buffer = io.StringIO()
+        buffer.write("\ufeff")
+        writer = csv.writer(buffer)
+        writer.writerow(HEADERS[kind])
+        writer.writerow(example)
+        return buffer.getvalue().encode("utf-8")
+    output = io.BytesIO()
+    workbook = xlsxwriter.Workbook(output, {"in_memory": True, "strings_to_formulas": False, "strings_to_numbers": False})
+    sheet = workbook.add_worksheet("导入模板")
+    bold = workbook.add_format({"bold": True, "bg_color": "#F2F2F2", "border": 1})
+    text = workbook.add_format({"num_format": "@"})  # phones, codes, dates and times typed as text stay text
+    for col, header in enumerate(HEADERS[kind]):
+        sheet.set_column(col, col, 16, text)
+        sheet.write_string(0, col, header, bold)
+        sheet.write_string(1, col, example[col], text)
+    sheet.freeze_panes(1, 0)
+    workbook.close()
+    return output.getvalue()
+
+
+# --- checking rows -----------------------------------------------------------------------------------
+
+
+class RowErrors:
+    def __init__(self) -> None:
+        self.items: list[dict[str, Any]] = []
+
+    def add(self, row: Row, column: str, reason: str) -> None:
+        self.items.append({"row": row.number, "column": column, "reason": reason})
+
+    def sorted(self) -> list[dict[str, Any]]:
+        return sorted(self.items, key=lambda e: e["row"])[:MAX_ERRORS]
+
+    def __bool__(self) -> bool:
+        return bool(self.items)
+
+
+def _text(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)  # a phone or an id typed into a number cell
+    return str(value).strip()
+
+
+def _parse_date(value: Any) -> date | None:
+    if isinstance(value, datetime):
+        return value.date()
+    if isinstance(value, date):
+        return value
+    text = _text(value)
+    match = re.fullmatch(r"(\d{4})[-/.年](\d{1,2})[-/.月](\d{1,2})日?", text)
+    if not match:
+        return None
+    try:
+        return date(*map(int, match.groups()))
+    except ValueError:
+        return None
+
+
+def _parse_time(value: Any) -> time | None:
+    if isinstance(value, datetime):
+        return value.time().replace(second=0, microsecond=0)
+    if isinstance(value, time):
+        return value.replace(second=0, microsecond=0)
+    if isinstance(value, float) and 0 <= value < 1:  # an Excel time typed as a bare fraction of a day
+        minutes = round(value * 24 * 60)
+        return time(minutes // 60, minutes % 60)
+    match = re.fullmatch(r"(\d{1,2})[:：](\d{2})(?::\d{2})?", _text(value))
+    if not match:
+        return None
+    hours, minutes = map(int, match.groups())
+    return time(hours, minutes) if hours < 24 and minutes < 60 else None
+
+
+def _codes(value: Any) -> list[str]:
+    return [c for c in CODE_SEPARATORS.split(_text(value)) if c]
+
+
+async def _workrooms(session: AsyncSession, codes: set[str]) -> dict[str, Workroom]:
+    if not codes:
+        return {}
+    return {w.code: w for w in await session.scalars(select(Workroom).where(Workroom.code.in_(codes)))}
+
+
+@dataclass
+class RepresentativeItem:
+    row: Row
+    name: str
+    level: str
+    phone: str | None
+    workroom_codes: list[str]
+
+
+def check_representative_rows(
+    rows: Sequence[Row], errors: RowErrors, *, workrooms: dict[str, Workroom],
+    seen: dict[tuple[str, str], int], existing: set[tuple[str, str]],
+) -> list[RepresentativeItem]:
+    items = []
+    for row in rows:
+        before = len(errors.items)
+        name = _text(row.values.get("姓名"))
+        if not name:
+            errors.add(row, "姓名", "必填")
+        elif len(name) > 64:
+            errors.add(row, "姓名", "不能超过 64 个字")
+        level_text = _text(row.values.get("层级"))
+        level = LEVELS.get(level_text) or LEVELS.get(level_text.lower())
+        if not level_text:
+            errors.add(row, "层级", "必填")
+        elif level is None:
+            errors.add(row, "层级", f"“{level_text}”无法识别，应为 镇、区、市、省、全国 之一")
+        phone = _text(row.values.get("电话")) or None
+        if phone is not None and not re.fullmatch(PHONE_PATTERN, phone):
+            errors.add(row, "电话", f"“{phone}”不是有效的电话号码")
+        codes = _codes(row.values.get("工作室编号"))
+        unknown = [c for c in codes if c not in workrooms]
+        if unknown:
+            errors.add(row, "工作室编号", f"工作室 {'、'.join(unknown)} 不存在")
+        if name and phone:
+            key = (name, phone)
+            if key in existing:
+                errors.add(row, "姓名", f"党代表 {name}（{phone}）已存在")
+            elif key in seen:
+                errors.add(row, "姓名", f"与第 {seen[key]} 行重复")
+            else:
+                seen[key] = row.number
+        if len(errors.items) == before and level is not None:
+            items.append(RepresentativeItem(row, name, level, phone, list(dict.fromkeys(codes))))
+    return items
+
+
+@dataclass
+class ShiftItem:
+    row: Row
+    workroom_id: int
+    representative_id: int
+    starts_at: datetime
+    ends_at: datetime
+
+
+@dataclass
+class People:
+    workrooms: dict[str, Workroom]
+    by_id: dict[int, Representative]
+    by_name: dict[str, list[Representative]]
+
+
+async def load_people(session: AsyncSession, kind: str, rows: Sequence[Row]) -> People:
+    """The workrooms and representatives the file names, in three queries whatever its size."""
+    codes = {c for row in rows for c in _codes(row.values.get("工作室编号"))}
+    people = People(await _workrooms(session, codes), {}, defaultdict(list))
+    if kind == "shifts":
+        ids = {int(t) for row in rows if (t := _text(row.values.get("代表编号"))).isdigit() and len(t) < 10}
+        names = {n for row in rows if (n := _text(row.values.get("代表姓名")))}
+        if ids or names:
+            query = select(Representative).where(Representative.id.in_(ids) | Representative.name.in_(names))
+            for rep in await session.scalars(query):
+                people.by_id[rep.id] = rep
+                people.by_name[rep.name].append(rep)
+    return people
+
+
+def check_shift_rows(rows: Sequence[Row], errors: RowErrors, people: People) -> list[ShiftItem]:
+    items = []
+    for row in rows:
+        before = len(errors.items)
+        code = _text(row.values.get("工作室编号"))
+        workroom = people.workrooms.get(code)
+        if not code:
+            errors.add(row, "工作室编号", "必填")
+        elif workroom is None:
+            errors.add(row, "工作室编号", f"工作室 {code} 不存在")
+        elif not workroom.active:
+            errors.add(row, "工作室编号", f"工作室 {code} 已停用，不能排班")
+        day = _parse_date(row.values.get("日期"))
+        if _blank(row.values.get("日期")):
+            errors.add(row, "日期", "必填")
+        elif day is None:
+            errors.add(row, "日期", f"“{_text(row.values.get('日期'))}”不是有效日期，应为 YYYY-MM-DD")
+        times = {}
+        for column in ("开始", "结束"):
+            value = row.values.get(column)
+            times[column] = _parse_time(value)
+            if _blank(value):
+                errors.add(row, column, "必填")
+            elif times[column] is None:
+                errors.add(row, column, f"“{_text(value)}”不是有效时间，应为 HH:MM")
+        if times["开始"] and times["结束"] and times["结束"] <= times["开始"]:
+            errors.add(row, "结束", "结束时间必须晚于开始时间")
+        representative = _representative(row, errors, people)
+        if len(errors.items) == before and workroom and day and representative:
+            items.append(ShiftItem(
+                row, workroom.id, representative.id,
+                datetime.combine(day, times["开始"], tzinfo=TZ), datetime.combine(day, times["结束"], tzinfo=TZ),
+            ))
+    return items
+
+
+def _representative(row: Row, errors: RowErrors, people: People) -> Representative | None:
+    id_text = _text(row.values.get("代表编号"))
+    name = _text(row.values.get("代表姓名"))
+    representative: Representative | None = None
+    if id_text:
+        representative = people.by_id.get(int(id_text)) if id_text.isdigit() and len(id_text) < 10 else None
+        if representative is None:
+            errors.add(row, "代表编号", f"党代表编号 {id_text} 不存在")
+            return None
+        if name and name != representative.name:
+            errors.add(row, "代表姓名", f"与代表编号 {id_text}（{representative.name}）不符")
+            return None
+    elif name:
+        matches = people.by_name.get(name, [])
+        active = [r for r in matches if r.active]
+        if not matches:
+            errors.add(row, "代表姓名", f"党代表 {name} 不存在")
+            return None
+        if len(active) > 1:
+            errors.add(row, "代表姓名", f"有 {len(active)} 位党代表名为 {name}，请填写代表编号")
+            return None
+        representative = active[0] if active else matches[0]
+    else:
+        errors.add(row, "代表姓名", "必填（代表姓名或代表编号填一项）")
+        return None
+    if not representative.active:
+        errors.add(row, "代表姓名" if not id_text else "代表编号", f"党代表 {representative.name} 已停用，不能排班")
+        return None
+    return representative
+
+
+def overlap_errors(conflicts: Sequence[dict[str, Any]], items: Sequence[ShiftItem], errors: RowErrors) -> None:
+    """``shift_conflict``'s items (their ``index`` is the position in ``items``) as row errors."""
+    for conflict in conflicts:
+        item = items[conflict["index"]]
+        others = sorted(items[i].row.number for i in conflict.get("batch_indexes", []))
+        reasons = []
+        if others:
+            reasons.append(f"与第 {'、'.join(map(str, others))} 行时间重叠")
+        if conflict.get("shift_ids"):
+            reasons.append(f"与已有值班（编号 {'、'.join(map(str, conflict['shift_ids']))}）时间重叠")
+        errors.add(item.row, "开始", "；".join(reasons) + "，同一位代表同一时间不能在两处值班")
+
+
+# --- jobs --------------------------------------------------------------------------------------------
+
+
+async def create_job(
+    sessionmaker: async_sessionmaker[AsyncSession], *, principal: Principal, kind: str, file_name: str, total: int
+) -> int:
+    user = principal.require_role(*OFFICE)
+    async with transaction(sessionmaker) as session:
+        now = utcnow()
+        job = ImportJob(user_id=user.id, kind=kind, file_name=file_name[:255], status="pending", progress=0,
+                        total=total, imported=0, created_at=now, updated_at=now)
+        session.add(job)
+        await session.flush()
+        return job.id
+
+
+async def _update_job(sessionmaker: async_sessionmaker[AsyncSession], job_id: int, **values: Any) -> None:
+    async with transaction(sessionmaker) as session:
+        job = await session.get(ImportJob, job_id)
+        if job is not None:
+            for name, value in {**values, "updated_at": utcnow()}.items():
+                setattr(job, name, value)
+
+
+async def _finish(session: AsyncSession, job_id: int, **values: Any) -> None:
+    job = await session.get(ImportJob, job_id, populate_existing=True)
+    assert job is not None
+    now = utcnow()
+    for name, value in {**values, "updated_at": now, "finished_at": now}.items():
+        setattr(job, name, value)
+    await session.flush()
+
+
+async def _check(
+    sessionmaker: async_sessionmaker[AsyncSession], *, job_id: int, kind: str, rows: Sequence[Row], errors: RowErrors
+) -> list[Any]:
+    """Check every row a chunk at a time, reporting progress between chunks; the shifts' overlaps last."""
+    async with transaction(sessionmaker) as session:
+        people = await load_people(session, kind, rows)
+        seen: dict[tuple[str, str], int] = {}
+        existing: set[tuple[str, str]] = set()
+        if kind == "representatives":
+            names = {n for row in rows if (n := _text(row.values.get("姓名")))}
+            existing = {
+                (n, p) for n, p in await session.execute(
+                    select(Representative.name, Representative.phone).where(Representative.name.in_(names))
+                ) if p
+            } if names else set()
+    items: list[Any] = []
+    for start in range(0, len(rows), CHUNK):
+        chunk = rows[start:start + CHUNK]
+        if kind == "representatives":
+            items += check_representative_rows(chunk, errors, workrooms=people.workrooms, seen=seen, existing=existing)
+        else:
+            items += check_shift_rows(chunk, errors, people)
+        await _update_job(sessionmaker, job_id, progress=start + len(chunk))
+        await asyncio.sleep(0)  # let the requests polling this job in
+    if kind == "shifts" and items:
+        async with transaction(sessionmaker) as session:
+            checked = await roster_service.check_shifts(session, _specs(items), lock=False)
+        overlap_errors([c.problem_item() for c in checked if c.conflict], items, errors)
+    return items
+
+
+def _specs(items: Sequence[ShiftItem]) -> list[roster_service.ShiftSpec]:
+    return [(i.workroom_id, i.representative_id, i.starts_at, i.ends_at) for i in items]
+
+
+async def _write(session: AsyncSession, *, kind: str, items: Sequence[Any], actor: User | None) -> int:
+    if kind == "representatives":
+        for item in items:
+            await reference_service.create_representative(session, data={
+                "name": item.name, "level": item.level, "phone": item.phone, "workroom_codes": item.workroom_codes,
+            })
+        return len(items)
+    created = await roster_service.add_shifts(session, shifts=_specs(items), actor=actor)
+    return len(created)
+
+
+async def run_job(
+    sessionmaker: async_sessionmaker[AsyncSession], *, job_id: int, kind: str, rows: Sequence[Row], actor_id: int
+) -> None:
+    """Check every row, then write all of them in one transaction, or none. Never raises (but for
+    cancellation): an unexpected error fails the job."""
+    try:
+        await _update_job(sessionmaker, job_id, status="running", total=len(rows), progress=0)
+        errors = RowErrors()
+        items = await _check(sessionmaker, job_id=job_id, kind=kind, rows=rows, errors=errors)
+        if errors:
+            async with transaction(sessionmaker) as session:
+                await _finish(session, job_id, status="failed", errors=errors.sorted(), imported=0)
+            return
+        try:
+            async with transaction(sessionmaker) as session:
+                actor = await session.get(User, actor_id)
+                imported = await _write(session, kind=kind, items=items, actor=actor)
+                await _finish(session, job_id, status="done", progress=len(rows), imported=imported, errors=[])
+        except Conflict as exc:
+            # A shift written between the check and the write (the write re-checks with the rows locked).
+            if exc.code != "shift_conflict":
+                raise
+            overlap_errors(exc.extra.get("conflicts", []), items, errors)
+            async with transaction(sessionmaker) as session:
+                await _finish(session, job_id, status="failed", errors=errors.sorted(), imported=0)
+    except asyncio.CancelledError:
+        await _update_job(sessionmaker, job_id, status="failed", finished_at=utcnow(),
+                          errors=[{"row": None, "column": None, "reason": "导入中断（服务已停止），未写入任何数据，请重新导入。"}])
+        raise
+    except Exception:
+        log.exception("import job %s failed", job_id)
+        await _update_job(sessionmaker, job_id, status="failed", finished_at=utcnow(),
+                          errors=[{"row": None, "column": None, "reason": "导入失败（系统错误），未写入任何数据，请重试。"}])
+
+
+async def get_job(session: AsyncSession, *, principal: Principal, job_id: int, now: datetime | None = None) -> ImportJob:
+    """The job, for the user who started it or an admin. A job its process stopped touching is failed."""
+    user = principal.require_staff()
+    job = await session.get(ImportJob, job_id, populate_existing=True)
+    if job is None:
+        raise NotFound(f"导入任务 {job_id} 不存在。", code="import_not_found")
+    if job.user_id != user.id and user.role != Role.admin:
+        raise PermissionDenied("这是别人的导入任务。", code="import_forbidden")
+    now = now or utcnow()
+    if job.status in ("pending", "running") and job.updated_at < now - STALE_AFTER:
+        job.status = "failed"
+        job.errors = [{"row": None, "column": None, "reason": "导入中断（服务已重启），未写入任何数据，请重新导入。"}]
+        job.finished_at = now
+        await session.flush()
+    return job
+
+
+async def read_job(sessionmaker: async_sessionmaker[AsyncSession], *, principal: Principal, job_id: int) -> ImportJob:
+    async with transaction(sessionmaker) as session:
+        return await get_job(session, principal=principal, job_id=job_id)
+
+
+class ImportRunner:
+    """Import jobs running in this process as asyncio tasks (held here so none is garbage-collected;
+    cancelled at shutdown, which fails them — nothing is half-written, the write is one transaction)."""
+
+    def __init__(self, sessionmaker: async_sessionmaker[AsyncSession]) -> None:
+        self._sessionmaker = sessionmaker
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def start(self, *, job_id: int, kind: str, rows: Sequence[Row], actor_id: int) -> None:
+        task = asyncio.create_task(
+            run_job(self._sessionmaker, job_id=job_id, kind=kind, rows=rows, actor_id=actor_id), name=f"import-{job_id}"
+        )
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def shutdown(self) -> None:
+        tasks = list(self._tasks)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+
+# --- exports to .xlsx --------------------------------------------------------------------------------
+
+PLACE_LABELS = {"market": "集市", "village": "村组", "workshop": "车间", "event": "活动", "other": "其他"}
+MAX_ROSTER_DAYS = 366
+
+
+def _xlsx(sheets: Sequence[tuple[str, Sequence[Column], Sequence[Sequence[Any]]]]) -> bytes:
+    """Sheets with a bold, frozen header row; dates, times and datetimes as real Excel cells (Asia/Shanghai
+    wall clock), numbers as numbers, text always as text. Blocking: call from a worker thread."""
+    output = io.BytesIO()
+    workbook = xlsxwriter.Workbook(output, {"in_memory": True, "strings_to_formulas": False, "strings_to_urls": False})
+    header = workbook.add_format({"bold": True, "bg_color": "#F2F2F2", "border": 1, "valign": "vcenter"})
+    formats = {
+        "date": workbook.add_format({"num_format": "yyyy-mm-dd"}),
+        "time": workbook.add_format({"num_format": "hh:mm"}),
+        "datetime": workbook.add_format({"num_format": "yyyy-mm-dd hh:mm:ss"}),
+        "percent": workbook.add_format({"num_format": "0.00%"}),
+        "int": workbook.add_format({"num_format": "0"}),
+    }
+    for title, columns, rows in sheets:
+        sheet = workbook.add_worksheet(title[:31])
+        for col, column in enumerate(columns):
+            sheet.set_column(col, col, column.width)
+            sheet.write_string(0, col, column.header, header)
+        sheet.freeze_panes(1, 0)
+        for r, values in enumerate(rows, start=1):
+            for col, value in enumerate(values):
+                kind = columns[col].kind
+                if value is None or value == "":
+                    continue
+                if isinstance(value, datetime):
+                    sheet.write_datetime(r, col, value.astimezone(TZ).replace(tzinfo=None), formats["datetime"])
+                elif isinstance(value, (date, time)):
+                    sheet.write_datetime(r, col, value, formats[kind])
+                elif isinstance(value, (int, float)) and not isinstance(value, bool):
+                    sheet.write_number(r, col, value, formats.get(kind))
+                else:
+                    sheet.write_string(r, col, str(value))
+        if rows:
+            sheet.autofilter(0, 0, len(rows), len(columns) - 1)
+    workbook.close()
+    return output.getvalue()
+
+
+ROSTER_COLUMNS = [
+    Column("工作室", "text", 24, None), Column("日期", "date", 12, None), Column("开始", "time", 8, None),
+    Column("结束", "time", 8, None), Column("代表", "text", 12, None), Column("签到时间", "datetime", 20, None),
+]
+
+
+async def roster_xlsx(
+    session: AsyncSession, *, principal: Principal, workroom_code: str | None, day_from: date, day_to: date
+) -> bytes:
+    """Shifts overlapping the Shanghai days [day_from, day_to], of one workroom or all, in start order."""
+    principal.require_role(*OFFICE)
+    if day_to < day_from:
+        raise Invalid("结束日期不能早于开始日期。", code="invalid_range")
+    if (day_to - day_from).days + 1 > MAX_ROSTER_DAYS:
+        raise Invalid(f"一次最多导出 {MAX_ROSTER_DAYS} 天。", code="range_too_long")
+    lower, upper = roster_service.local_day_bounds(day_from, day_to)
+    query = select(Shift).where(Shift.starts_at < upper, Shift.ends_at > lower)
+    if workroom_code:
+        workroom = await reference_service.get_workroom_or_raise(session, workroom_code)
+        query = query.where(Shift.workroom_id == workroom.id)
+    query = query.options(selectinload(Shift.representative), selectinload(Shift.workroom))
+    shifts = list(await session.scalars(query.order_by(Shift.starts_at, Shift.workroom_id, Shift.id)))
+
+    def row(shift: Shift) -> list[Any]:
+        starts, ends = shift.starts_at.astimezone(TZ), shift.ends_at.astimezone(TZ)
+        return [shift.workroom.name, starts.date(), starts.time().replace(tzinfo=None),
+                ends.time().replace(tzinfo=None), shift.representative.name, shift.checked_in_at]
+
+    rows = [row(s) for s in shifts]
+    return await anyio.to_thread.run_sync(_xlsx, [("值班表", ROSTER_COLUMNS, rows)])
+
+
+ATTENDANCE_KEYS = {
+    "representative": [("代表编号", "int", 10, "representative_id"), ("代表", "text", 12, "representative_name")],
+    "workroom": [("工作室编号", "text", 12, "workroom_code"), ("工作室", "text", 24, "workroom_name")],
+    "month": [("月份", "text", 10, "month")],
+}
+ATTENDANCE_MEASURES = [
+    ("排班数", "int", 8, "planned"), ("签到数", "int", 8, "checked_in"), ("缺勤数", "int", 8, "missed"),
+    ("签到率", "percent", 9, "rate"),
+]
+
+
+async def attendance_xlsx(
+    session: AsyncSession, *, principal: Principal, day_from: date, day_to: date, group: str
+) -> bytes:
+    result = await roster_service.attendance(session, day_from=day_from, day_to=day_to, group=group, principal=principal)
+    spec = ATTENDANCE_KEYS[group] + ATTENDANCE_MEASURES
+    columns = [Column(h, k, w, None) for h, k, w, _ in spec]
+    rows = [[r.get(key) for *_, key in spec] for r in result]
+    return await anyio.to_thread.run_sync(_xlsx, [("值班出勤", columns, rows)])
+
+
+FUNNEL_MEASURES = [
+    ("收集数", "int", 8, "forms_collected"), ("答复数", "int", 8, "answered"), ("满意数", "int", 8, "satisfied"),
+    ("基本满意数", "int", 10, "basically_satisfied"), ("不满意数", "int", 9, "unsatisfied"),
+    ("答复率", "percent", 9, "answer_rate"), ("满意率", "percent", 9, "satisfaction_rate"),
+]
+FUNNEL_SESSIONS = [
+    ("场次编号", "int", 9, "service_point_id"), ("场次", "text", 24, "title"), ("地点类型", "text", 9, "place_type"),
+    ("开始时间", "datetime", 20, "starts_at"), ("工作室编号", "text", 12, "workroom_code"),
+]
+FUNNEL_REPRESENTATIVES = [("代表编号", "int", 10, "representative_id"), ("代表", "text", 12, "name"),
+                          ("场次数", "int", 8, "sessions")]
+
+
+async def funnel_xlsx(
+    session: AsyncSession, *, principal: Principal, workroom_code: str | None, day_from: date | None,
+    day_to: date | None,
+) -> bytes:
+    """Two sheets: one row per service point session (按场次), one per representative (按代表)."""
+    principal.require_role(*OFFICE)
+    if day_from and day_to and day_to < day_from:
+        raise Invalid("结束日期不能早于开始日期。", code="invalid_range")
+    result = await service_point_service.funnel(session, workroom_code=workroom_code, date_from=day_from, date_to=day_to)
+    sheets = []
+    for title, spec, rows in (
+        ("按场次", FUNNEL_SESSIONS + FUNNEL_MEASURES, result.sessions),
+        ("按代表", FUNNEL_REPRESENTATIVES + FUNNEL_MEASURES, result.representatives),
+    ):
+        columns = [Column(h, k, w, None) for h, k, w, _ in spec]
+        values = [
+            [PLACE_LABELS.get(r[key], r[key]) if key == "place_type" else r.get(key) for *_, key in spec] for r in rows
+        ]
+        sheets.append((title, columns, values))
+    return await anyio.to_thread.run_sync(_xlsx, sheets)
