@@ -82,6 +82,10 @@ def _today(now: datetime) -> date:
     return now.astimezone(TZ).date()
 
 
+def today_in_town() -> date:
+    return _today(_now())
+
+
 # --- reading (small service helpers: one query each) -------------------------------------------------
 
 

@@ -34,6 +34,7 @@ from app.services import forms as form_service
 from app.services import reference
 from app.services import service_points as service_point_service
 from app.services.auth import ANONYMOUS
+from app.web import duty
 from app.web.render import redirect, render, templates
 from app.web.session import CheckedForm, is_https
 
@@ -115,9 +116,11 @@ async def _submit_page(
 
 @router.get("/")
 async def home(request: Request) -> HTMLResponse:
+    today = duty.today_in_town()
     async with request.app.state.sessionmaker() as session:
         workrooms, _ = await reference.list_workrooms(session, active_only=True)
-    return render(request, "public/home.html", {"workrooms": workrooms})
+        rows = await duty.today_by_workroom(session, day=today)  # today's duty, rendered here: no script needed
+    return render(request, "public/home.html", {"workrooms": workrooms, "rows": rows, "today": today})
 
 
 @router.get("/w/{code}")
