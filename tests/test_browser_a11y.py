@@ -31,7 +31,11 @@ CONTRAST = """
   const unlabelled = [...document.querySelectorAll('input:not([type=hidden]), select, textarea')]
     .filter((f) => !(f.labels && f.labels.length) && !f.getAttribute('aria-label') && !f.closest('label'))
     .map((f) => f.name);
-  return {failures, unlabelled};
+  const unprotected = [...document.querySelectorAll('form')]
+    .filter((f) => (f.getAttribute('method') || '').toLowerCase() === 'post')
+    .filter((f) => !(f.querySelector('input[name=csrf_token]') || {}).value)
+    .map((f) => f.getAttribute('action'));
+  return {failures, unlabelled, unprotected};
 }
 """
 
@@ -40,6 +44,7 @@ async def _check(page, path: str) -> None:  # type: ignore[no-untyped-def]
     result = await page.evaluate(CONTRAST)
     assert result["failures"] == [], (path, result["failures"])
     assert result["unlabelled"] == [], (path, result["unlabelled"])
+    assert result["unprotected"] == [], (path, result["unprotected"])  # every POST form carries its CSRF token
 
 
 async def test_public_representative_and_office_pages_meet_contrast(live_server: str, phone, sessionmaker) -> None:  # type: ignore[no-untyped-def]
@@ -53,7 +58,10 @@ async def test_public_representative_and_office_pages_meet_contrast(live_server:
         '<p style="color:#aaa">浅色文字</p><input name="nolabel">'); }""")
     probe = await page.evaluate(CONTRAST)
     assert any("浅色文字" in f for f in probe["failures"]) and probe["unlabelled"] == ["nolabel"]
-    for path in ("/", "/w/LS-01", "/login", "/track"):
+    await page.evaluate("""() => { document.querySelector('main').insertAdjacentHTML('beforeend',
+        '<form method="post" action="/probe"><input type="hidden" name="csrf_token" value=""></form>'); }""")
+    assert (await page.evaluate(CONTRAST))["unprotected"] == ["/probe"]
+    for path in ("/", "/w/LS-01", "/w/LS-01/duty", "/service-points", "/login", "/track"):
         await page.goto(live_server + path)
         await _check(page, path)
     await page.fill("#f-no", created["tracking_no"])
@@ -62,7 +70,10 @@ async def test_public_representative_and_office_pages_meet_contrast(live_server:
     await page.locator(".track-result").wait_for()
     await _check(page, "/track (result)")
 
-    for who, paths in (("rep", ["/rep"]), ("coordinator", ["/office", "/office/forms", f"/office/forms/{created['id']}"]),
+    for who, paths in (("rep", ["/rep", "/rep/duty"]),
+                       ("coordinator", ["/office", "/office/forms", f"/office/forms/{created['id']}", "/office/rosters",
+                                        "/office/rota", "/office/swaps", "/office/attendance", "/office/service-points",
+                                        "/office/funnel", "/office/imports"]),
                        ("handler_a", ["/office/unit"])):
         context = await phone.browser.new_context(viewport={"width": 390, "height": 844}, locale="zh-CN")
         try:

@@ -582,6 +582,22 @@ async def read_job(sessionmaker: async_sessionmaker[AsyncSession], *, principal:
         return await get_job(session, principal=principal, job_id=job_id)
 
 
+async def start_import(
+    sessionmaker: async_sessionmaker[AsyncSession], runner: ImportRunner, *, principal: Principal, kind: str,
+    file_name: str, content: bytes,
+) -> tuple[int, bool]:
+    """Read the file (whole-file problems raise Invalid), make the job, and run it: inline when small,
+    else in the background. Returns the job id and whether it already finished."""
+    user = principal.require_role(*OFFICE)
+    rows = await asyncio.to_thread(read_table, kind, file_name, content)
+    job_id = await create_job(sessionmaker, principal=principal, kind=kind, file_name=file_name, total=len(rows))
+    if len(rows) <= INLINE_MAX_ROWS:
+        await run_job(sessionmaker, job_id=job_id, kind=kind, rows=rows, actor_id=user.id)
+        return job_id, True
+    runner.start(job_id=job_id, kind=kind, rows=rows, actor_id=user.id)
+    return job_id, False
+
+
 class ImportRunner:
     """Import jobs running in this process as asyncio tasks (held here so none is garbage-collected;
     cancelled at shutdown, which fails them — nothing is half-written, the write is one transaction)."""

@@ -17,7 +17,6 @@ from datetime import date, timedelta
 from typing import Annotated, Literal
 from urllib.parse import quote
 
-import anyio
 from fastapi import APIRouter, File, Form, Query, Request, Response, UploadFile, status
 
 from app.api.deps import IdPath, PrincipalDep, SessionDep
@@ -63,18 +62,12 @@ async def create_import(
     kind: Annotated[ImportKind, Form()],
 ) -> ImportJobRead:
     # No request session: the job keeps its own transactions (the write is one of them), inline or not.
-    user = principal.require_role(*import_service.OFFICE)
-    content = await file.read()
-    file_name = file.filename or ""
-    rows = await anyio.to_thread.run_sync(import_service.read_table, kind, file_name, content)
     sessionmaker = request.app.state.sessionmaker
-    job_id = await import_service.create_job(
-        sessionmaker, principal=principal, kind=kind, file_name=file_name, total=len(rows)
+    job_id, finished = await import_service.start_import(
+        sessionmaker, _runner(request), principal=principal, kind=kind, file_name=file.filename or "",
+        content=await file.read(),
     )
-    if len(rows) <= import_service.INLINE_MAX_ROWS:
-        await import_service.run_job(sessionmaker, job_id=job_id, kind=kind, rows=rows, actor_id=user.id)
-    else:
-        _runner(request).start(job_id=job_id, kind=kind, rows=rows, actor_id=user.id)
+    if not finished:
         response.status_code = status.HTTP_202_ACCEPTED
     response.headers["Location"] = f"/api/v1/imports/{job_id}"
     return ImportJobRead.build(await import_service.read_job(sessionmaker, principal=principal, job_id=job_id))
