@@ -3,6 +3,7 @@ the representative's phone — check-in and swaps through services.rosters."""
 
 from __future__ import annotations
 
+import re
 from datetime import datetime, time, timedelta
 
 import httpx
@@ -255,3 +256,19 @@ async def test_a_swap_form_without_a_representative_is_refused(client, sessionma
     response = await client.post(f"/rep/shifts/{shift_id}/swap", data={"csrf_token": token, "to_representative_id": ""})
     assert response.status_code == 422 and "请选择换班的代表" in response.text
     assert await swaps(sessionmaker) == []
+
+
+async def test_a_representative_finds_and_resets_their_calendar_address(client, sessionmaker) -> None:
+    await build_world(sessionmaker)
+    await login(client, "rep")
+    page = await client.get("/rep/duty")
+    url = re.search(r'id="calendar-url" readonly value="([^"]+)"', page.text).group(1).replace("&amp;", "&")
+    feed = await client.get(httpx.URL(url).raw_path.decode())
+    assert feed.status_code == 200 and feed.headers["content-type"].startswith("text/calendar")
+    assert re.search(r'id="calendar-url" readonly value="([^"]+)"', (await client.get("/rep/duty")).text).group(1) == (
+        url.replace("&", "&amp;"))  # the same address on every visit
+    reset = await client.post("/rep/calendar/reset", data={"csrf_token": client.cookies["minyi_csrf"]})
+    assert reset.status_code == 303
+    assert (await client.get(httpx.URL(url).raw_path.decode())).status_code == 404  # the old address is dead
+    fresh = re.search(r'id="calendar-url" readonly value="([^"]+)"', (await client.get("/rep/duty")).text).group(1)
+    assert (await client.get(httpx.URL(fresh.replace("&amp;", "&")).raw_path.decode())).status_code == 200

@@ -34,7 +34,9 @@ from app.models import Representative, Role, Shift, ShiftSwap, User, Workroom, u
 from app.models.reference import representative_workroom
 from app.schemas.common import MAX_ID
 from app.services import reference
+from app.services import calendars as calendar_service
 from app.services import rosters as roster_service
+from app.services.calendars import FeedKind
 from app.services.auth import Principal
 from app.web.render import is_htmx, redirect, render, templates
 from app.web.session import CheckedForm, SignedIn, safe_next
@@ -216,6 +218,24 @@ async def today_duty(request: Request) -> HTMLResponse:
     return render(request, "duty/today.html", {"rows": rows, "today": today}, block="today")
 
 
+async def _calendar_url(request: Request, session: AsyncSession, representative_id: int, *, reset: bool = False) -> str:
+    """The representative's own iCalendar subscription (its token made on first use, or replaced)."""
+    take = calendar_service.reset_token if reset else calendar_service.feed_token
+    token = await take(session, kind=FeedKind.representative, owner_id=representative_id)
+    url = request.url_for("representative_calendar_feed", representative_id=str(representative_id))
+    return str(url.include_query_params(token=token))
+
+
+@router.post("/rep/calendar/reset")
+async def reset_calendar(request: Request, user: SignedIn, form: CheckedForm) -> Response:
+    """A new subscription address: the old one (shared by mistake, a lost phone) stops working at once."""
+    _representative(user)
+    if user.representative_id is not None:
+        async with transaction(request.app.state.sessionmaker) as session:
+            await _calendar_url(request, session, user.representative_id, reset=True)
+    return redirect("/rep/duty#calendar")
+
+
 # --- representatives ---------------------------------------------------------------------------------
 
 
@@ -235,8 +255,10 @@ async def my_duty_page(request: Request, user: SignedIn) -> HTMLResponse:
     """我的值班 as a page (no JavaScript) or, for htmx (``/rep`` loads it), the ``mine`` block alone."""
     _representative(user)
     now = _now()
-    async with request.app.state.sessionmaker() as session:
+    async with transaction(request.app.state.sessionmaker) as session:
         context = await my_duty(session, user=user, now=now)
+        if not is_htmx(request) and user.representative_id is not None:  # the full page offers the calendar
+            context["calendar_url"] = await _calendar_url(request, session, user.representative_id)
     back = "/rep" if is_htmx(request) else "/rep/duty"  # the actions come back to the page showing them
     response = render(request, "duty/mine.html", {**context, "now": now, "back": back}, block="mine")
     response.headers["Cache-Control"] = "no-cache"
