@@ -271,3 +271,20 @@ async def test_the_funnel_shows_sessions_collected_and_answered(client, sessionm
     assert "1 场，收集 3 件，答复 1 件" in page.text
     row = re.search(rf'data-representative-id="{world.representatives["rep"].id}".*?</tr>', page.text, re.S).group(0)  # type: ignore[union-attr]
     assert '<td data-col="collected">3</td>' in row and '<td data-col="answered">1</td>' in row
+
+
+async def test_the_office_finds_and_resets_a_workrooms_calendar_address(client, sessionmaker) -> None:
+    await build_world(sessionmaker)
+    await login(client, "coordinator")
+    week = await client.get("/office/rosters?workroom=LS-01")
+    assert 'href="/office/rosters/calendar?workroom=LS-01"' in week.text
+    page = await client.get("/office/rosters/calendar?workroom=LS-01")
+    url = re.search(r'id="calendar-url" readonly value="([^"]+)"', page.text).group(1).replace("&amp;", "&")
+    path = url.split("127.0.0.1", 1)[-1].split("testserver", 1)[-1]
+    feed = await client.get(path)
+    assert feed.status_code == 200 and "BEGIN:VCALENDAR" in feed.text
+    reset = await client.post("/office/rosters/calendar/reset",
+                              data={"workroom": "LS-01", "csrf_token": client.cookies["minyi_csrf"]})
+    assert reset.status_code == 303
+    assert (await client.get(path)).status_code == 404
+    assert (await client.get("/office/rosters/calendar?workroom=LS-99")).status_code == 404

@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from datetime import date, datetime, timedelta
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import quote, urlencode
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
@@ -31,7 +31,9 @@ from app.models import PlaceType, SwapStatus, User, utcnow
 from app.schemas.rosters import RotaRequest, ShiftCreate
 from app.schemas.service_points import ServicePointCreate
 from app.services import reference
+from app.services import calendars as calendar_service
 from app.services import rosters as roster_service
+from app.services.calendars import FeedKind
 from app.services import service_points as service_point_service
 from app.services.auth import Principal
 from app.web.office import OFFICE_ROLES
@@ -475,3 +477,31 @@ async def funnel(request: Request, user: SignedIn, session: SessionDep) -> Respo
         "active": "service-points", "totals": result.totals, "sessions": result.sessions,
         "representatives": result.representatives, "from": day_from, "to": day_to, "place_labels": PLACE_LABELS,
     })
+
+
+# --- a workroom's calendar subscription ---------------------------------------------------------------
+
+
+async def _workroom_calendar_url(request: Request, session: Any, code: str, *, reset: bool = False) -> str:
+    workroom = await calendar_service.workroom_or_raise(session, code)
+    take = calendar_service.reset_token if reset else calendar_service.feed_token
+    token = await take(session, kind=FeedKind.workroom, owner_id=workroom.id)
+    return str(request.url_for("workroom_calendar_feed", code=workroom.code).include_query_params(token=token))
+
+
+@router.get("/office/rosters/calendar")
+async def workroom_calendar(request: Request, user: SignedIn, session: SessionDep, workroom: str = "") -> Response:
+    """The workroom's iCalendar subscription address (its token made on first use), to put on the
+    workroom's own phone or the office's shared calendar."""
+    _require_office(user)
+    url = await _workroom_calendar_url(request, session, workroom)
+    return render(request, "office/roster_calendar.html", {"url": url, "workroom": workroom, "active": "rosters",
+                                                           "tab": "week"})
+
+
+@router.post("/office/rosters/calendar/reset")
+async def reset_workroom_calendar(request: Request, form: CheckedForm, user: SignedIn, session: SessionDep) -> Response:
+    _require_office(user)
+    code = str(form.get("workroom") or "")
+    await _workroom_calendar_url(request, session, code, reset=True)
+    return redirect(f"/office/rosters/calendar?workroom={quote(code)}")
