@@ -49,6 +49,7 @@ from app.schemas.reference import mask_phone
 from app.services import deadlines, reference
 from app.services import forms as form_service
 from app.services import stats as stats_service
+from app.services.background import BackgroundTasks
 from app.services.auth import Principal
 
 log = logging.getLogger("minyi.exports")
@@ -581,25 +582,14 @@ async def run_job(sessionmaker: async_sessionmaker[AsyncSession], *, job_id: int
             part.unlink(missing_ok=True)
 
 
-class ExportRunner:
-    """The export jobs running in this process, as asyncio tasks (held here so none is garbage-collected,
-    and cancelled at shutdown, which marks them failed)."""
+class ExportRunner(BackgroundTasks):
+    """The export jobs running in this process (cancelled at shutdown, which marks them failed)."""
 
     def __init__(self, sessionmaker: async_sessionmaker[AsyncSession], export_dir: Path) -> None:
+        super().__init__()
         self._sessionmaker = sessionmaker
         self._export_dir = export_dir
-        self._tasks: set[asyncio.Task[None]] = set()
 
     async def start(self, job_id: int) -> None:
         """Start the job in the background (async only so that it is called on the event loop)."""
-        task = asyncio.create_task(
-            run_job(self._sessionmaker, job_id=job_id, export_dir=self._export_dir), name=f"export-{job_id}"
-        )
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-
-    async def shutdown(self) -> None:
-        tasks = list(self._tasks)
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        self.spawn(run_job(self._sessionmaker, job_id=job_id, export_dir=self._export_dir), name=f"export-{job_id}")

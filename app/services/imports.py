@@ -47,6 +47,7 @@ from app.services import reference as reference_service
 from app.services import rosters as roster_service
 from app.services import service_points as service_point_service
 from app.services.auth import Principal
+from app.services.background import BackgroundTasks
 from app.services.exports import Column
 
 log = logging.getLogger("minyi.imports")
@@ -598,26 +599,17 @@ async def start_import(
     return job_id, False
 
 
-class ImportRunner:
-    """Import jobs running in this process as asyncio tasks (held here so none is garbage-collected;
-    cancelled at shutdown, which fails them — nothing is half-written, the write is one transaction)."""
+class ImportRunner(BackgroundTasks):
+    """Import jobs running in this process (cancelled at shutdown, which fails them — nothing is
+    half-written, the write is one transaction)."""
 
     def __init__(self, sessionmaker: async_sessionmaker[AsyncSession]) -> None:
+        super().__init__()
         self._sessionmaker = sessionmaker
-        self._tasks: set[asyncio.Task[None]] = set()
 
     def start(self, *, job_id: int, kind: str, rows: Sequence[Row], actor_id: int) -> None:
-        task = asyncio.create_task(
-            run_job(self._sessionmaker, job_id=job_id, kind=kind, rows=rows, actor_id=actor_id), name=f"import-{job_id}"
-        )
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-
-    async def shutdown(self) -> None:
-        tasks = list(self._tasks)
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        self.spawn(run_job(self._sessionmaker, job_id=job_id, kind=kind, rows=rows, actor_id=actor_id),
+                   name=f"import-{job_id}")
 
 
 # --- exports to .xlsx --------------------------------------------------------------------------------
