@@ -44,6 +44,10 @@ class Settings(BaseSettings):
     # (or send a job's polls and download to the process that ran it): the job row is in the database,
     # the file is on this disk.
     export_dir: Path = ROOT / "data" / "exports"
+    # The address residents and phones reach the app at (e.g. https://minyi.example.cn): printed in QR
+    # posters and calendar subscriptions. Unset: taken from each request (right behind a proxy only with
+    # uvicorn's --proxy-headers).
+    public_url: str | None = Field(None, pattern=r"^https?://[^/\s]+(/[^\s]*)?$")
 
     @model_validator(mode="after")
     def _refuse_default_secret_in_production(self) -> Settings:

@@ -244,3 +244,25 @@ async def test_posters_show_the_qr_the_name_and_the_instructions_for_a4(client, 
     page = await client.get(f"/p/{point_id}/poster")
     assert page.status_code == 200 and "<svg" in page.text and "洛社菜市场流动服务点" in page.text
     assert f"http://testserver/p/{point_id}" in page.text
+
+
+async def test_qr_codes_posters_and_calendars_use_the_configured_public_address(db_url, sessionmaker) -> None:
+    """Behind a proxy the request's own host may be an internal one: MINYI_PUBLIC_URL is what gets printed."""
+    import httpx as _httpx
+
+    from app.main import create_app
+    from tests.conftest import make_settings
+
+    world = await build_world(sessionmaker)
+    app = create_app(make_settings(db_url, public_url="https://minyi.luoshe.gov.cn"))
+    try:
+        async with _httpx.AsyncClient(transport=_httpx.ASGITransport(app=app), base_url="http://10.0.0.5:8000") as http:
+            svg = await http.get("/w/LS-01/qr.svg")
+            assert "https://minyi.luoshe.gov.cn/w/LS-01" in svg.text and "10.0.0.5" not in svg.text
+            poster = await http.get("/w/LS-01/poster")
+            assert "https://minyi.luoshe.gov.cn/w/LS-01" in poster.text
+            rep_id = world.representatives["rep"].id
+            feed = await http.get(f"/api/v1/calendars/representatives/{rep_id}", headers=world.auth("coordinator"))
+            assert feed.json()["url"].startswith(f"https://minyi.luoshe.gov.cn/api/v1/calendars/representatives/{rep_id}.ics?token=")
+    finally:
+        await app.state.engine.dispose()

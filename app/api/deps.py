@@ -77,6 +77,21 @@ def bearer_token(credentials: Annotated[HTTPAuthorizationCredentials | None, Dep
     return credentials.credentials if credentials else None
 
 
+def public_url(request: Request, path: str) -> str:
+    """An absolute URL for residents' phones (QR codes, calendar subscriptions): MINYI_PUBLIC_URL when
+    set, else this request's own base."""
+    base = request.app.state.settings.public_url or str(request.base_url)
+    return base.rstrip("/") + path
+
+
+def public_url_for(request: Request, name: str, *, query: dict[str, str] | None = None, **params: str) -> str:
+    """``public_url`` of a named route (with its query)."""
+    url = request.url_for(name, **params)
+    if query:
+        url = url.include_query_params(**query)
+    return public_url(request, url.path + (f"?{url.query}" if url.query else ""))
+
+
 # Ids in paths: bounded like every id (see schemas.common.MAX_ID), so an absurd one is a 422, not a driver error.
 IdPath = Annotated[int, Path(ge=1, le=MAX_ID)]
 

@@ -27,6 +27,7 @@ from sqlalchemy.orm import selectinload
 from sqlalchemy.orm.attributes import set_committed_value
 from starlette.datastructures import FormData
 
+from app.api.deps import public_url_for
 from app.config import TZ
 from app.db import transaction
 from app.errors import Invalid, NotFound, PermissionDenied
@@ -222,8 +223,8 @@ async def _calendar_url(request: Request, session: AsyncSession, representative_
     """The representative's own iCalendar subscription (its token made on first use, or replaced)."""
     take = calendar_service.reset_token if reset else calendar_service.feed_token
     token = await take(session, kind=FeedKind.representative, owner_id=representative_id)
-    url = request.url_for("representative_calendar_feed", representative_id=str(representative_id))
-    return str(url.include_query_params(token=token))
+    return public_url_for(request, "representative_calendar_feed", query={"token": token},
+                          representative_id=str(representative_id))
 
 
 @router.post("/rep/calendar/reset")

@@ -25,6 +25,7 @@ from pydantic import ValidationError
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.api.deps import public_url
 from app.config import TZ
 from app.errors import Invalid, NotFound
 from app.models import Category, ServicePoint, Workroom
@@ -277,10 +278,6 @@ async def track(request: Request, form: CheckedForm) -> HTMLResponse:
 # --- QR codes and posters ----------------------------------------------------------------------------
 
 
-def _absolute(request: Request, path: str) -> str:
-    return str(request.base_url).rstrip("/") + path
-
-
 def _svg(url: str) -> Response:
     buffer = io.BytesIO()
     segno.make(url, error="m").save(buffer, kind="svg", scale=8, border=2, xmldecl=True, svgns=True,
@@ -293,18 +290,18 @@ def _svg(url: str) -> Response:
 async def workroom_qr(request: Request, code: WorkroomCode) -> Response:
     async with request.app.state.sessionmaker() as session:
         workroom = await _active_workroom(session, code)
-    return _svg(_absolute(request, f"/w/{workroom.code}"))
+    return _svg(public_url(request, f"/w/{workroom.code}"))
 
 
 @router.get("/p/{point_id}/qr.svg")
 async def point_qr(request: Request, point_id: PointId) -> Response:
     async with request.app.state.sessionmaker() as session:
         point, _ = await _point(session, point_id)
-    return _svg(_absolute(request, f"/p/{point.id}"))
+    return _svg(public_url(request, f"/p/{point.id}"))
 
 
 def _poster(request: Request, title: str, subtitle: str, path: str) -> HTMLResponse:
-    url = _absolute(request, path)
+    url = public_url(request, path)
     qr = segno.make(url, error="m").svg_inline(scale=8, border=2, omitsize=True)
     return render(request, "public/poster.html", {"title": title, "subtitle": subtitle, "url": url, "qr": qr})
 

@@ -24,7 +24,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from pydantic import ValidationError
 
-from app.api.deps import SessionDep
+from app.api.deps import SessionDep, public_url_for
 from app.config import TZ
 from app.errors import Conflict, Invalid, NotFound, PermissionDenied
 from app.models import PlaceType, SwapStatus, User, utcnow
@@ -486,7 +486,7 @@ async def _workroom_calendar_url(request: Request, session: Any, code: str, *, r
     workroom = await calendar_service.workroom_or_raise(session, code)
     take = calendar_service.reset_token if reset else calendar_service.feed_token
     token = await take(session, kind=FeedKind.workroom, owner_id=workroom.id)
-    return str(request.url_for("workroom_calendar_feed", code=workroom.code).include_query_params(token=token))
+    return public_url_for(request, "workroom_calendar_feed", query={"token": token}, code=workroom.code)
 
 
 @router.get("/office/rosters/calendar")

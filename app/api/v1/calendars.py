@@ -17,7 +17,7 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Query, Request, Response
 from pydantic import BaseModel
 
-from app.api.deps import IdPath, PrincipalDep, SessionDep
+from app.api.deps import IdPath, PrincipalDep, SessionDep, public_url_for
 from app.services import calendars as calendar_service
 from app.services.calendars import FeedKind
 
@@ -42,7 +42,7 @@ def _ics(body: bytes, filename: str) -> Response:
 
 
 def _url(request: Request, route: str, token: str, **params: str) -> FeedUrl:
-    return FeedUrl(url=str(request.url_for(route, **params).include_query_params(token=token)))
+    return FeedUrl(url=public_url_for(request, route, query={"token": token}, **params))
 
 
 @router.get(
