@@ -106,3 +106,36 @@ async def test_the_entry_page_opens_offline_after_one_visit(live_server, phone, 
     await phone.set_offline(False)
     await expect(page.locator("#pending-count")).to_be_hidden(timeout=25_000)
     assert [f["content"] for f in await api_forms(live_server)] == ["离线打开页面后录入的意见。"]
+
+
+async def test_a_form_the_server_refuses_is_kept_word_for_word_for_correcting(live_server, phone, sessionmaker) -> None:
+    """Typed offline with a mistyped phone number: the server refuses it (422) once the network is back;
+    the form stays on the phone, and one tap puts every word back into the entry form."""
+    await build_world(sessionmaker)
+    page = await phone.new_page()
+    await sign_in(page, live_server)
+    long_text = "村东头的排水沟常年堵塞，" * 8  # longer than any preview line
+    await phone.set_offline(True)
+    await page.fill("#f-content", long_text)
+    await page.evaluate("document.querySelector('details.rep-more').open = true")
+    await page.fill("#f-submitter_phone", "12")
+    await page.fill("#f-submitter_name", "陈阿姨")
+    await page.click("#rep-form button[type=submit]")
+    await expect(page.locator("#pending-count")).to_have_text("1 条待发送")
+    await phone.set_offline(False)
+    refused = page.locator("#rep-refused li")
+    await expect(refused).to_have_count(1, timeout=25_000)
+    await expect(page.locator("#pending-count")).to_be_hidden()
+    assert "电话" in await refused.inner_text()
+    assert len(await page.evaluate(READ_OUTBOX)) == 1  # still on the phone
+    await screenshot(page, "rep-refused-kept")
+    await refused.locator("button").click()
+    await expect(page.locator("#f-content")).to_have_value(long_text)
+    await expect(page.locator("#f-submitter_name")).to_have_value("陈阿姨")
+    await expect(page.locator("#f-submitter_phone")).to_have_value("12")
+    assert await page.evaluate(READ_OUTBOX) == []
+    await page.fill("#f-submitter_phone", "13812340000")
+    await page.click("#rep-form button[type=submit]")
+    await expect(page.locator("#rep-receipts li.ok")).to_have_count(1, timeout=25_000)
+    forms = await api_forms(live_server)
+    assert [f["content"] for f in forms] == [long_text.strip()]

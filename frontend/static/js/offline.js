@@ -56,8 +56,60 @@
     });
   }
 
+  // Forms the server refused (a mistyped phone number…): kept on the phone, word for word, until the
+  // representative puts them back into the entry form to correct them. Nothing typed is thrown away.
+  function showRefused(list) {
+    var refused = list.filter(function (r) { return r.refused; });
+    var box = document.getElementById("rep-refused");
+    if (!box) {
+      var anchor = document.getElementById("pending-count");
+      if (!anchor || !refused.length) return;
+      box = document.createElement("ul");
+      box.id = "rep-refused";
+      box.className = "list rep-refused";
+      anchor.parentNode.insertBefore(box, anchor.nextSibling);
+    }
+    box.innerHTML = "";
+    refused.forEach(function (record) {
+      var li = document.createElement("li");
+      li.setAttribute("data-key", record.key);
+      var text = document.createElement("p");
+      text.className = "error";
+      text.textContent = "未能提交（" + record.refused + "）：" + contentOf(record);
+      var button = document.createElement("button");
+      button.type = "button";
+      button.className = "button";
+      button.textContent = "放回表单修改";
+      button.addEventListener("click", function () { restore(record); });
+      li.appendChild(text);
+      li.appendChild(button);
+      box.appendChild(li);
+    });
+    box.hidden = refused.length === 0;
+  }
+
+  function restore(record) {
+    var form = entryForm();
+    if (!form) return;
+    record.fields.forEach(function (pair) {
+      var input = form.elements[pair[0]];
+      if (!input) return;
+      if (input instanceof RadioNodeList || (input.length && input[0] && input[0].type === "radio")) {
+        Array.prototype.forEach.call(input, function (r) { r.checked = r.value === pair[1]; });
+      } else {
+        input.value = pair[1];
+      }
+    });
+    var more = form.querySelector("details.rep-more");
+    if (more) more.open = true;
+    request("readwrite", function (store) { store.delete(record.key); }).then(showPending);
+    if (form.elements.content) form.elements.content.focus();
+  }
+
   function showPending() {
-    return waiting().then(function (list) {
+    return waiting().then(function (all) {
+      showRefused(all);
+      var list = all.filter(function (r) { return !r.refused; });
       var el = document.getElementById("pending-count");
       if (!el) return list.length;
       el.textContent = list.length + " 条待发送";
@@ -113,9 +165,9 @@
   // Send every waiting form once; stop at the first network failure (the next try comes soon).
   function sendAll() {
     var sent = 0;
-    return waiting().then(function (list) {
+    return waiting().then(function (all) {
       var chain = Promise.resolve(true);
-      list.forEach(function (record) {
+      all.filter(function (r) { return !r.refused; }).forEach(function (record) {
         chain = chain.then(function (go) {
           if (!go) return false;
           return send(record).then(function (res) {
@@ -127,12 +179,11 @@
                 return request("readwrite", function (store) { store.delete(record.key); }).then(function () { return true; });
               });
             }
-            if (res.status === 422) {  // the server will never take it as it is: tell, and let it go
+            if (res.status === 422) {  // the server will never take it as it is: keep it for correcting
               return res.json().catch(function () { return {}; }).then(function (body) {
                 var errors = body.errors || {};
-                var text = Object.keys(errors).map(function (k) { return errors[k]; }).join(" ");
-                note("未能提交（" + (text || "内容不符合要求") + "）：" + contentOf(record), "error");
-                return request("readwrite", function (store) { store.delete(record.key); }).then(function () { return true; });
+                record.refused = Object.keys(errors).map(function (k) { return errors[k]; }).join(" ") || "内容不符合要求";
+                return request("readwrite", function (store) { store.put(record); }).then(function () { return true; });
               });
             }
             return false;  // 403 (page expired), 409, 5xx, a redirect to /login: keep it, try later
