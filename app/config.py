@@ -49,6 +49,39 @@ class Settings(BaseSettings):
     # uvicorn's --proxy-headers).
     public_url: str | None = Field(None, pattern=r"^https?://[^/\s]+(/[^\s]*)?$")
 
+
+    # --- WeChat mini-program (docs/integration.md) ---
+    wechat_base_url: str = Field("https://api.weixin.qq.com", pattern=r"^https?://[^\s]+$")
+    wechat_app_id: str | None = Field(None, max_length=64)
+    wechat_app_secret: str | None = Field(None, max_length=128)
+    # How long a resident's token (from POST /api/v1/wechat/login) lasts.
+    resident_token_ttl_seconds: int = Field(7 * 24 * 3600, ge=60)
+    # The subscription-message template of the reply notice, and which of its keys carries what (the keys'
+    # names, e.g. thing1 or time4, decide WeChat's value rules). Unset template: no notices are sent.
+    wechat_reply_template_id: str | None = Field(None, max_length=128)
+    wechat_reply_fields: dict[str, str] = {
+        "character_string1": "tracking_no", "thing2": "content", "phrase3": "status", "thing4": "reply",
+        "time5": "answered_at",
+    }
+    # The mini-program page a notice opens ({id} and {tracking_no} are filled in).
+    wechat_reply_page: str | None = Field("pages/forms/detail?id={id}", max_length=256)
+    wechat_miniprogram_state: Literal["developer", "trial", "formal"] = "formal"
+    # Put text that comes through WeChat through msgSecCheck v2 before accepting it.
+    wechat_content_check: bool = False
+
+    # --- photos ---
+    photo_dir: Path = ROOT / "data" / "photos"
+    photo_max_bytes: int = Field(8 * 1024 * 1024, ge=1024)
+
+    # --- API clients, rate limits, webhooks ---
+    # Shared rate-limit counters across processes (redis://host:6379/0); unset: each process counts alone.
+    redis_url: str | None = Field(None, pattern=r"^rediss?://\S+$")
+    api_rate_limit_per_minute: int = Field(600, ge=1)
+    # Deliver webhooks and notices from each app process; turn off when running `minyi worker` instead.
+    worker_in_process: bool = True
+    worker_poll_seconds: float = Field(1.0, gt=0, le=60)
+    webhook_timeout_seconds: float = Field(10.0, gt=0, le=60)
+
     @model_validator(mode="after")
     def _refuse_default_secret_in_production(self) -> Settings:
         if self.environment == "production" and self.secret_key == DEFAULT_SECRET:

@@ -102,3 +102,21 @@ class Unavailable(AppError):
     status = 503
     title = "服务暂不可用 Service Unavailable"
     default_code = "unavailable"
+
+
+class TooManyRequests(AppError):
+    """Over a rate limit; carries ``Retry-After`` (seconds)."""
+
+    status = 429
+    title = "请求过于频繁 Too Many Requests"
+    default_code = "rate_limited"
+
+    def __init__(self, detail: str, *, retry_after: int, code: str | None = None) -> None:
+        super().__init__(detail, code=code, headers={"Retry-After": str(max(1, retry_after))},
+                         extra={"retry_after": max(1, retry_after)})
+
+
+class UnsupportedMediaType(AppError):
+    status = 415
+    title = "不支持的内容类型 Unsupported Media Type"
+    default_code = "unsupported_media_type"

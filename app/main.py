@@ -26,7 +26,8 @@ from app.db import create_engine, create_sessionmaker, transaction
 from app.errors import Unavailable
 from app.services import exports as export_service
 from app.services import imports as import_service
-from app.services import workflow
+from app.services import rate_limit, workflow
+from app.services import wechat as wechat_service
 from app.services.intake import SubmissionQueue
 from app.services.read_cache import ReadCache
 from app.web import router as web_router
@@ -70,6 +71,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         await app.state.submissions.drain()
         await app.state.exports.shutdown()
         await app.state.imports.shutdown()
+        if app.state.wechat is not None:
+            await app.state.wechat.aclose()
+        await app.state.rate_limiter.aclose()
         await engine.dispose()
 
     app = FastAPI(
@@ -91,6 +95,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.submissions = SubmissionQueue(app.state.sessionmaker, settings)
     app.state.exports = export_service.ExportRunner(app.state.sessionmaker, settings.export_dir)
     app.state.imports = import_service.ImportRunner(app.state.sessionmaker)
+    app.state.wechat = wechat_service.client_from_settings(settings, app.state.sessionmaker)
+    app.state.rate_limiter = rate_limit.create(settings)
     app.state.poll_answers = PollAnswers(
         stats_cache=app.state.stats_cache, auth_cache=app.state.auth_cache, prefix="/api/v1/stats/"
     )

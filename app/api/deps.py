@@ -6,14 +6,16 @@ from collections.abc import AsyncIterator
 from typing import Annotated
 
 from fastapi import Depends, Path, Query, Request
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.config import Settings
 from app.db import transaction
-from app.models import User
+from app.models import ApiClient, Resident, User
 from app.schemas.common import MAX_ID
+from app.services import api_clients as api_client_service
 from app.services import auth as auth_service
+from app.services import residents as resident_service
 from app.services.auth import ANONYMOUS, Principal
 
 SESSION_COOKIE = "minyi_session"  # the pages' cookie session (app/web/session.py)
@@ -37,10 +39,17 @@ SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
 _bearer = HTTPBearer(auto_error=False, description="令牌来自 POST /api/v1/auth/token")
 
 
+_api_key = APIKeyHeader(name="X-API-Key", auto_error=False, description="接口客户端密钥（POST /api/v1/api-clients）")
+
+
 async def get_principal(
     request: Request,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+    api_key: Annotated[str | None, Depends(_api_key)],
 ) -> Principal:
+    cache = request.app.state.auth_cache
+    if api_key is not None:
+        return await _client_principal(request, api_key)
     if credentials is not None:
         token = credentials.credentials
     elif request.method in ("GET", "HEAD") and request.cookies.get(SESSION_COOKIE):
@@ -48,6 +57,15 @@ async def get_principal(
         token = request.cookies[SESSION_COOKIE]
     else:
         return ANONYMOUS
+    if token.startswith(resident_service.TOKEN_PREFIX):
+        async def resolve_resident() -> Resident:
+            async with request.app.state.sessionmaker() as session:
+                resident = await resident_service.resolve_token(session, token)
+                session.expunge(resident)
+            return resident
+
+        return Principal(resident=await cache.get_or_compute(("resident", token), resolve_resident))
+
     # A token this process checked moments ago is trusted for MINYI_AUTH_CACHE_SECONDS, unless this process
     # wrote anything since (a logout, a deactivated user): polls then need no database round trip at all.
     # On a miss the token is read in a short session of its own, not the request's: routes that need no
@@ -59,8 +77,24 @@ async def get_principal(
             session.expunge(user)
         return user
 
-    user = await request.app.state.auth_cache.get_or_compute(("token", token), resolve)
+    user = await cache.get_or_compute(("token", token), resolve)
     return Principal(user=user)
+
+
+async def _client_principal(request: Request, key: str) -> Principal:
+    """An API client by its key: checked like a token (and cached as briefly), then counted against the
+    client's own rate limit on every request."""
+
+    async def resolve() -> ApiClient:
+        async with request.app.state.sessionmaker() as session:
+            client = await api_client_service.resolve_key(session, key)
+            session.expunge(client)
+        return client
+
+    client = await request.app.state.auth_cache.get_or_compute(("api-key", key), resolve)
+    await request.app.state.rate_limiter.hit(f"client:{client.id}", client.rate_limit_per_minute)
+    await api_client_service.note_use(request.app.state.sessionmaker, client)
+    return Principal(client=client)
 
 
 PrincipalDep = Annotated[Principal, Depends(get_principal)]

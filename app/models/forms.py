@@ -10,6 +10,7 @@ from sqlalchemy import JSON, Boolean, Date, ForeignKey, Index, Integer, LargeBin
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.models.base import Base, UTCDateTime, utcnow
+from app.models.integrations import FormPhoto
 from app.models.reference import Category, HandlingUnit, ServicePoint, Workroom
 
 
@@ -123,6 +124,13 @@ class OpinionForm(Base):
 
     entered_by_user_id: Mapped[int | None] = mapped_column(ForeignKey("app_user.id"), index=True)
     entered_by_representative_id: Mapped[int | None] = mapped_column(ForeignKey("representative.id"), index=True)
+    # Who submitted it through an integration: the WeChat resident (their "my forms") or the API client.
+    resident_id: Mapped[int | None] = mapped_column(ForeignKey("resident.id", ondelete="SET NULL"), index=True)
+    api_client_id: Mapped[int | None] = mapped_column(ForeignKey("api_client.id", ondelete="SET NULL"))
+    # Set when the office should look at the content before acting: WeChat's msgSecCheck said "review",
+    # or could not be asked (see services/content_check.py). ``content_check`` keeps WeChat's answer.
+    review_flag: Mapped[str | None] = mapped_column(String(32))
+    content_check: Mapped[dict[str, Any] | None] = mapped_column(JSON)
 
     category: Mapped[Category | None] = relationship(lazy="raise")
     workroom: Mapped[Workroom | None] = relationship(lazy="raise")
@@ -131,6 +139,7 @@ class OpinionForm(Base):
     events: Mapped[list[FormEvent]] = relationship(
         lazy="raise", order_by="FormEvent.id", back_populates="form", passive_deletes=True
     )
+    photos: Mapped[list[FormPhoto]] = relationship(lazy="raise", order_by="FormPhoto.id", passive_deletes=True)
 
 
 class FormEvent(Base):

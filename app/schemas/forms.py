@@ -7,6 +7,7 @@ from pydantic import BaseModel, Field, StringConstraints, field_validator
 
 from app.models import STATUS_LABELS, Channel, EventType, FormEvent, OpinionForm, Satisfaction
 from app.schemas.common import DbId, InputModel, LocalDateTime
+from app.schemas.photos import PhotoRead
 from app.schemas.reference import CODE_PATTERN, PHONE_PATTERN, mask_phone
 from app.services.deadlines import supervision_level
 
@@ -132,6 +133,10 @@ class FormRead(BaseModel):
     updated_at: LocalDateTime
     entered_by_user_id: int | None
     entered_by_representative_id: int | None
+    resident_id: int | None = None
+    api_client_id: int | None = None
+    # "content_review" (WeChat's check said review) or "check_unavailable" (WeChat could not be asked).
+    review_flag: str | None = None
 
     @classmethod
     def build(cls, form: OpinionForm, *, now: datetime, show_personal: bool) -> FormRead:
@@ -171,6 +176,9 @@ class FormRead(BaseModel):
             updated_at=form.updated_at,
             entered_by_user_id=form.entered_by_user_id,
             entered_by_representative_id=form.entered_by_representative_id,
+            resident_id=form.resident_id,
+            api_client_id=form.api_client_id,
+            review_flag=form.review_flag,
         )
 
 
@@ -178,11 +186,13 @@ class FormDetail(FormRead):
     """A form with its timeline (every event, internal notes included: only staff read this)."""
 
     events: list[EventRead]
+    photos: list[PhotoRead] = []
 
     @classmethod
     def build_detail(cls, form: OpinionForm, *, now: datetime, show_personal: bool) -> FormDetail:
         base = FormRead.build(form, now=now, show_personal=show_personal)
-        return cls(**base.__dict__, events=[EventRead.build(e) for e in form.events])
+        return cls(**base.__dict__, events=[EventRead.build(e) for e in form.events],
+                   photos=[PhotoRead.model_validate(p) for p in form.photos])
 
 
 class FormCreated(FormRead):

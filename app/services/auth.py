@@ -15,7 +15,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.errors import Conflict, Invalid, PermissionDenied, Unauthorized
-from app.models import AuthToken, HandlingUnit, Representative, Role, User, utcnow
+from app.models import ApiClient, AuthToken, HandlingUnit, Representative, Resident, Role, User, utcnow
 
 _hasher = PasswordHasher()
 # Verified against when the username is unknown, so a wrong name costs the same time as a wrong password.
@@ -29,13 +29,16 @@ OFFICE_ROLES = frozenset({Role.admin, Role.coordinator})
 
 @dataclass(frozen=True)
 class Principal:
-    """Who is asking. ``user`` is None for the anonymous public."""
+    """Who is asking: a staff ``user``, a WeChat ``resident``, an integrator's API ``client``, or nobody
+    (the anonymous public). At most one of the three is set."""
 
     user: User | None = None
+    resident: Resident | None = None
+    client: ApiClient | None = None
 
     @property
     def is_anonymous(self) -> bool:
-        return self.user is None
+        return self.user is None and self.resident is None and self.client is None
 
     @property
     def role(self) -> str | None:
@@ -51,10 +54,21 @@ class Principal:
 
     @property
     def label(self) -> str:
-        return self.user.username if self.user else "公众"
+        if self.user is not None:
+            return self.user.username
+        if self.resident is not None:
+            return "微信用户"
+        if self.client is not None:
+            return f"接口：{self.client.name}"
+        return "公众"
+
+    def has_scope(self, scope: str) -> bool:
+        return self.client is not None and scope in (self.client.scopes or ())
 
     def require_staff(self) -> User:
         if self.user is None:
+            if self.client is not None or self.resident is not None:
+                raise PermissionDenied("当前凭证无权执行此操作。", code="forbidden")
             raise Unauthorized()
         return self.user
 
@@ -63,6 +77,30 @@ class Principal:
         if user.role not in roles:
             raise PermissionDenied("当前账号无权执行此操作。", code="forbidden")
         return user
+
+    def require_resident(self) -> Resident:
+        if self.resident is None:
+            if self.is_anonymous:
+                raise Unauthorized("请先通过微信登录。", code="login_required")
+            raise PermissionDenied("只有通过微信登录的居民可以使用此接口。", code="residents_only")
+        return self.resident
+
+    def require_scope(self, scope: str) -> ApiClient:
+        """An API client holding ``scope``."""
+        if self.client is None:
+            if self.is_anonymous:
+                raise Unauthorized()
+            raise PermissionDenied("此接口仅供接口客户端（X-API-Key）使用。", code="api_clients_only")
+        if not self.has_scope(scope):
+            raise PermissionDenied(f"接口密钥缺少权限 {scope}。", code="missing_scope", extra={"scope": scope})
+        return self.client
+
+    def require_staff_or_scope(self, scope: str) -> None:
+        """Staff (any role), or an API client holding ``scope``: the reads integrators share with staff."""
+        if self.client is not None:
+            self.require_scope(scope)
+        else:
+            self.require_staff()
 
 
 ANONYMOUS = Principal()

@@ -34,6 +34,7 @@ from app.models import (
     utcnow,
 )
 from app.schemas.common import MAX_ID
+from app.services import changes as change_service
 from app.services import deadlines, reference
 from app.services import stats as stats_service
 from app.services.auth import Principal
@@ -83,6 +84,9 @@ class Submission:
     submitter_phone: str | None = None
     location: str | None = None
     public: bool = False
+    # From WeChat's content check (services/content_check.py), when it ran.
+    review_flag: str | None = None
+    content_check: dict[str, Any] | None = None
 
 
 class NewForm(SimpleNamespace):
@@ -181,7 +185,8 @@ async def submit_many(
         row.update(
             content=data.content,
             category_id=category.id if category else None,
-            channel=data.channel or (Channel.service_point if point else Channel.workroom if workroom else Channel.web),
+            channel=data.channel or (Channel.wechat if principal.resident else Channel.service_point if point
+                                     else Channel.workroom if workroom else Channel.web),
             workroom_id=workroom.id if workroom else None,
             service_point_id=point.id if point else None,
             submitter_name=data.submitter_name,
@@ -194,6 +199,10 @@ async def submit_many(
             updated_at=now,
             entered_by_user_id=user.id if user else None,
             entered_by_representative_id=user.representative_id if user and user.role == Role.representative else None,
+            resident_id=principal.resident.id if principal.resident else None,
+            api_client_id=principal.client.id if principal.client else None,
+            review_flag=data.review_flag,
+            content_check=data.content_check,
             returned_count=0,
             reopened_count=0,
             supervision_recorded="none",
@@ -228,8 +237,13 @@ async def submit_many(
                 actor_label=principal.label, actor_role=principal.role, from_status=None,
                 to_status=FormStatus.submitted, unit_id=None, note=None, internal=False,
             ))
-    await session.execute(insert(FormEvent.__table__), events)
+    event_table = FormEvent.__table__
+    event_ids = dict((await session.execute(insert(event_table).returning(event_table.c.form_id, event_table.c.id),
+                                            events)).all())
     await stats_service.record_new(session, forms)
+    await change_service.record(
+        session, [change_service.Happened(form, EventType.submitted, event_ids.get(form.id), now) for form in forms]
+    )
     return results
 
 
@@ -253,6 +267,9 @@ async def submit(
 
 async def visibility_condition(session: AsyncSession, principal: Principal) -> Any:
     """The SQL condition selecting the forms ``principal`` may see (None: all of them)."""
+    if principal.client is not None:  # an integrator reading with forms:read sees every form
+        principal.require_scope("forms:read")
+        return None
     user = principal.require_staff()
     if user.role in (Role.admin, Role.coordinator):
         return None
@@ -270,6 +287,8 @@ async def visibility_condition(session: AsyncSession, principal: Principal) -> A
 
 
 async def can_see(session: AsyncSession, principal: Principal, form: OpinionForm) -> bool:
+    if principal.client is not None:
+        return principal.has_scope("forms:read")
     user = principal.user
     if user is None:
         return False
@@ -308,7 +327,7 @@ def _with_references(query: Select[Any]) -> Select[Any]:
 async def get(session: AsyncSession, form_id: int, *, with_events: bool = False, for_update: bool = False) -> OpinionForm:
     query = _with_references(select(OpinionForm).where(OpinionForm.id == form_id))
     if with_events:
-        query = query.options(selectinload(OpinionForm.events))
+        query = query.options(selectinload(OpinionForm.events), selectinload(OpinionForm.photos))
     if for_update:
         # Row lock on PostgreSQL (of the form row only); on SQLite the write transaction already serialises.
         query = query.with_for_update(of=OpinionForm)
@@ -319,7 +338,7 @@ async def get(session: AsyncSession, form_id: int, *, with_events: bool = False,
 
 
 async def get_visible(session: AsyncSession, principal: Principal, form_id: int) -> OpinionForm:
-    principal.require_staff()
+    principal.require_staff_or_scope("forms:read")
     form = await get(session, form_id, with_events=True)
     if not await can_see(session, principal, form):
         raise PermissionDenied("您无权查看这份意见征询表。", code="form_forbidden")
@@ -342,6 +361,8 @@ class FormFilter:
     supervision: str | None = None
     submitted_from: date | None = None
     submitted_to: date | None = None
+    # True: only forms flagged for the office's review (WeChat's content check); False: only unflagged ones.
+    review: bool | None = None
 
 
 def supervision_condition(level: str, now: datetime) -> Any:
@@ -418,6 +439,10 @@ async def filtered_query(
         query = query.where(OpinionForm.submitted_on >= filters.submitted_from)
     if filters.submitted_to:
         query = query.where(OpinionForm.submitted_on <= filters.submitted_to)
+    if filters.review is True:
+        query = query.where(OpinionForm.review_flag.is_not(None))
+    elif filters.review is False:
+        query = query.where(OpinionForm.review_flag.is_(None))
     return query
 
 

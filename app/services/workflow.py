@@ -29,6 +29,7 @@ from app.models import (
     User,
     utcnow,
 )
+from app.services import changes as change_service
 from app.services import deadlines, reference
 from app.services import forms as form_service
 from app.services import stats as stats_service
@@ -106,15 +107,19 @@ async def _transition(
         form.status = to_status
     form.updated_at = now
     user = principal.user
-    session.add(FormEvent(
+    written = FormEvent(
         form_id=form.id, type=event, at=now, actor_user_id=user.id if user else None,
         actor_label=principal.label if user else "系统", actor_role=principal.role, from_status=from_status,
         to_status=to_status, unit_id=unit_id, note=note,
         internal=internal, data=dict(data) if data else None,
-    ))
+    )
+    session.add(written)
     await stats_service.record_change(session, before, stats_service.contribution(form))
     await session.flush()
-    return await form_service.get(session, form.id, with_events=True)
+    form = await form_service.get(session, form.id, with_events=True)
+    if not internal:
+        await change_service.record(session, [change_service.Happened(form, event, written.id, now)])
+    return form
 
 
 async def _default_due_at(session: AsyncSession, form: OpinionForm, now: datetime) -> datetime:

@@ -4,11 +4,16 @@ from datetime import date
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Path, Query, Request, status
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import ValidationError
+from starlette.datastructures import UploadFile as StarletteUpload
+from starlette.formparsers import MultiPartException
 
 from app.api.deps import IdPath, PrincipalDep, SessionDep, SettingsDep
 from app.db import transaction
-from app.models import FormStatus, OpinionForm, utcnow
+from app.errors import Invalid, UnsupportedMediaType
+from app.models import FormStatus, OpinionForm, Scope, utcnow
 from app.schemas.common import MAX_ID, Page
 from app.schemas.forms import (
     AssignBody,
@@ -28,7 +33,10 @@ from app.schemas.forms import (
     TrackRead,
     UrgeBody,
 )
+from app.schemas.photos import PhotoRead
+from app.services import content_check
 from app.services import forms as form_service
+from app.services import photos as photo_service
 from app.services import idempotency as idempotency_service
 from app.services import workflow
 from app.services.auth import Principal
@@ -45,43 +53,108 @@ def _detail(form: OpinionForm, principal: Principal) -> FormDetail:
     return FormDetail.build_detail(form, now=utcnow(), show_personal=form_service.sees_personal_data(principal))
 
 
+_SUBMIT_BODY = {
+    "required": True,
+    "content": {
+        "application/json": {"schema": {"$ref": "#/components/schemas/FormCreate"}},
+        "multipart/form-data": {
+            "schema": {
+                "allOf": [{"$ref": "#/components/schemas/FormCreate"}],
+                "properties": {"file": {"type": "string", "format": "binary",
+                                        "description": "照片（wx.uploadFile 的 name 填 file），最多 6 张"}},
+            },
+        },
+    },
+}
+
+
+async def _read_submission(request: Request) -> tuple[FormCreate, list[photo_service.Upload]]:
+    """The body as JSON, or as multipart (``wx.uploadFile``: the photo under ``file`` and the form's
+    fields beside it). Either way validated as ``FormCreate``, with the same 422 on both."""
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    uploads: list[photo_service.Upload] = []
+    try:
+        if content_type == "multipart/form-data":
+            async with request.form(max_files=photo_service.MAX_PHOTOS + 1, max_fields=50) as form:
+                fields: dict[str, Any] = {}
+                for name, value in form.multi_items():
+                    if isinstance(value, StarletteUpload):
+                        uploads.append(await photo_service.read_upload(value, request.app.state.settings))
+                    else:
+                        fields[name] = value
+            return FormCreate.model_validate(fields), uploads
+        if content_type in ("application/json", "") or content_type.endswith("+json"):
+            return FormCreate.model_validate_json(await request.body() or b"null"), uploads
+    except ValidationError as exc:
+        raise RequestValidationError(exc.errors(include_url=False), body=None) from exc
+    except MultiPartException as exc:
+        raise Invalid(f"表单数据无法解析：{exc.message}", code="invalid_multipart") from exc
+    raise UnsupportedMediaType("请以 JSON 或 multipart/form-data 提交。", code="unsupported_media_type")
+
+
 @router.post(
     "/forms",
     status_code=status.HTTP_201_CREATED,
     response_model=FormCreated,
-    summary="Submit an opinion form (public)",
+    summary="Submit an opinion form (public), as JSON or multipart with photos",
     responses={422: {"description": "Invalid body, or Idempotency-Key reused with another body"}},
+    openapi_extra={"requestBody": _SUBMIT_BODY},
 )
 async def submit_form(
-    body: FormCreate,
     request: Request,
     principal: PrincipalDep,
     settings: SettingsDep,
     idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key", max_length=255)] = None,
 ) -> JSONResponse:
+    if principal.client is not None:
+        principal.require_scope(Scope.forms_write)
+    body, uploads = await _read_submission(request)
     data = form_service.Submission(**body.model_dump())
-    if idempotency_key is None:
+    # Text from WeChat goes through WeChat's own content check first, when enabled (risky: 422 here).
+    data = await content_check.screen(request.app.state.wechat, principal=principal, data=data, settings=settings)
+    photos = await photo_service.prepare_all(uploads, settings=settings)
+    if idempotency_key is None and not photos:
         # Queued: written with whatever else is arriving, in one transaction (see services/intake.py).
         accepted = await request.app.state.submissions.submit(principal, data)
         return JSONResponse(_created(accepted, principal), status_code=status.HTTP_201_CREATED)
     # Idempotency is an HTTP concern: claim the key, do the work, keep the answer, all in one transaction.
-    scope = f"user:{principal.user.id}" if principal.user else "public"
     payload = body.model_dump(mode="json")
+    if photos:
+        payload["photos"] = [photo.sha256 for photo in photos]
     async with transaction(request.app.state.sessionmaker) as session:
-        replay = await idempotency_service.claim(
-            session, scope=scope, key=idempotency_key, request_hash=idempotency_service.request_hash(payload),
-            secret_key=settings.secret_key, ttl_seconds=settings.idempotency_ttl_seconds,
-        )
-        if replay is not None:
-            return JSONResponse(replay.body, status_code=replay.status_code, headers={"Idempotent-Replayed": "true"})
+        if idempotency_key is not None:
+            replay = await idempotency_service.claim(
+                session, scope=_idempotency_scope(principal), key=idempotency_key,
+                request_hash=idempotency_service.request_hash(payload),
+                secret_key=settings.secret_key, ttl_seconds=settings.idempotency_ttl_seconds,
+            )
+            if replay is not None:
+                return JSONResponse(replay.body, status_code=replay.status_code, headers={"Idempotent-Replayed": "true"})
         (result,) = await form_service.submit_many(session, [(principal, data)], settings=settings)
         if isinstance(result, Exception):
             raise result
         created = _created(result, principal)
-        await idempotency_service.store(
-            session, scope=scope, key=idempotency_key, status_code=201, body=created, secret_key=settings.secret_key
-        )
+        if photos:
+            stored = await photo_service.attach(session, form_id=result.form.id, photos=photos, settings=settings,
+                                                uploaded_by=principal.label)
+            created["photos"] = [PhotoRead.model_validate(p).model_dump(mode="json") for p in stored]
+        if idempotency_key is not None:
+            await idempotency_service.store(
+                session, scope=_idempotency_scope(principal), key=idempotency_key, status_code=201, body=created,
+                secret_key=settings.secret_key,
+            )
     return JSONResponse(created, status_code=status.HTTP_201_CREATED)
+
+
+def _idempotency_scope(principal: Principal) -> str:
+    """Keys are scoped per caller: a staff user, a resident, an API client, or the public."""
+    if principal.user:
+        return f"user:{principal.user.id}"
+    if principal.resident:
+        return f"resident:{principal.resident.id}"
+    if principal.client:
+        return f"client:{principal.client.id}"
+    return "public"
 
 
 def _created(accepted: form_service.Accepted, principal: Principal) -> dict[str, Any]:
@@ -103,13 +176,15 @@ async def list_forms(
     supervision: Supervision | None = None,
     submitted_from: date | None = None,
     submitted_to: date | None = None,
+    review: Annotated[bool | None, Query(description="true: only forms flagged for review by the content check")] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     cursor: Annotated[str | None, Query(max_length=100)] = None,
 ) -> Page[FormRead]:
-    principal.require_staff()
+    principal.require_staff_or_scope(Scope.forms_read)
     filters = form_service.FormFilter(
         status=tuple(status_ or ()), workroom=workroom, category=category, unit_id=unit_id, overdue=overdue,
         q=q or None, supervision=supervision, submitted_from=submitted_from, submitted_to=submitted_to,
+        review=review,
     )
     forms, next_cursor = await form_service.list_forms(
         session, principal=principal, filters=filters, limit=limit, cursor=cursor

@@ -8,7 +8,7 @@ from fastapi.responses import JSONResponse
 
 from app.api.deps import PrincipalDep
 from app.api.polls import etag_matches
-from app.models import utcnow
+from app.models import Scope, utcnow
 from app.schemas.stats import CountList, Summary
 from app.services import stats as stats_service
 
@@ -50,13 +50,13 @@ async def summary(
     request: Request, principal: PrincipalDep,
     workroom: str | None = None, category: str | None = None, date_from: FromQ = None, date_to: ToQ = None,
 ) -> Response:
-    principal.require_staff()
+    principal.require_staff_or_scope(Scope.stats_read)
     return await _answer(request, "summary", dict(workroom=workroom, category=category,
                                                             date_from=date_from, date_to=date_to))
 
 
 async def _list(request: Request, principal: PrincipalDep, which: str, **filters: Any) -> Response:
-    principal.require_staff()
+    principal.require_staff_or_scope(Scope.stats_read)
     return await _answer(request, which, filters)
 
 
