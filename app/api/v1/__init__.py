@@ -2,9 +2,25 @@
 
 from fastapi import APIRouter
 
-from app.api.v1 import auth, calendars, exports, forms, imports, reference, rosters, service_points, stats
+from app.api.v1 import (
+    api_clients,
+    auth,
+    calendars,
+    changes,
+    exports,
+    forms,
+    imports,
+    photos,
+    reference,
+    rosters,
+    service_points,
+    stats,
+    webhooks,
+    wechat,
+)
 
 router = APIRouter(prefix="/api/v1")
 # exports first: /forms/export.csv before /forms/{id}
-for module in (auth, reference, exports, forms, stats, rosters, service_points, calendars, imports):
+for module in (auth, reference, exports, forms, photos, stats, rosters, service_points, calendars, imports,
+               wechat, api_clients, webhooks, changes):
     router.include_router(module.router)
