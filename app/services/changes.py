@@ -22,6 +22,7 @@ from app.config import TZ
 from app.errors import Invalid
 from app.models import (
     STATUS_LABELS,
+    ApiClient,
     DeliveryStatus,
     EventType,
     FormChange,
@@ -122,8 +123,11 @@ async def record(session: AsyncSession, happened: Sequence[Happened]) -> None:
     fan_out = select(
         Webhook.id, FormChange.id, literal(DeliveryStatus.pending), literal(0), literal(now, UTCDateTime),
         literal(now, UTCDateTime),
-    ).join(FormChange, Webhook.events.contains(pattern, autoescape=False)).where(
-        Webhook.active.is_(True), FormChange.id.in_(ids)
+    ).join(FormChange, Webhook.events.contains(pattern, autoescape=False)).outerjoin(
+        ApiClient, ApiClient.id == Webhook.client_id
+    ).where(
+        # A revoked client's webhooks hear nothing more (admins' own webhooks have no client).
+        Webhook.active.is_(True), FormChange.id.in_(ids), ApiClient.revoked_at.is_(None)
     )
     await session.execute(insert(WebhookDelivery).from_select(
         ["webhook_id", "change_id", "status", "attempts", "next_attempt_at", "created_at"], fan_out

@@ -86,7 +86,9 @@ async def _read_submission(request: Request) -> tuple[FormCreate, list[photo_ser
         if content_type in ("application/json", "") or content_type.endswith("+json"):
             return FormCreate.model_validate_json(await request.body() or b"null"), uploads
     except ValidationError as exc:
-        raise RequestValidationError(exc.errors(include_url=False), body=None) from exc
+        # The same locations FastAPI gives a declared body: ("body", field, ...).
+        errors = [{**error, "loc": ("body", *error["loc"])} for error in exc.errors(include_url=False)]
+        raise RequestValidationError(errors, body=None) from exc
     except MultiPartException as exc:
         raise Invalid(f"表单数据无法解析：{exc.message}", code="invalid_multipart") from exc
     raise UnsupportedMediaType("请以 JSON 或 multipart/form-data 提交。", code="unsupported_media_type")
