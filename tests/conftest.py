@@ -248,3 +248,34 @@ async def screenshot(page: object, name: str) -> Path:
     path = ARTIFACTS / f"{name}.png"
     await page.screenshot(path=str(path), full_page=True)  # type: ignore[attr-defined]
     return path
+
+
+# --- a fake WeChat ------------------------------------------------------------------------------------
+
+from tests.fake_wechat import FakeWeChat  # noqa: E402  (kept with its fixtures)
+
+
+@pytest.fixture(scope="session")
+def _fake_wechat_server() -> Iterator[FakeWeChat]:
+    fake = FakeWeChat()
+    fake.start()
+    yield fake
+    fake.stop()
+
+
+@pytest.fixture
+def fake_wechat(_fake_wechat_server: FakeWeChat) -> Iterator[FakeWeChat]:
+    """The fake WeChat (tests/fake_wechat.py), a real HTTP server on 127.0.0.1 shared by the session and
+    reset before and after each test, so no state leaks between tests."""
+    _fake_wechat_server.reset()
+    yield _fake_wechat_server
+    _fake_wechat_server.reset()
+
+
+def wechat_settings(db_url: str, fake: FakeWeChat, **overrides: object) -> Settings:
+    """Settings for an app that talks to ``fake`` as its mini-program's WeChat."""
+    values: dict[str, object] = {
+        "wechat_base_url": fake.base_url, "wechat_app_id": fake.app_id, "wechat_app_secret": fake.app_secret,
+    }
+    values.update(overrides)
+    return make_settings(db_url, **values)
