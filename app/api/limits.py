@@ -1,71 +1,117 @@
-"""A pure ASGI middleware that refuses request bodies over ``max_body_bytes`` with 413 problem+json.
+"""A pure ASGI middleware that refuses request bodies over a limit with 413 problem+json.
+
+The limit is ``max_body_bytes`` for every request, except multipart POSTs to the photo uploads
+(``POST /api/v1/forms`` with its photos, ``POST /api/v1/forms/{id}/photos``), which may carry up to
+``upload_max_bytes``: by default room for ``MAX_PHOTOS`` photos of ``photo_max_bytes`` each and 64 KiB of
+form fields and multipart framing.
 
 A declared Content-Length over the limit is refused before reading anything. A body without one
-(chunked) is read up to the limit first and then handed on, so the app never sees a cut-off body.
+(chunked) is counted as the app reads it: once over the limit, the app's reading fails, whatever it then
+answers is dropped, and the client gets the 413. So the app never sees a cut-off body as if it were whole,
+and a large upload is never held in memory here.
 """
 
 from __future__ import annotations
 
 import json
+import re
+from collections.abc import Sequence
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.api.problems import http_problem
 from app.errors import PROBLEM_JSON
+from app.services.photos import MAX_PHOTOS
+
+UPLOAD_OVERHEAD_BYTES = 64 * 1024
+UPLOAD_PATHS = (r"/api/v1/forms", r"/api/v1/forms/\d+/photos")
+
+
+class _BodyTooLarge(Exception):
+    """Raised into the app from ``receive`` once a chunked body passes the limit."""
 
 
 class BodySizeLimit:
-    def __init__(self, app: ASGIApp, max_body_bytes: int) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        max_body_bytes: int,
+        *,
+        photo_max_bytes: int | None = None,
+        upload_max_bytes: int | None = None,
+        upload_paths: Sequence[str] = UPLOAD_PATHS,
+    ) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
+        if upload_max_bytes is None and photo_max_bytes is not None:
+            upload_max_bytes = MAX_PHOTOS * photo_max_bytes + UPLOAD_OVERHEAD_BYTES
+        # Never below the general limit: a small photo setting must not make uploads stricter than JSON.
+        self.upload_max_bytes = max(upload_max_bytes or 0, max_body_bytes)
+        self.upload_paths = [re.compile(pattern) for pattern in upload_paths]
+
+    def limit_for(self, scope: Scope, headers: dict[bytes, bytes]) -> int:
+        if (
+            scope.get("method") == "POST"
+            and headers.get(b"content-type", b"").lower().startswith(b"multipart/form-data")
+            and any(pattern.fullmatch(scope.get("path", "")) for pattern in self.upload_paths)
+        ):
+            return self.upload_max_bytes
+        return self.max_body_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         headers = dict(scope.get("headers") or [])
+        limit = self.limit_for(scope, headers)
         declared = headers.get(b"content-length")
         if declared is not None:
             try:
-                too_large = int(declared) > self.max_body_bytes
+                too_large = int(declared) > limit
             except ValueError:
                 too_large = False
             if too_large:
-                await self._refuse(send)
+                await self._refuse(send, limit)
                 return
             await self.app(scope, receive, send)
             return
         if headers.get(b"transfer-encoding", b"").lower() != b"chunked":
             await self.app(scope, receive, send)
             return
-        chunks: list[bytes] = []
         size = 0
-        while True:
+        refused = False
+        started = False
+
+        async def counted() -> Message:
+            nonlocal size, refused
+            if refused:
+                return {"type": "http.disconnect"}
             message = await receive()
-            if message["type"] == "http.disconnect":
+            if message["type"] == "http.request":
+                size += len(message.get("body", b""))
+                if size > limit:
+                    refused = True
+                    raise _BodyTooLarge()
+            return message
+
+        async def guarded(message: Message) -> None:
+            nonlocal started
+            if refused:  # whatever the app answers to a body it never got whole: the client gets the 413
                 return
-            chunk = message.get("body", b"")
-            size += len(chunk)
-            if size > self.max_body_bytes:
-                await self._refuse(send)
-                return
-            chunks.append(chunk)
-            if not message.get("more_body", False):
-                break
-        body = b"".join(chunks)
-        sent = False
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
 
-        async def replay() -> Message:
-            nonlocal sent
-            if not sent:
-                sent = True
-                return {"type": "http.request", "body": body, "more_body": False}
-            return await receive()
+        try:
+            await self.app(scope, counted, guarded)
+        except Exception:
+            if not refused:
+                raise
+        if refused and not started:
+            await self._refuse(send, limit)
 
-        await self.app(scope, replay, send)
-
-    async def _refuse(self, send: Send) -> None:
-        problem = http_problem(413, f"请求内容超过上限（{self.max_body_bytes} 字节）。")
+    async def _refuse(self, send: Send, limit: int) -> None:
+        problem = http_problem(413, f"请求内容超过上限（{limit} 字节）。")
         payload = json.dumps(problem, ensure_ascii=False).encode()
         await send({
             "type": "http.response.start",

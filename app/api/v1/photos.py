@@ -1,7 +1,139 @@
-"""PLACEHOLDER router (issue 6): filled in by its helper."""
+"""Photos on forms: upload one (``wx.uploadFile``), list them, read one.
+
+The submitter is known by a resident token, the submitting API client's key, or the form's verification
+code as ``?code=``; staff by their token (or, for the GET routes, the pages' session cookie, so the office
+form page can show the photos). See services/photos.py for every rule.
+"""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request, status
+from fastapi.responses import FileResponse
+from starlette.datastructures import UploadFile
+from starlette.formparsers import MultiPartException
+
+from app.api.deps import IdPath, PrincipalDep, SessionDep, SettingsDep
+from app.db import transaction
+from app.errors import Invalid, UnsupportedMediaType
+from app.schemas.common import Page
+from app.schemas.photos import PhotoRead
+from app.services import photos as photo_service
 
 router = APIRouter(tags=["integrations"])
+
+# ``?code=``: the 6-digit verification code given at submission.
+CodeQ = Annotated[str | None, Query(min_length=1, max_length=16, description="提交时得到的查询码（提交者无令牌时）")]
+# Guesses at one form's code: every request carrying ?code= counts (a code has only a million values).
+CODE_ATTEMPTS_PER_MINUTE = 30
+CACHE_SECONDS = 3600
+
+_UPLOAD_BODY = {
+    "required": True,
+    "content": {
+        "multipart/form-data": {
+            "schema": {
+                "type": "object",
+                "required": ["file"],
+                "properties": {"file": {"type": "string", "format": "binary",
+                                        "description": "一张照片（JPEG、PNG 或 WebP）；wx.uploadFile 的 name 填 file"}},
+            },
+        },
+    },
+}
+
+
+async def _count_code_attempt(request: Request, form_id: int, code: str | None) -> None:
+    if code is not None:
+        await request.app.state.rate_limiter.hit(f"photo-code:{form_id}", CODE_ATTEMPTS_PER_MINUTE)
+
+
+async def _read_photo(request: Request) -> photo_service.Upload:
+    """The one photo of a multipart body: the file under ``file`` or, when there is none, the only file
+    under another name. Other fields are ignored."""
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if content_type != "multipart/form-data":
+        raise UnsupportedMediaType("请以 multipart/form-data 上传照片（文件字段名 file）。", code="unsupported_media_type")
+    try:
+        async with request.form(max_files=photo_service.MAX_PHOTOS, max_fields=50) as form:
+            files = [(name, value) for name, value in form.multi_items() if isinstance(value, UploadFile)]
+            chosen = next((value for name, value in files if name == "file"), None)
+            if chosen is None and len(files) == 1:
+                chosen = files[0][1]
+            if chosen is None:
+                raise Invalid("请在文件字段 file 中附上一张照片。", code="photo_required")
+            return await photo_service.read_upload(chosen, request.app.state.settings)
+    except MultiPartException as exc:
+        raise Invalid(f"表单数据无法解析：{exc.message}", code="invalid_multipart") from exc
+
+
+@router.post(
+    "/forms/{form_id}/photos",
+    status_code=status.HTTP_201_CREATED,
+    response_model=PhotoRead,
+    summary="Add one photo to a form (the submitter, or staff who can see it)",
+    openapi_extra={"requestBody": _UPLOAD_BODY},
+    responses={
+        401: {"description": "Nobody signed in and no ?code="},
+        404: {"description": "Unknown form, wrong code, or not this resident's form (one answer for all)"},
+        409: {"description": "The form is closed or declined"},
+        413: {"description": "Photo over MINYI_PHOTO_MAX_BYTES"},
+        415: {"description": "Not JPEG, PNG or WebP (judged by content)"},
+        422: {"description": "Corrupt photo, too many pixels, or the form already holds 6 photos"},
+    },
+)
+async def upload_photo(
+    form_id: IdPath, request: Request, principal: PrincipalDep, settings: SettingsDep, code: CodeQ = None
+) -> PhotoRead:
+    sessionmaker = request.app.state.sessionmaker
+    await _count_code_attempt(request, form_id, code)
+    # Who may add is settled before a byte of the photo is read or decoded, in a short read of its own:
+    # no transaction (on SQLite: no write lock) is held while the photo arrives and is re-encoded.
+    async with transaction(sessionmaker) as session:
+        await photo_service.get_form(session, principal=principal, form_id=form_id, code=code, settings=settings,
+                                     for_upload=True)
+    upload = await _read_photo(request)
+    (prepared,) = await photo_service.prepare_all([upload], settings=settings)
+    async with transaction(sessionmaker) as session:
+        # Again, in the writing transaction: the form may have been closed meanwhile.
+        await photo_service.get_form(session, principal=principal, form_id=form_id, code=code, settings=settings,
+                                     for_upload=True)
+        (photo,) = await photo_service.attach(session, form_id=form_id, photos=[prepared], settings=settings,
+                                              uploaded_by=principal.label)
+        return PhotoRead.model_validate(photo)
+
+
+@router.get("/forms/{form_id}/photos", response_model=Page[PhotoRead],
+            summary="A form's photos (the submitter, staff who can see it, API clients with forms:read)")
+async def list_photos(
+    form_id: IdPath, request: Request, principal: PrincipalDep, session: SessionDep, settings: SettingsDep,
+    code: CodeQ = None,
+) -> Page[PhotoRead]:
+    await _count_code_attempt(request, form_id, code)
+    await photo_service.get_form(session, principal=principal, form_id=form_id, code=code, settings=settings)
+    photos = await photo_service.list_photos(session, form_id)
+    # At most MAX_PHOTOS: always one page.
+    return Page(items=[PhotoRead.model_validate(p) for p in photos], next_cursor=None)
+
+
+@router.get(
+    "/forms/{form_id}/photos/{photo_id}",
+    response_class=FileResponse,
+    summary="One photo's image (the submitter, staff who can see the form, API clients with forms:read)",
+    responses={200: {"content": {"image/jpeg": {}, "image/png": {}, "image/webp": {}},
+                     "description": "The image, re-encoded without metadata"}},
+)
+async def read_photo(
+    form_id: IdPath, photo_id: IdPath, request: Request, principal: PrincipalDep, session: SessionDep,
+    settings: SettingsDep, code: CodeQ = None,
+) -> FileResponse:
+    await _count_code_attempt(request, form_id, code)
+    await photo_service.get_form(session, principal=principal, form_id=form_id, code=code, settings=settings)
+    photo = await photo_service.get_photo(session, form_id=form_id, photo_id=photo_id)
+    path = await photo_service.file_path(settings, photo)
+    extension = photo_service.EXTENSIONS.get(photo.content_type, "")
+    return FileResponse(
+        path, media_type=photo.content_type, filename=f"photo-{photo.id}{extension}", content_disposition_type="inline",
+        headers={"Cache-Control": f"private, max-age={CACHE_SECONDS}", "X-Content-Type-Options": "nosniff"},
+    )
