@@ -1,4 +1,4 @@
-"""The ``minyi`` command: serve, migrate, create-user, demo, stats verify."""
+"""The ``minyi`` command: serve, migrate, create-user, demo, stats verify, worker."""
 
 from __future__ import annotations
 
@@ -135,6 +135,23 @@ def supervise() -> None:
     """Record supervision events (预警, 逾期, 督办) for forms that moved up the ladder; run daily or more often."""
     written = _in_transaction(get_settings(), workflow.supervise)
     typer.echo(f"{written} supervision event(s) recorded")
+
+
+@cli.command()
+def worker(
+    once: Annotated[bool, typer.Option("--once", help="Deliver what is due now, then exit")] = False,
+    worker_id: Annotated[str | None, typer.Option("--id", help="Name recorded on each webhook attempt")] = None,
+) -> None:
+    """Deliver webhooks and WeChat reply notices from the outbox until SIGTERM (set MINYI_WORKER_IN_PROCESS=false
+    on the app processes when running these); any number may run at once."""
+    import logging
+
+    from app.services import worker as worker_service
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    handled = asyncio.run(worker_service.run_process(get_settings(), once=once, worker_id=worker_id))
+    if once:
+        typer.echo(f"{handled} delivery/notice item(s) handled")
 
 
 def main() -> None:

@@ -81,6 +81,9 @@ class Settings(BaseSettings):
     worker_in_process: bool = True
     worker_poll_seconds: float = Field(1.0, gt=0, le=60)
     webhook_timeout_seconds: float = Field(10.0, gt=0, le=60)
+    # How long a worker's claim on a delivery lasts: a worker that dies mid-delivery leaves it to another
+    # after this (at least the webhook timeout plus 5 s is used).
+    webhook_lease_seconds: float = Field(60.0, gt=0, le=3600)
 
     @model_validator(mode="after")
     def _refuse_default_secret_in_production(self) -> Settings:

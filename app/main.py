@@ -28,6 +28,7 @@ from app.services import exports as export_service
 from app.services import imports as import_service
 from app.services import rate_limit, workflow
 from app.services import wechat as wechat_service
+from app.services import worker as worker_service
 from app.services.intake import SubmissionQueue
 from app.services.read_cache import ReadCache
 from app.web import router as web_router
@@ -63,7 +64,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         task = None
         if settings.supervise_interval_seconds:
             task = asyncio.create_task(_supervise_forever(app.state.sessionmaker, settings.supervise_interval_seconds))
+        # Webhooks and reply notices, sent from this process (or from `minyi worker` processes instead).
+        worker = None
+        if settings.worker_in_process:
+            # Its own sessions: what it writes (claims, attempts) is nothing the stats or token caches hold.
+            worker = worker_service.Worker(create_sessionmaker(engine), settings, wechat=app.state.wechat)
+            worker.start()
         yield
+        if worker is not None:
+            await worker.aclose()
         if task is not None:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -102,7 +111,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     problems.install(app)
     app.add_middleware(AnswerPolls, answers=app.state.poll_answers)
-    app.add_middleware(BodySizeLimit, max_body_bytes=settings.max_body_bytes)
+    app.add_middleware(BodySizeLimit, max_body_bytes=settings.max_body_bytes, photo_max_bytes=settings.photo_max_bytes)
     app.add_middleware(UrlGuard)
     # Pages, scripts and styles cross weak mobile networks compressed; small answers (polls) are left as they are.
     app.add_middleware(GZipMiddleware, minimum_size=1000)
