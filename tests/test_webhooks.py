@@ -241,6 +241,25 @@ async def test_a_revoked_clients_webhooks_get_nothing_more(client, sessionmaker,
     assert [d.status for d in await deliveries(sessionmaker)] == ["pending"]
 
 
+async def test_revoking_a_client_switches_its_webhooks_off_and_settles_what_was_waiting(
+    client, sessionmaker, settings, receiver
+):
+    world = await build_world(sessionmaker)
+    mine = await api_client(sessionmaker)
+    hook = await create_hook(client, mine, receiver.url(), ["form.submitted"])
+    await submit(client)
+    revoked = await client.delete(f"/api/v1/api-clients/{hook['client_id']}", headers=world.auth("admin"))
+    assert revoked.status_code == 204
+    await submit(client)  # after the revocation: no delivery at all
+
+    assert await deliver(sessionmaker, settings) == 0
+    assert receiver.arrivals() == []
+    waiting = await deliveries(sessionmaker)
+    assert [(d.status, d.last_error) for d in waiting] == [("failed", "接口客户端已吊销，不再投递。")]
+    admin_view = await client.get(f"/api/v1/webhooks/{hook['id']}", headers=world.auth("admin"))
+    assert admin_view.json()["active"] is False
+
+
 async def test_patch_changes_what_is_delivered_and_delete_removes_everything(client, sessionmaker, settings, receiver):
     world = await build_world(sessionmaker)
     hook = await hooked(client, world, receiver, events=["form.submitted"])

@@ -21,7 +21,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.errors import Conflict, NotFound, PermissionDenied, Unauthorized
-from app.models import ApiClient, Scope, utcnow
+from app.models import ApiClient, DeliveryStatus, Scope, Webhook, WebhookDelivery, utcnow
 from app.services.auth import Principal
 from app.services.pagination import paginate
 
@@ -178,5 +178,14 @@ async def revoke(session: AsyncSession, *, client_id: int) -> ApiClient:
         raise NotFound(f"接口客户端 {client_id} 不存在。", code="api_client_not_found")
     if client.revoked_at is None:
         client.revoked_at = utcnow()
+        # Its webhooks stop too: switched off, and what was still waiting to go out is settled as failed
+        # (an admin can see it; a new key for a new client starts from the changes feed).
+        webhook_ids = select(Webhook.id).where(Webhook.client_id == client.id).scalar_subquery()
+        await session.execute(update(Webhook).where(Webhook.client_id == client.id).values(active=False))
+        await session.execute(
+            update(WebhookDelivery)
+            .where(WebhookDelivery.webhook_id.in_(webhook_ids), WebhookDelivery.status == DeliveryStatus.pending)
+            .values(status=DeliveryStatus.failed, last_error="接口客户端已吊销，不再投递。", claimed_until=None)
+        )
         await session.flush()
     return client
