@@ -73,8 +73,10 @@ class Worker:
         self._stopping.set()
 
     async def aclose(self, grace: float = 5.0) -> None:
-        """Stop and wait up to ``grace`` seconds; then cancel. A cancelled send keeps its claim until the
-        lease ends, and is sent again then (by this or another worker)."""
+        """Stop and wait up to ``grace`` seconds; then cancel. A cancelled webhook send keeps its claim until
+        the lease ends and is sent again then (by this or another worker; receivers dedupe by id). A cancelled
+        WeChat notice is not: it may already have reached the resident and spent the credit, so it is
+        settled as failed (see notices.py)."""
         self.stop()
         if self._task is None:
             return
