@@ -7,6 +7,9 @@
 - ``/office/forms/{id}``: one form, its whole timeline, and exactly the actions this user may take.
 - ``/office/unit``: a handler's list of the forms its unit holds.
 
+Forms WeChat's content check flagged (``review_flag``: the check said "review", or WeChat could not be
+asked) carry a badge in the lists and a notice on their page; ``?review=true`` lists only them.
+
 Every action is a real form POST (CSRF checked) that calls the workflow service and redirects (303);
 bad input re-renders the page with 422 and the message next to the field; an ``AppError`` becomes an
 error page or, for htmx, a toast (web/errors.py).
@@ -49,6 +52,7 @@ from app.services import reference
 from app.services import stats as stats_service
 from app.services import workflow
 from app.services.auth import Principal
+from app.services.content_check import REVIEW, UNAVAILABLE
 from app.services.deadlines import Supervision
 from app.web.render import is_htmx, redirect, render, templates
 from app.web.session import CheckedForm, PagePrincipal, SignedIn, safe_next
@@ -70,6 +74,17 @@ ACTION_LABELS = {
     "return": "退回办公室", "extension": "申请延期", "extension-approve": "批准延期", "extension-refuse": "不批准延期",
     "urge": "催办", "close": "办结", "reopen": "重办", "note": "内部备注",
 }
+# The badge of a form WeChat's content check flagged: its text and the tooltip explaining it.
+REVIEW_FLAGS = {
+    REVIEW: {"label": "待人工审核", "title": "微信内容安全检测建议人工复核"},
+    UNAVAILABLE: {"label": "未能内容检测", "title": "提交时未能连接微信内容安全检测"},
+}
+UNKNOWN_REVIEW_FLAG = {"label": "待人工审核", "title": "提交时的内容检测要求人工复核"}
+# msgSecCheck v2 ``result.label``.
+WECHAT_LABELS = {
+    100: "正常", 10001: "广告", 20001: "时政", 20002: "色情", 20003: "辱骂", 20006: "违法犯罪", 20008: "欺诈",
+    20012: "低俗", 21000: "其他",
+}
 # What a person reads next to a field when its value is missing or wrong.
 FIELD_MESSAGES = {
     "unit_id": "请选择承办单位。", "reply": "请填写答复内容。", "reason": "请填写理由。",
@@ -88,6 +103,40 @@ def local_time(value: datetime | None) -> str:
 
 templates.env.filters.setdefault("percent", percent)
 templates.env.filters.setdefault("local_time", local_time)
+templates.env.globals.setdefault("REVIEW_FLAGS", REVIEW_FLAGS)
+templates.env.globals.setdefault("UNKNOWN_REVIEW_FLAG", UNKNOWN_REVIEW_FLAG)
+
+
+def review_notice(flag: str | None, check: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """What the form page says about a flagged form: why it was flagged and WeChat's answer (None: not flagged)."""
+    if not flag:
+        return None
+    check = check if isinstance(check, Mapping) else {}
+    badge = REVIEW_FLAGS.get(flag, UNKNOWN_REVIEW_FLAG)
+    if flag == UNAVAILABLE:
+        reason = "居民提交时未能连接微信内容安全检测，这条意见的内容没有经过检测。请先人工核实内容，再批办或公开。"
+    else:
+        reason = "微信内容安全检测建议人工复核这条意见的内容。请先人工核实内容，再批办或公开。"
+    label = check.get("label")
+    label_text = None
+    if label is not None:
+        try:
+            name = WECHAT_LABELS.get(int(label), "未知类别")
+        except (TypeError, ValueError):
+            name = "未知类别"
+        label_text = f"{name}（{label}）"
+    error = check.get("error")
+    if error == "unavailable":
+        error_text = "无法连接微信服务器"
+    elif error is not None:
+        error_text = f"微信拒绝检测：错误码 {error}" + (f"，{check['errmsg']}" if check.get("errmsg") else "")
+    else:
+        error_text = None
+    return {
+        "flag": flag, "label": badge["label"], "title": badge["title"], "reason": reason,
+        "wechat_label": label_text, "trace_id": str(check["trace_id"]) if check.get("trace_id") else None,
+        "error": error_text,
+    }
 
 
 def _require_office(user: User) -> None:
@@ -117,7 +166,7 @@ def _bars(rows: list[dict[str, Any]], label_key: str, metric: str = "collected")
 
 
 @router.get("/office")
-async def dashboard(request: Request, user: SignedIn, session: SessionDep) -> Response:
+async def dashboard(request: Request, user: SignedIn, principal: PagePrincipal, session: SessionDep) -> Response:
     if user.role == Role.handler:
         return redirect("/office/unit")
     _require_office(user)
@@ -131,6 +180,10 @@ async def dashboard(request: Request, user: SignedIn, session: SessionDep) -> Re
         "by_workroom": _bars(await stats_service.by_workroom(session, flt, now=now), "name"),
         "by_category": _bars(await stats_service.by_category(session, flt, now=now), "name"),
         "monthly": _bars(await stats_service.monthly(session, flt, now=now), "month"),
+        # Waiting forms WeChat's content check flagged: counted on each load (the polled counts do not carry it).
+        "flagged_waiting": await form_service.count_forms(
+            session, principal=principal, now=now,
+            filters=form_service.FormFilter(status=(FormStatus.submitted,), review=True)),
     }
     return render(request, "office/dashboard.html", context)
 
@@ -161,9 +214,10 @@ async def _list_context(
     if supervision not in {s.value for s in Supervision}:
         supervision = None
     q = (str(params.get("q") or "").strip()[:100]) or None
+    review = str(params.get("review") or "").lower() in ("true", "1", "on")  # only the flagged forms
     cursor = str(params.get("cursor") or "") or None
     filters = form_service.FormFilter(status=tuple(statuses), workroom=workroom, category=category,
-                                      supervision=supervision, q=q)
+                                      supervision=supervision, q=q, review=True if review else None)
     now = utcnow()
     try:
         forms, next_cursor = await form_service.list_forms(session, principal=principal, filters=filters,
@@ -173,7 +227,8 @@ async def _list_context(
                                                            limit=PAGE_SIZE)
     show_personal = form_service.sees_personal_data(principal)
     query = [("status", s) for s in statuses] + [
-        (k, v) for k, v in (("workroom", workroom), ("category", category), ("supervision", supervision), ("q", q)) if v
+        (k, v) for k, v in (("workroom", workroom), ("category", category), ("supervision", supervision), ("q", q),
+                            ("review", "true" if review else None)) if v
     ]
     here = "/office/forms" + (f"?{urlencode(query)}" if query else "")
     return {
@@ -181,7 +236,7 @@ async def _list_context(
         "next_url": "/office/forms?" + urlencode([*query, ("cursor", next_cursor)]) if next_cursor else None,
         "here": here,
         "selected": {"status": statuses, "workroom": workroom, "category": category, "supervision": supervision,
-                     "q": q or ""},
+                     "q": q or "", "review": review},
         "workrooms": workrooms, "categories": categories, "units": (await reference.list_units(session))[0],
         "statuses": [s.value for s in FormStatus],
         "supervision_labels": SUPERVISION_LABELS,
@@ -233,6 +288,7 @@ async def _form_page(
     units = (await reference.list_units(session))[0] if {"assign", "reassign", "reopen"} & set(actions) else []
     context = {
         "form": detail, "actions": actions, "action_labels": ACTION_LABELS, "units": units,
+        "review": review_notice(form.review_flag, form.content_check),
         "supervision_labels": SUPERVISION_LABELS, "satisfaction_labels": SATISFACTION_LABELS,
         "failed": failed, "errors": errors or {}, "values": values or {},
         "back": "/office/unit" if user.role == Role.handler else "/office/forms",
