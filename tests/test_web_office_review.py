@@ -209,3 +209,59 @@ async def test_the_flag_and_the_notice_meet_contrast_in_chromium(live_server: st
         await screenshot(page, "office-review-list")
     finally:
         await context.close()
+
+
+# --- clearing the flag once the office has read the content -------------------------------------------
+
+
+async def test_the_office_clears_a_flag_through_the_api_and_the_event_stays_internal(
+    client: httpx.AsyncClient, sessionmaker, settings
+) -> None:  # type: ignore[no-untyped-def]
+    world = await build_world(sessionmaker)
+    review, _unavailable, plain = await three_forms(sessionmaker, settings)
+    url = f"/api/v1/forms/{review['id']}/clear-review"
+
+    assert (await client.post(url, json={}, headers=world.auth("handler_a"))).json()["code"] == "forbidden"
+    assert (await client.post(url, json={})).status_code == 401
+    unflagged = await client.post(f"/api/v1/forms/{plain['id']}/clear-review", json={}, headers=world.auth("coordinator"))
+    assert unflagged.status_code == 409 and unflagged.json()["code"] == "not_flagged"
+
+    cleared = await client.post(url, json={"note": "内容属实，可以办理"}, headers=world.auth("coordinator"))
+    assert cleared.status_code == 200, cleared.text
+    body = cleared.json()
+    assert body["review_flag"] is None
+    event = body["events"][-1]
+    assert event["type"] == "content_reviewed" and event["note"] == "内容属实，可以办理"
+    assert (await client.post(url, json={}, headers=world.auth("coordinator"))).status_code == 409  # once only
+
+    flagged_ids = {f["id"] for f in (await client.get("/api/v1/forms?review=true", headers=world.auth("coordinator"))).json()["items"]}
+    assert review["id"] not in flagged_ids and len(flagged_ids) == 1
+    # Office business: nothing reaches the resident's timeline or the integrators' feed.
+    changes = (await client.get("/api/v1/changes", headers=world.auth("admin"))).json()["items"]
+    assert [c["type"] for c in changes if c["form_id"] == review["id"]] == ["form.submitted"]
+
+
+async def test_the_form_page_offers_clearing_the_flag_to_the_office_only(
+    client: httpx.AsyncClient, sessionmaker, settings
+) -> None:  # type: ignore[no-untyped-def]
+    world = await build_world(sessionmaker)
+    review, _unavailable, plain = await three_forms(sessionmaker, settings)
+    await login(client, "coordinator")
+    page = await client.get(f"/office/forms/{review['id']}")
+    assert 'data-action="clear-review"' in page.text
+    assert 'data-action="clear-review"' not in (await client.get(f"/office/forms/{plain['id']}")).text
+    token = re.search(r'name="csrf_token" value="([^"]+)"', page.text).group(1)
+
+    done = await client.post(f"/office/forms/{review['id']}/clear-review",
+                             data={"csrf_token": token, "note": ""}, follow_redirects=True)
+    assert done.status_code == 200
+    assert 'id="review-notice"' not in done.text and 'data-action="clear-review"' not in done.text
+    assert "内容审核通过" in done.text  # the timeline keeps who cleared it
+
+    # A handler of the unit sees the flag on an assigned form but cannot clear it.
+    await act(client, world, "coordinator", _unavailable["id"], "assign", {"unit_id": world.units["A"].id})
+    handler = httpx.AsyncClient(transport=client._transport, base_url="http://testserver")  # type: ignore[attr-defined]
+    async with handler:
+        await login(handler, "handler_a")
+        handler_page = await handler.get(f"/office/forms/{_unavailable['id']}")
+        assert 'id="review-notice"' in handler_page.text and 'data-action="clear-review"' not in handler_page.text

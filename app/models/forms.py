@@ -62,6 +62,7 @@ class EventType(StrEnum):
     urged = "urged"
     note = "note"
     supervision = "supervision"
+    content_reviewed = "content_reviewed"  # the office checked content WeChat's check flagged, and cleared it
 
 
 class OpinionForm(Base):

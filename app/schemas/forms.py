@@ -31,6 +31,7 @@ EVENT_LABELS = {
     EventType.urged: "催办",
     EventType.note: "内部备注",
     EventType.supervision: "督办提醒",
+    EventType.content_reviewed: "内容审核通过",
 }
 # What a resident's timeline shows: the steps of their case. Returns, extension requests, urging,
 # supervision and internal notes are the office's business.

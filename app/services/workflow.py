@@ -447,6 +447,25 @@ async def add_note(
     )
 
 
+async def clear_review(
+    session: AsyncSession, *, principal: Principal, form_id: int, note: str | None, now: datetime | None = None
+) -> OpinionForm:
+    """The office has read a form WeChat's content check flagged and finds nothing wrong: the flag goes,
+    and an internal event keeps what was flagged and who cleared it. (Content that is not acceptable is
+    declined instead, with a reason the resident reads.)"""
+    now = now or utcnow()
+    _require_office(principal)
+    form, before = await _lock(session, form_id)
+    if form.review_flag is None:
+        raise Conflict("这份意见没有待审核的内容标记。", code="not_flagged")
+    flagged = {"review_flag": form.review_flag, "content_check": form.content_check}
+    form.review_flag = None
+    return await _transition(
+        session, form, before, principal=principal, event=EventType.content_reviewed, to_status=None, now=now,
+        note=note or "内容已人工审核，未见问题。", internal=True, data=flagged,
+    )
+
+
 # --- supervision -------------------------------------------------------------------------------------
 
 

@@ -72,7 +72,7 @@ SATISFACTION_LABELS = {
 ACTION_LABELS = {
     "assign": "批办", "reassign": "改派", "decline": "不予受理", "answer-on-spot": "当场答复", "reply": "答复",
     "return": "退回办公室", "extension": "申请延期", "extension-approve": "批准延期", "extension-refuse": "不批准延期",
-    "urge": "催办", "close": "办结", "reopen": "重办", "note": "内部备注",
+    "urge": "催办", "close": "办结", "reopen": "重办", "note": "内部备注", "clear-review": "内容已核实，取消标记",
 }
 # The badge of a form WeChat's content check flagged: its text and the tooltip explaining it.
 REVIEW_FLAGS = {
@@ -267,6 +267,8 @@ def allowed_actions(user: User, form: FormRead) -> list[str]:
                 actions += ["extension-approve", "extension-refuse"]
         elif form.status == FormStatus.answered:
             actions += ["close", "reopen"]
+        if form.review_flag is not None:
+            actions.append("clear-review")
         actions.append("note")
     elif user.role == Role.handler and user.unit_id is not None and form.unit_id == user.unit_id:
         if form.status == FormStatus.assigned:
@@ -318,6 +320,7 @@ ACTION_BODIES: dict[str, tuple[type[BaseModel], tuple[str, ...]]] = {
     "close": (CloseBody, ("satisfaction", "note")),
     "reopen": (ReopenBody, ("reason", "unit_id")),
     "note": (NoteBody, ("note",)),
+    "clear-review": (DecisionBody, ("note",)),
 }
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 
@@ -371,6 +374,8 @@ async def _perform(action: str, body: Any, session: Any, principal: Principal, f
         await workflow.reopen(session, **common, reason=body.reason, unit_id=body.unit_id, settings=settings)
     elif action == "note":
         await workflow.add_note(session, **common, note=body.note)
+    elif action == "clear-review":
+        await workflow.clear_review(session, **common, note=body.note)
 
 
 def _list_params(next_url: str) -> QueryParams:

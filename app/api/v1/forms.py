@@ -282,6 +282,12 @@ async def add_note(form_id: IdPath, body: NoteBody, principal: PrincipalDep, ses
     return _detail(await workflow.add_note(session, principal=principal, form_id=form_id, note=body.note), principal)
 
 
+@router.post("/forms/{form_id}/clear-review", response_model=FormDetail,
+             summary="内容审核通过 clear the content-check flag (office)")
+async def clear_review(form_id: IdPath, body: DecisionBody, principal: PrincipalDep, session: SessionDep) -> FormDetail:
+    return _detail(await workflow.clear_review(session, principal=principal, form_id=form_id, note=body.note), principal)
+
+
 @router.post("/forms/{form_id}/decline", response_model=FormDetail, summary="不予受理 decline")
 async def decline(form_id: IdPath, body: ReasonBody, principal: PrincipalDep, session: SessionDep) -> FormDetail:
     form = await workflow.decline(session, principal=principal, form_id=form_id, reason=body.reason)
