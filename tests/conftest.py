@@ -30,6 +30,8 @@ from app.config import Settings
 from app.main import create_app
 from app.services import auth as auth_service
 
+REDIS_URL = os.environ.get("MINYI_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+REQUIRE_REDIS = os.environ.get("MINYI_TEST_REQUIRE_REDIS") == "1" or bool(os.environ.get("CI"))
 PG_ADMIN_URL = os.environ.get("MINYI_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 REQUIRE_PG = os.environ.get("MINYI_TEST_REQUIRE_POSTGRES") == "1" or bool(os.environ.get("CI"))
 ENGINES = ("sqlite", "postgresql")
@@ -279,3 +281,21 @@ def wechat_settings(db_url: str, fake: FakeWeChat, **overrides: object) -> Setti
     }
     values.update(overrides)
     return make_settings(db_url, **values)
+
+
+@pytest.fixture
+async def redis() -> AsyncIterator[object]:
+    """A connection to the test Redis (``MINYI_TEST_REDIS_URL``). Skipped, saying why, when none answers,
+    except when ``MINYI_TEST_REQUIRE_REDIS=1`` or ``CI`` is set: then it fails."""
+    from redis.asyncio import Redis
+
+    connection = Redis.from_url(REDIS_URL)
+    try:
+        await connection.ping()
+    except Exception as exc:  # any connection failure: report why
+        await connection.aclose()
+        if REQUIRE_REDIS:
+            pytest.fail(f"Redis is required (CI) but not reachable at {REDIS_URL}: {exc}")
+        pytest.skip(f"Redis not reachable at {REDIS_URL} (set MINYI_TEST_REDIS_URL): {exc}")
+    yield connection
+    await connection.aclose()

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import uuid
 from collections.abc import AsyncIterator
 
@@ -16,11 +15,9 @@ from redis.asyncio import Redis
 from app.errors import TooManyRequests
 from app.services import rate_limit
 from app.services.rate_limit import RateLimiter, RedisRateLimiter, gcra, interval_us
-from tests.conftest import make_settings
+from tests.conftest import REDIS_URL, make_settings
 
 SECOND = 1_000_000  # the limiter's clock counts microseconds
-REDIS_URL = os.environ.get("MINYI_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
-REQUIRE_REDIS = os.environ.get("MINYI_TEST_REQUIRE_REDIS") == "1" or bool(os.environ.get("CI"))
 UNREACHABLE_REDIS = "redis://127.0.0.1:1/0"
 
 
@@ -177,21 +174,7 @@ async def test_create_without_redis_counts_in_memory(tmp_path):
     await limiter.aclose()
 
 
-# --- Redis -----------------------------------------------------------------------------------------
-
-
-@pytest.fixture
-async def redis() -> AsyncIterator[Redis]:
-    connection = Redis.from_url(REDIS_URL)
-    try:
-        await connection.ping()
-    except Exception as exc:  # any connection failure: report why
-        await connection.aclose()
-        if REQUIRE_REDIS:
-            pytest.fail(f"Redis is required (CI) but not reachable at {REDIS_URL}: {exc}")
-        pytest.skip(f"Redis not reachable at {REDIS_URL} (set MINYI_TEST_REDIS_URL): {exc}")
-    yield connection
-    await connection.aclose()
+# --- Redis (the ``redis`` fixture is in conftest) ---------------------------------------------------
 
 
 @pytest.fixture

@@ -122,7 +122,8 @@ async def verify_password(password_hash: str, password: str) -> bool:
     return await anyio.to_thread.run_sync(_verify, password_hash, password)
 
 
-def _token_hash(token: str) -> str:
+def token_hash(token: str) -> str:
+    """What is stored of a bearer token (staff and residents alike): its SHA-256, never the token."""
     return hashlib.sha256(token.encode()).hexdigest()
 
 
@@ -139,7 +140,7 @@ async def issue_token(
 ) -> tuple[str, int]:
     now = now or utcnow()
     token = secrets.token_urlsafe(32)
-    session.add(AuthToken(token_hash=_token_hash(token), user_id=user.id, created_at=now,
+    session.add(AuthToken(token_hash=token_hash(token), user_id=user.id, created_at=now,
                           expires_at=now + timedelta(seconds=ttl_seconds)))
     await session.flush()
     return token, ttl_seconds
@@ -150,7 +151,7 @@ async def resolve_token(session: AsyncSession, token: str, *, now: datetime | No
     row = await session.execute(
         select(User, AuthToken)
         .join(AuthToken, AuthToken.user_id == User.id)
-        .where(AuthToken.token_hash == _token_hash(token))
+        .where(AuthToken.token_hash == token_hash(token))
     )
     found = row.first()
     if found is None:
@@ -164,7 +165,7 @@ async def resolve_token(session: AsyncSession, token: str, *, now: datetime | No
 async def revoke_token(session: AsyncSession, token: str, *, now: datetime | None = None) -> None:
     await session.execute(
         update(AuthToken)
-        .where(AuthToken.token_hash == _token_hash(token), AuthToken.revoked_at.is_(None))
+        .where(AuthToken.token_hash == token_hash(token), AuthToken.revoked_at.is_(None))
         .values(revoked_at=now or utcnow())
     )
 

@@ -3,7 +3,6 @@ and the notice credits they give (WeChat's one-time subscription model)."""
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import secrets
 from datetime import datetime, timedelta
@@ -17,6 +16,7 @@ from sqlalchemy.orm import joinedload, selectinload
 from app.errors import NotFound, PermissionDenied, TooManyRequests, Unauthorized, Unavailable, Upstream
 from app.models import OpinionForm, Resident, ResidentToken, SubscriptionCredit, utcnow
 from app.services import forms as form_service
+from app.services.auth import token_hash
 from app.services import wechat as wechat_service
 
 log = logging.getLogger(__name__)
@@ -33,10 +33,6 @@ _MISCONFIGURED = {40013: "AppID 无效", 40125: "AppSecret 无效", 40164: "服�
 _RATE_LIMITED = 45011
 
 
-def _token_hash(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
-
-
 def _insert(session: AsyncSession) -> Any:
     return postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
 
@@ -49,7 +45,7 @@ async def issue_token(
 ) -> tuple[str, int]:
     now = now or utcnow()
     token = TOKEN_PREFIX + secrets.token_urlsafe(32)
-    session.add(ResidentToken(token_hash=_token_hash(token), resident_id=resident.id, created_at=now,
+    session.add(ResidentToken(token_hash=token_hash(token), resident_id=resident.id, created_at=now,
                               expires_at=now + timedelta(seconds=ttl_seconds)))
     await session.flush()
     return token, ttl_seconds
@@ -60,7 +56,7 @@ async def resolve_token(session: AsyncSession, token: str, *, now: datetime | No
     found = (await session.execute(
         select(Resident, ResidentToken)
         .join(ResidentToken, ResidentToken.resident_id == Resident.id)
-        .where(ResidentToken.token_hash == _token_hash(token))
+        .where(ResidentToken.token_hash == token_hash(token))
     )).first()
     if found is None:
         raise Unauthorized("登录凭证无效。", code="invalid_token")
