@@ -287,7 +287,8 @@ def start_server(args: argparse.Namespace, workers: int, port: int, log_path: Pa
         "MINYI_DATABASE_URL": args.database_url,
         "MINYI_ENVIRONMENT": "production",
         "MINYI_SECRET_KEY": env.get("MINYI_SECRET_KEY", BENCH_SECRET),
-        "PYTHONPATH": str(ROOT),
+        # The caller's PYTHONPATH is kept after the checkout (e.g. a sitecustomize for an A/B run).
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
     })
     if args.pool_size:
         env["MINYI_DB_POOL_SIZE"] = str(args.pool_size)
