@@ -329,8 +329,9 @@ async def test_an_empty_file_is_refused(client, sessionmaker):
     assert await counts(sessionmaker) == (0, 0)
 
 
-async def test_seven_photos_are_refused_and_nothing_is_created(client, sessionmaker, photo_dir):
-    response = await submit_with_photos(client, [jpeg()] * 7)
+@pytest.mark.parametrize("how_many", [7, 12])
+async def test_more_than_six_photos_are_refused_and_nothing_is_created(client, sessionmaker, photo_dir, how_many):
+    response = await submit_with_photos(client, [jpeg()] * how_many)
     body = assert_problem(response, 422, "too_many_photos")
     assert body["max_photos"] == 6
     assert await counts(sessionmaker) == (0, 0)

@@ -75,7 +75,9 @@ async def _read_submission(request: Request) -> tuple[FormCreate, list[photo_ser
     uploads: list[photo_service.Upload] = []
     try:
         if content_type == "multipart/form-data":
-            async with request.form(max_files=photo_service.MAX_PHOTOS + 1, max_fields=50) as form:
+            # More files than MAX_PHOTOS are parsed (the body limit bounds them all) so that the answer is
+            # the clear too_many_photos, not a parser error.
+            async with request.form(max_files=photo_service.MAX_PHOTOS * 4, max_fields=50) as form:
                 fields: dict[str, Any] = {}
                 for name, value in form.multi_items():
                     if isinstance(value, StarletteUpload):
