@@ -45,6 +45,7 @@ RECEIPT_COOKIE = "minyi_receipt"
 RECEIPT_SECONDS = 30 * 60
 NO_STORE = {"Cache-Control": "no-store"}
 FIELDS = ("content", "category", "submitter_name", "submitter_phone", "location")
+TICKED = ("true", "on", "1")  # what a ticked checkbox sends (ours says value="true")
 PointId = Annotated[int, Path(ge=1, le=MAX_ID)]
 WorkroomCode = Annotated[str, Path(max_length=32)]
 
@@ -210,13 +211,18 @@ def read_receipt(secret: str, value: str | None) -> dict[str, str] | None:
 @router.post("/submit")
 async def submit(request: Request, form: CheckedForm) -> Response:
     values = {name: str(form.get(name) or "") for name in FIELDS}
+    # 同意公开: only a ticked box publishes; absent (unticked, or an old page) means not public.
+    public = str(form.get("public") or "").strip().lower() in TICKED
+    if public:
+        values["public"] = "true"  # a re-rendered page keeps the tick
     workroom_code = str(form.get("workroom_code") or "").strip() or None
     point_text = str(form.get("service_point_id") or "").strip()
     point_id = int(point_text) if point_text.isdigit() and 1 <= int(point_text) <= MAX_ID else None
     async with request.app.state.sessionmaker() as session:
         source = await _source(session, workroom_code, point_id)
         try:
-            body = FormCreate(**values, workroom_code=workroom_code, service_point_id=point_id)
+            body = FormCreate(**{name: values[name] for name in FIELDS}, public=public,
+                              workroom_code=workroom_code, service_point_id=point_id)
         except ValidationError as exc:
             return await _submit_page(request, session, source, errors=_field_errors(exc), values=values,
                                       status_code=422)

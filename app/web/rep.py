@@ -42,6 +42,7 @@ SOURCE_COOKIE = "minyi_rep_source"
 RECEIPT_COOKIE = "minyi_rep_receipt"
 SW_FILE = FRONTEND / "static" / "js" / "sw.js"
 TEXT_FIELDS = ("content", "category", "submitter_name", "submitter_phone", "location", "source")
+TICKED = ("true", "on", "1")  # what a ticked checkbox sends (ours says value="true")
 FIELD_MESSAGES = {
     "content": "请填写意见内容（不超过 2000 字）。",
     "category": "请选择类别。",
@@ -164,6 +165,11 @@ async def submit_form(request: Request, user: SignedIn, form: CheckedForm) -> Re
     settings = state.settings
     wants_json = "application/json" in request.headers.get("accept", "")
     values = {name: str(form.get(name) or "") for name in TEXT_FIELDS}
+    # 群众同意公开: only a ticked box publishes; absent (unticked, or an offline form saved by an older page)
+    # means not public.
+    public = str(form.get("public") or "").strip().lower() in TICKED
+    if public:
+        values["public"] = "true"  # a re-rendered page keeps the tick
     key = request.headers.get("idempotency-key") or str(form.get("idempotency_key") or "") or None
     errors: dict[str, str] = {}
 
@@ -173,6 +179,7 @@ async def submit_form(request: Request, user: SignedIn, form: CheckedForm) -> Re
         return await _page(request, user, values=values, errors=errors, idempotency_key=key, status_code=422)
 
     data: dict[str, Any] = {name: values[name] for name in TEXT_FIELDS if name != "source"}
+    data["public"] = public
     source = values["source"]
     if source:
         async with state.sessionmaker() as session:

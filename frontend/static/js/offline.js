@@ -91,11 +91,16 @@
   function restore(record) {
     var form = entryForm();
     if (!form) return;
+    // A checkbox is in the record only when it was ticked (FormData leaves unticked ones out): untick
+    // them all first, so 同意公开 comes back exactly as the representative left it.
+    Array.prototype.forEach.call(form.querySelectorAll('input[type="checkbox"]'), function (c) { c.checked = false; });
     record.fields.forEach(function (pair) {
       var input = form.elements[pair[0]];
       if (!input) return;
       if (input instanceof RadioNodeList || (input.length && input[0] && input[0].type === "radio")) {
         Array.prototype.forEach.call(input, function (r) { r.checked = r.value === pair[1]; });
+      } else if (input.type === "checkbox") {
+        input.checked = input.value === pair[1];
       } else {
         input.value = pair[1];
       }
@@ -244,6 +249,8 @@
       if (input) input.value = "";
     });
     Array.prototype.forEach.call(form.querySelectorAll('input[name="category"]'), function (r) { r.checked = false; });
+    var consent = form.elements.public;  // the next resident is asked again: 同意公开 never carries over
+    if (consent) consent.checked = false;
     var content = form.elements.content;
     if (content) content.focus();
   }
@@ -255,7 +262,7 @@
     rememberSource(form);
     form.addEventListener("submit", function (event) {
       event.preventDefault();
-      var fields = [];
+      var fields = [];  // every field as the plain form would send it: a ticked 同意公开 is ["public", "true"]
       new FormData(form).forEach(function (value, name) {
         if (name !== "csrf_token" && name !== "idempotency_key") fields.push([name, String(value)]);
       });

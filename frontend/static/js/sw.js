@@ -2,7 +2,7 @@
 // /rep pages: network first, the last good copy when offline. Styles and scripts: the cached copy at once,
 // refreshed in the background. POSTs are never touched (offline.js keeps unsent forms in IndexedDB).
 "use strict";
-var CACHE = "minyi-rep-v1";
+var CACHE = "minyi-rep-v2";  // bumped when offline.js changes: phones fetch the new script at once
 var SHELL = ["/rep", "/static/css/app.css", "/static/js/app.js", "/static/js/offline.js",
              "/static/vendor/htmx/htmx.min.js"];
 
