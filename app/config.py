@@ -85,6 +85,16 @@ class Settings(BaseSettings):
     # after this (at least the webhook timeout plus 5 s is used).
     webhook_lease_seconds: float = Field(60.0, gt=0, le=3600)
 
+    # --- Open311 GeoReport v2 (docs/open311.md) ---
+    # The one jurisdiction this endpoint serves: requests naming another get 404 (absent or empty is fine).
+    open311_jurisdiction_id: str = Field("luoshe.minyi.cn", min_length=1, max_length=100, pattern=r"^[^\s,]+$")
+    # Discovery's human-readable fields, and whether its endpoint is acted upon ("production") or a trial.
+    open311_contact: str = Field("洛社镇党代表工作室联络办公室 · Luoshe Party Representative Workrooms office", max_length=300)
+    open311_key_service: str = Field("接口密钥由镇党代表工作室管理员在 Minyi 中创建（范围 forms:write）。"
+                                     " API keys are issued by the office's Minyi administrator (scope forms:write).",
+                                     max_length=300)
+    open311_endpoint_type: Literal["production", "test"] = "production"
+
     @model_validator(mode="after")
     def _refuse_default_secret_in_production(self) -> Settings:
         if self.environment == "production" and self.secret_key == DEFAULT_SECRET:

@@ -17,7 +17,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app import __version__
-from app.api import problems
+from app.api import open311, problems
 from app.api.limits import BodySizeLimit, UrlGuard
 from app.api.polls import AnswerPolls, PollAnswers
 from app.api.v1 import router as api_v1_router
@@ -116,6 +116,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # Pages, scripts and styles cross weak mobile networks compressed; small answers (polls) are left as they are.
     app.add_middleware(GZipMiddleware, minimum_size=1000)
     app.include_router(api_v1_router)
+    app.include_router(open311.router)
+    app.state.open311_problem = open311.error_response
 
     @app.get("/healthz", tags=["operations"], summary="Liveness (never touches the database)")
     async def healthz() -> JSONResponse:

@@ -508,7 +508,11 @@ async def test_categories_are_public_and_list_the_seeded_chinese_categories(clie
     items = response.json()["items"]
     assert {c["code"]: (c["name"], c["due_days"]) for c in items} == SEEDED_CATEGORIES
     assert [c["code"] for c in items] == list(SEEDED_CATEGORIES)
-    assert {"code": "urban_traffic", "name": "城建交通", "due_days": 15} in items
+    first = items[0]
+    assert (first["code"], first["name"], first["due_days"], first["active"]) == ("urban_traffic", "城建交通", 15, True)
+    # Every seeded category carries a description and keywords (Open311 shows them to clients).
+    assert all(c["description"] and c["keywords"] for c in items)
+    assert "路灯" in first["keywords"].split(",")
 
 
 async def test_categories_read_the_same_with_a_token(client, sessionmaker):
@@ -522,10 +526,37 @@ async def test_admin_creates_a_category_listed_after_the_seeded_ones(client, ses
     body = {"code": "water_supply", "name": "供水排水", "due_days": 7}
     response = await client.post("/api/v1/categories", json=body, headers=world.auth("admin"))
     assert response.status_code == 201, response.text
-    assert response.json() == body
+    expected = {**body, "description": "", "keywords": "", "active": True}
+    assert response.json() == expected
     items = (await client.get("/api/v1/categories")).json()["items"]
-    assert items[-1] == body
+    assert items[-1] == expected
     assert len(items) == len(SEEDED_CATEGORIES) + 1
+
+
+async def test_admin_changes_a_category_description_keywords_and_deactivates_it(client, sessionmaker):
+    world = await build_world(sessionmaker)
+    change = {"description": "自来水、污水管网方面的意见。", "keywords": "自来水,水压,污水"}
+    response = await client.patch("/api/v1/categories/environment", json=change, headers=world.auth("admin"))
+    assert response.status_code == 200, response.text
+    assert response.json()["description"] == change["description"]
+    assert response.json()["name"] == "环境卫生"  # untouched
+    listed = {c["code"]: c for c in (await client.get("/api/v1/categories")).json()["items"]}
+    assert listed["environment"]["keywords"] == "自来水,水压,污水"
+    response = await client.patch("/api/v1/categories/environment", json={"active": False}, headers=world.auth("admin"))
+    assert response.status_code == 200, response.text
+    assert "environment" not in {c["code"] for c in (await client.get("/api/v1/categories")).json()["items"]}
+
+
+async def test_only_admins_change_categories_and_only_existing_ones(client, sessionmaker):
+    world = await build_world(sessionmaker)
+    response = await client.patch("/api/v1/categories/environment", json={"name": "x"}, headers=world.auth("coordinator"))
+    assert response.status_code == 403, response.text
+    response = await client.patch("/api/v1/categories/nope", json={"name": "x"}, headers=world.auth("admin"))
+    assert response.status_code == 404 and response.json()["code"] == "category_not_found"
+    response = await client.patch("/api/v1/categories/environment", json={"name": None}, headers=world.auth("admin"))
+    assert response.status_code == 422, response.text
+    listed = {c["code"]: c for c in (await client.get("/api/v1/categories")).json()["items"]}
+    assert listed["environment"]["name"] == "环境卫生"
 
 
 async def test_category_due_days_default_to_15(client, sessionmaker):
@@ -558,7 +589,7 @@ async def test_duplicate_category_code_is_409(client, sessionmaker):
                                  headers=world.auth("admin"))
     assert_problem(response, 409, "category_exists")
     items = (await client.get("/api/v1/categories")).json()["items"]
-    assert {"code": "urban_traffic", "name": "城建交通", "due_days": 15} in items
+    assert {(c["code"], c["name"], c["due_days"]) for c in items} >= {("urban_traffic", "城建交通", 15)}
     assert await count(sessionmaker, Category) == len(SEEDED_CATEGORIES)
 
 

@@ -49,7 +49,7 @@ async def get_principal(
 ) -> Principal:
     cache = request.app.state.auth_cache
     if api_key is not None:
-        return await _client_principal(request, api_key)
+        return await client_principal(request, api_key)
     if credentials is not None:
         token = credentials.credentials
     elif request.method in ("GET", "HEAD") and request.cookies.get(SESSION_COOKIE):
@@ -81,7 +81,7 @@ async def get_principal(
     return Principal(user=user)
 
 
-async def _client_principal(request: Request, key: str) -> Principal:
+async def client_principal(request: Request, key: str) -> Principal:
     """An API client by its key: checked like a token (and cached as briefly), then counted against the
     client's own rate limit on every request."""
 

@@ -1,4 +1,5 @@
-"""A pure ASGI middleware that refuses request bodies over a limit with 413 problem+json.
+"""A pure ASGI middleware that refuses request bodies over a limit with 413 problem+json (the Open311
+error shape under /open311/).
 
 The limit is ``max_body_bytes`` for every request, except multipart POSTs to the photo uploads
 (``POST /api/v1/forms`` with its photos, ``POST /api/v1/forms/{id}/photos``), which may carry up to
@@ -16,15 +17,26 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Sequence
+from typing import Any
 
+from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from app.api import open311
 from app.api.problems import http_problem
 from app.errors import PROBLEM_JSON
 from app.services.photos import MAX_PHOTOS
 
 UPLOAD_OVERHEAD_BYTES = 64 * 1024
 UPLOAD_PATHS = (r"/api/v1/forms", r"/api/v1/forms/\d+/photos")
+
+
+def _encode(scope: Scope, problem: dict[str, Any]) -> tuple[int, bytes, bytes]:
+    """(status, content type, body) of a refusal: problem+json, or the spec's error shape under /open311/."""
+    if scope.get("path", "").startswith(open311.PREFIX):
+        response = open311.error_response(Request(scope), problem)
+        return response.status_code, response.headers["content-type"].encode(), bytes(response.body)
+    return problem["status"], PROBLEM_JSON.encode(), json.dumps(problem, ensure_ascii=False).encode()
 
 
 class _BodyTooLarge(Exception):
@@ -71,7 +83,7 @@ class BodySizeLimit:
             except ValueError:
                 too_large = False
             if too_large:
-                await self._refuse(send, limit)
+                await self._refuse(scope, send, limit)
                 return
             await self.app(scope, receive, send)
             return
@@ -108,15 +120,14 @@ class BodySizeLimit:
             if not refused:
                 raise
         if refused and not started:
-            await self._refuse(send, limit)
+            await self._refuse(scope, send, limit)
 
-    async def _refuse(self, send: Send, limit: int) -> None:
-        problem = http_problem(413, f"请求内容超过上限（{limit} 字节）。")
-        payload = json.dumps(problem, ensure_ascii=False).encode()
+    async def _refuse(self, scope: Scope, send: Send, limit: int) -> None:
+        status, content_type, payload = _encode(scope, http_problem(413, f"请求内容超过上限（{limit} 字节）。"))
         await send({
             "type": "http.response.start",
-            "status": 413,
-            "headers": [(b"content-type", PROBLEM_JSON.encode()), (b"content-length", str(len(payload)).encode()),
+            "status": status,
+            "headers": [(b"content-type", content_type), (b"content-length", str(len(payload)).encode()),
                         (b"connection", b"close")],
         })
         await send({"type": "http.response.body", "body": payload})
@@ -135,10 +146,10 @@ class UrlGuard:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         query = scope.get("query_string", b"").lower()
         if scope["type"] == "http" and ("\x00" in scope.get("path", "") or b"%00" in query):
-            problem = http_problem(400, "地址中含有不允许的字符。", code="invalid_characters")
-            payload = json.dumps(problem, ensure_ascii=False).encode()
-            await send({"type": "http.response.start", "status": 400,
-                        "headers": [(b"content-type", PROBLEM_JSON.encode()),
+            status, content_type, payload = _encode(scope, http_problem(400, "地址中含有不允许的字符。",
+                                                                        code="invalid_characters"))
+            await send({"type": "http.response.start", "status": status,
+                        "headers": [(b"content-type", content_type),
                                     (b"content-length", str(len(payload)).encode())]})
             await send({"type": "http.response.body", "body": payload})
             return

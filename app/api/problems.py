@@ -40,7 +40,11 @@ def problem_response(body: dict[str, Any], headers: dict[str, str] | None = None
 
 def _respond(request: Request, body: dict[str, Any], headers: dict[str, str] | None = None) -> Response:
     """problem+json for the API; for the HTML pages, whatever the page layer renders (an error page, a toast
-    for htmx, a redirect to /login), hooked in as ``app.state.page_problem``."""
+    for htmx, a redirect to /login), hooked in as ``app.state.page_problem``; for Open311, the spec's error
+    shape (``app.state.open311_problem``)."""
+    open311_problem = getattr(request.app.state, "open311_problem", None)
+    if open311_problem is not None and request.url.path.startswith("/open311/"):
+        return open311_problem(request, body, headers)  # type: ignore[no-any-return]
     page_problem = getattr(request.app.state, "page_problem", None)
     if page_problem is not None and not request.url.path.startswith(("/api/", "/healthz", "/readyz", "/docs", "/openapi")):
         return page_problem(request, body, headers)  # type: ignore[no-any-return]

@@ -6,7 +6,7 @@ from datetime import date, datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, Date, ForeignKey, Index, Integer, LargeBinary, String, Text, text
+from sqlalchemy import JSON, Boolean, Date, Float, ForeignKey, Index, Integer, LargeBinary, String, Text, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.models.base import Base, UTCDateTime, utcnow
@@ -79,6 +79,14 @@ class OpinionForm(Base):
             postgresql_where=text("status = 'assigned'"),
             sqlite_where=text("status = 'assigned'"),
         ),
+        # Open311 reads only published forms, newest first within a date range: this partial index keeps
+        # that read proportional to the published forms in the range, never to all forms.
+        Index(
+            "ix_opinion_form_public_submitted_at",
+            "submitted_at",
+            postgresql_where=text("public"),
+            sqlite_where=text("public = 1"),  # how SQLAlchemy writes a bare boolean on SQLite
+        ),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -92,6 +100,14 @@ class OpinionForm(Base):
     submitter_name: Mapped[str | None] = mapped_column(String(64))
     submitter_phone: Mapped[str | None] = mapped_column(String(32))
     location: Mapped[str | None] = mapped_column(String(200))
+    # Where the opinion is about (WGS84), when the submitter's device or an Open311 client gave it.
+    latitude: Mapped[float | None] = mapped_column(Float)
+    longitude: Mapped[float | None] = mapped_column(Float)
+    # From Open311 clients: the jurisdiction's address id and a link to media, kept as given.
+    address_id: Mapped[str | None] = mapped_column(String(64))
+    media_url: Mapped[str | None] = mapped_column(String(500))
+    # The submitter agreed to publication: only such forms are readable through Open311 (content and
+    # public reply; never name, phone or internal notes).
     public: Mapped[bool] = mapped_column(Boolean, default=False)
 
     status: Mapped[str] = mapped_column(String(16), default=FormStatus.submitted)

@@ -3,7 +3,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any
 
-from pydantic import BaseModel, Field, StringConstraints, field_validator
+from pydantic import BaseModel, Field, StringConstraints, field_validator, model_validator
 
 from app.models import STATUS_LABELS, Channel, EventType, FormEvent, OpinionForm, Satisfaction
 from app.schemas.common import DbId, InputModel, LocalDateTime
@@ -64,6 +64,11 @@ class FormCreate(InputModel):
     submitter_name: str | None = Field(None, max_length=64)
     submitter_phone: str | None = Field(None, pattern=PHONE_PATTERN)
     location: str | None = Field(None, max_length=200)
+    # Where the opinion is about (WGS84, e.g. from wx.getLocation): both or neither.
+    latitude: float | None = Field(None, ge=-90, le=90)
+    longitude: float | None = Field(None, ge=-180, le=180)
+    # The submitter agrees to publication: content and public reply may be published (Open311), never
+    # name or phone. Off unless asked for.
     public: bool = False
 
     @field_validator("submitter_name", "location", "category", "workroom_code", "submitter_phone", mode="before")
@@ -73,6 +78,12 @@ class FormCreate(InputModel):
             value = value.strip()
             return value or None
         return value
+
+    @model_validator(mode="after")
+    def _both_coordinates(self) -> FormCreate:
+        if (self.latitude is None) != (self.longitude is None):
+            raise ValueError("latitude 与 longitude 须同时提供。")
+        return self
 
 
 class EventRead(BaseModel):
@@ -113,6 +124,10 @@ class FormRead(BaseModel):
     submitter_name: str | None
     submitter_phone: str | None
     location: str | None
+    latitude: float | None = None
+    longitude: float | None = None
+    address_id: str | None = None
+    media_url: str | None = None
     public: bool
     unit_id: int | None
     unit_name: str | None
@@ -156,6 +171,10 @@ class FormRead(BaseModel):
             submitter_name=form.submitter_name,
             submitter_phone=form.submitter_phone if show_personal else mask_phone(form.submitter_phone),
             location=form.location,
+            latitude=form.latitude,
+            longitude=form.longitude,
+            address_id=form.address_id,
+            media_url=form.media_url,
             public=form.public,
             unit_id=form.unit_id,
             unit_name=form.unit.name if form.unit else None,

@@ -112,6 +112,22 @@ class CategoryCreate(InputModel):
     code: str = Field(pattern=r"^[a-z0-9_]{2,32}$")
     name: str = Field(min_length=1, max_length=64)
     due_days: int = Field(15, ge=1, le=365)
+    # Shown to Open311 clients as the service's description and keywords (comma separated).
+    description: str = Field("", max_length=1000)
+    keywords: str = Field("", max_length=200)
+
+
+class CategoryUpdate(InputModel):
+    name: str | None = Field(None, min_length=1, max_length=64)
+    due_days: int | None = Field(None, ge=1, le=365)
+    description: str | None = Field(None, max_length=1000)
+    keywords: str | None = Field(None, max_length=200)
+    active: bool | None = None
+
+    @field_validator("name", "due_days", "description", "keywords", "active")
+    @classmethod
+    def _not_null(cls, value: object) -> object:
+        return _refuse_null(value)
 
 
 class CategoryRead(BaseModel):
@@ -120,3 +136,6 @@ class CategoryRead(BaseModel):
     code: str
     name: str
     due_days: int
+    description: str = ""
+    keywords: str = ""
+    active: bool = True

@@ -83,6 +83,10 @@ class Submission:
     submitter_name: str | None = None
     submitter_phone: str | None = None
     location: str | None = None
+    latitude: float | None = None
+    longitude: float | None = None
+    address_id: str | None = None
+    media_url: str | None = None
     public: bool = False
     # From WeChat's content check (services/content_check.py), when it ran.
     review_flag: str | None = None
@@ -192,6 +196,10 @@ async def submit_many(
             submitter_name=data.submitter_name,
             submitter_phone=data.submitter_phone,
             location=data.location,
+            latitude=data.latitude,
+            longitude=data.longitude,
+            address_id=data.address_id,
+            media_url=data.media_url,
             public=data.public,
             status=FormStatus.submitted,
             submitted_at=now,

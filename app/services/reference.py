@@ -169,11 +169,24 @@ async def get_category(session: AsyncSession, code: str) -> Category | None:
     return await session.scalar(select(Category).where(Category.code == code))
 
 
-async def create_category(session: AsyncSession, *, code: str, name: str, due_days: int) -> Category:
+async def create_category(
+    session: AsyncSession, *, code: str, name: str, due_days: int, description: str = "", keywords: str = ""
+) -> Category:
     if await get_category(session, code) is not None:
         raise Conflict(f"类别 {code} 已存在。", code="category_exists")
     last = await session.scalar(select(Category.sort_order).order_by(Category.sort_order.desc()).limit(1))
-    category = Category(code=code, name=name, due_days=due_days, sort_order=(last or 0) + 1)
+    category = Category(code=code, name=name, due_days=due_days, sort_order=(last or 0) + 1,
+                        description=description, keywords=keywords)
     session.add(category)
     await _flush_unique(session, f"类别 {code} 已存在。", "category_exists")
+    return category
+
+
+async def update_category(session: AsyncSession, *, code: str, data: dict[str, Any]) -> Category:
+    category = await get_category(session, code)
+    if category is None:
+        raise NotFound(f"类别 {code} 不存在。", code="category_not_found")
+    for field, value in data.items():
+        setattr(category, field, value)
+    await session.flush()
     return category

@@ -8,6 +8,7 @@ from app.schemas.common import Page
 from app.schemas.reference import (
     CategoryCreate,
     CategoryRead,
+    CategoryUpdate,
     RepresentativeCreate,
     RepresentativeRead,
     RepresentativeUpdate,
@@ -117,3 +118,10 @@ async def list_categories(session: SessionDep, limit: LimitQ = 50, cursor: Curso
 async def create_category(body: CategoryCreate, principal: PrincipalDep, session: SessionDep) -> CategoryRead:
     principal.require_role(Role.admin)
     return CategoryRead.model_validate(await reference_service.create_category(session, **body.model_dump()))
+
+
+@router.patch("/categories/{code}", response_model=CategoryRead, summary="Change a category (admin)")
+async def update_category(code: str, body: CategoryUpdate, principal: PrincipalDep, session: SessionDep) -> CategoryRead:
+    principal.require_role(Role.admin)
+    category = await reference_service.update_category(session, code=code, data=body.model_dump(exclude_unset=True))
+    return CategoryRead.model_validate(category)

@@ -1,0 +1,316 @@
+"""Open311 GeoReport v2 on the wire: discovery at ``/open311/discovery.{xml,json}``, the endpoint at
+``/open311/v2`` (docs/open311.md; the mapping's rules are in ``app/services/open311.py``).
+
+Every resource is served as XML (UTF-8, with the XML declaration, no namespace) and as JSON in the Spark
+convention (a container of repeated items is an array, even of one). Errors, ours and the framework's
+(unknown path 404, wrong method 405), take the spec's shape, ``<errors><error><code/><description/>``
+or ``[{"code", "description"}]``, with 400 for anything that is neither a missing resource (404) nor the
+api_key (403). Arguments are read off the request by hand, not by FastAPI's validation, so that every
+malformed one is the spec's 400 naming it.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import xml.etree.ElementTree as ET
+from collections.abc import Iterable
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+from starlette.datastructures import UploadFile
+from sqlalchemy.ext.asyncio import AsyncSession
+from starlette.formparsers import MultiPartException
+
+from app.api.deps import SessionDep, SettingsDep, client_principal, public_url
+from app.config import Settings
+from app.errors import Invalid, NotFound, PermissionDenied
+from app.models import Scope, utcnow
+from app.services import content_check
+from app.services import open311 as open311_service
+from app.services.open311 import BadRequest
+
+router = APIRouter(include_in_schema=False)
+
+PREFIX = "/open311/"
+FORMATS = {"xml": "text/xml; charset=utf-8", "json": "application/json; charset=utf-8"}
+# In XML each list is a container of one repeated child; in Spark JSON the container is the array.
+ITEM_TAGS = {
+    "services": "service", "service_requests": "request", "attributes": "attribute", "values": "value",
+    "endpoints": "endpoint", "formats": "format", "errors": "error",
+}
+# Characters XML 1.0 cannot carry at all: dropped from text rather than producing a document no parser reads.
+_NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff\ud800-\udfff]")
+_ATTRIBUTE = re.compile(r"attribute\[([^\[\]]{1,64})\](\[\])?")
+MAX_IDS = open311_service.MAX_REQUESTS
+
+
+# --- formats ----------------------------------------------------------------------------------------
+
+
+def _text(value: Any) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return _NOT_XML.sub("", str(value))
+
+
+def _element(parent: ET.Element, tag: str, value: Any) -> None:
+    element = ET.SubElement(parent, tag)
+    _fill(element, tag, value)
+
+
+def _fill(element: ET.Element, tag: str, value: Any) -> None:
+    if isinstance(value, dict):
+        for key, item in value.items():
+            _element(element, key, item)
+    elif isinstance(value, list):
+        for item in value:
+            _element(element, ITEM_TAGS[tag], item)
+    else:
+        element.text = _text(value)
+
+
+def to_xml(root: str, value: Any) -> bytes:
+    element = ET.Element(root)
+    _fill(element, root, value)
+    return b'<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(element, encoding="utf-8", xml_declaration=False)
+
+
+def render(fmt: str, root: str, value: Any, *, status_code: int = 200, headers: dict[str, str] | None = None) -> Response:
+    """``value`` as the resource ``root``: a list (the container's items) or a dict (one object)."""
+    if fmt == "json":
+        content = json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode()
+    else:
+        content = to_xml(root, value)
+    return Response(content, status_code=status_code, media_type=FORMATS[fmt], headers=headers)
+
+
+def _format(fmt: str) -> str:
+    if fmt not in FORMATS:
+        raise NotFound(f"不支持的格式 .{fmt[:20]}：请用 .xml 或 .json。 Format .{fmt[:20]} not served: use .xml or .json.",
+                       code="format_not_found")
+    return fmt
+
+
+# Reads are public data: any web page may fetch them (a map of opinions on the town's site).
+READ_HEADERS = {"Access-Control-Allow-Origin": "*"}
+
+
+# --- errors -----------------------------------------------------------------------------------------
+
+
+def error_response(request: Request, problem: dict[str, Any], headers: dict[str, str] | None = None) -> Response:
+    """Any problem (ours, validation, 404/405 from routing) in the spec's error shape and statuses."""
+    status = int(problem.get("status", 400))
+    if status == 401:
+        status = 403  # the spec answers a missing or wrong api_key with 403
+    elif 400 <= status < 500 and status not in (403, 404, 405, 413, 429):
+        status = 400
+    description = str(problem.get("detail") or problem.get("title") or "")
+    details = [f"{'.'.join(map(str, e.get('loc', ())))}: {e.get('msg', '')}" for e in problem.get("errors", ())]
+    if details:
+        description += " " + "; ".join(details)
+    kept = {k: v for k, v in (headers or {}).items() if k.lower() in ("allow", "retry-after")}
+    fmt = "json" if request.url.path.endswith(".json") else "xml"
+    return render(fmt, "errors", [{"code": status, "description": description}], status_code=status, headers=kept)
+
+
+# --- arguments --------------------------------------------------------------------------------------
+
+
+def _single(pairs: list[tuple[str, str]], name: str) -> str | None:
+    """An optional argument: sent empty is the same as not sent; sent twice is an error."""
+    values = [v for k, v in pairs if k == name]
+    if len(values) > 1:
+        raise BadRequest(f"参数 {name} 重复。 {name} was sent more than once.")
+    return values[0].strip() or None if values else None
+
+
+def _list(pairs: list[tuple[str, str]], name: str) -> list[str]:
+    """A comma-delimited argument (which may also be repeated)."""
+    return [item.strip() for k, v in pairs if k == name for item in v.split(",") if item.strip()]
+
+
+def _jurisdiction(pairs: list[tuple[str, str]], settings: Settings) -> None:
+    value = _single(pairs, "jurisdiction_id")
+    if value is not None and value != settings.open311_jurisdiction_id:
+        raise NotFound(f"本接口不服务辖区 {value[:100]}（仅 {settings.open311_jurisdiction_id}）。"
+                       f" jurisdiction_id {value[:100]} not found (this endpoint serves {settings.open311_jurisdiction_id}).",
+                       code="jurisdiction_not_found")
+
+
+def _query(request: Request, settings: Settings) -> list[tuple[str, str]]:
+    pairs = list(request.query_params.multi_items())
+    _jurisdiction(pairs, settings)
+    return pairs
+
+
+# --- discovery and services -------------------------------------------------------------------------
+
+
+@router.get("/open311/discovery.{fmt}")
+async def discovery(request: Request, fmt: str, session: SessionDep, settings: SettingsDep) -> Response:
+    fmt = _format(fmt)
+    changeset = open311_service.w3_time(await open311_service.changeset(session))
+    body = {
+        "changeset": changeset,
+        "contact": settings.open311_contact,
+        "key_service": settings.open311_key_service,
+        "endpoints": [{
+            "specification": open311_service.SPECIFICATION,
+            "url": public_url(request, "/open311/v2"),
+            "changeset": changeset,
+            "type": settings.open311_endpoint_type,
+            "formats": ["text/xml", "application/json"],
+        }],
+    }
+    return render(fmt, "discovery", body, headers=READ_HEADERS)
+
+
+@router.get("/open311/v2/services.{fmt}")
+async def services(request: Request, fmt: str, session: SessionDep, settings: SettingsDep) -> Response:
+    fmt = _format(fmt)
+    _query(request, settings)
+    categories = await open311_service.list_services(session)
+    return render(fmt, "services", [open311_service.service_view(c) for c in categories], headers=READ_HEADERS)
+
+
+@router.get("/open311/v2/services/{service_code}.{fmt}")
+async def service_definition(request: Request, service_code: str, fmt: str, session: SessionDep,
+                             settings: SettingsDep) -> Response:
+    fmt = _format(fmt)
+    _query(request, settings)
+    category = await open311_service.get_service(session, service_code)
+    workrooms = await open311_service.list_workrooms(session)
+    return render(fmt, "service_definition", open311_service.definition_view(category, workrooms), headers=READ_HEADERS)
+
+
+# --- service requests -------------------------------------------------------------------------------
+
+
+@router.api_route("/open311/v2/requests.{fmt}", methods=["GET", "POST"])
+async def requests(request: Request, fmt: str, session: SessionDep, settings: SettingsDep) -> Response:
+    # One route for both methods, so that any other method's 405 names both in Allow.
+    fmt = _format(fmt)
+    if request.method == "POST":
+        return await _file_request(request, fmt, settings)
+    return await _list_requests(request, fmt, session, settings)
+
+
+async def _list_requests(request: Request, fmt: str, session: AsyncSession, settings: Settings) -> Response:
+    pairs = _query(request, settings)
+    ids = _list(pairs, "service_request_id")
+    if len(ids) > MAX_IDS:
+        raise BadRequest(f"service_request_id 最多 {MAX_IDS} 个。 At most {MAX_IDS} service_request_id values.")
+    if any(len(i) > 64 for i in ids):
+        raise BadRequest("service_request_id 过长。 A service_request_id is too long.")
+    statuses = _list(pairs, "status")
+    if any(s not in ("open", "closed") for s in statuses):
+        raise BadRequest("status 只能是 open 或 closed。 status must be open or closed.")
+    codes = _list(pairs, "service_code")
+    if any(len(c) > 64 for c in codes):
+        raise BadRequest("service_code 过长。 A service_code is too long.")
+    start, end = (_single(pairs, name) for name in ("start_date", "end_date"))
+    query = open311_service.RequestQuery(
+        ids=tuple(dict.fromkeys(ids)), service_codes=tuple(codes), statuses=tuple(statuses),
+        start=open311_service.parse_w3_time("start_date", start) if start else None,
+        end=open311_service.parse_w3_time("end_date", end) if end else None,
+    )
+    forms = await open311_service.list_requests(session, query, now=utcnow())
+    return render(fmt, "service_requests", [open311_service.request_view(f) for f in forms], headers=READ_HEADERS)
+
+
+@router.get("/open311/v2/requests/{service_request_id}.{fmt}")
+async def get_request(request: Request, service_request_id: str, fmt: str, session: SessionDep,
+                      settings: SettingsDep) -> Response:
+    fmt = _format(fmt)
+    _query(request, settings)
+    form = await open311_service.get_request(session, service_request_id[:64])
+    return render(fmt, "service_requests", [open311_service.request_view(form)], headers=READ_HEADERS)
+
+
+@router.get("/open311/v2/tokens/{token}.{fmt}")
+async def token(request: Request, token: str, fmt: str, settings: SettingsDep) -> Response:
+    """Every Minyi service is realtime: a POST answers with the service_request_id itself, so no token
+    is ever issued and every token is unknown (the spec's 404)."""
+    fmt = _format(fmt)
+    _query(request, settings)
+    raise NotFound(f"令牌 {token[:64]} 不存在：本接口的服务均为实时（realtime），提交即返回 service_request_id。"
+                   f" Token {token[:64]} not found: every service here is realtime, so no tokens are issued.",
+                   code="token_not_found")
+
+
+async def _form_pairs(request: Request) -> list[tuple[str, str]]:
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if content_type not in ("application/x-www-form-urlencoded", "multipart/form-data"):
+        raise BadRequest("请以 application/x-www-form-urlencoded 提交。 Send the request form-urlencoded.")
+    try:
+        async with request.form(max_files=0, max_fields=200) as form:
+            pairs = list(form.multi_items())
+    except MultiPartException as exc:
+        raise BadRequest(f"表单无法解析：{exc.message} The form could not be parsed.") from exc
+    if any(isinstance(v, UploadFile) for _k, v in pairs):
+        raise BadRequest("不接受文件，照片请用 media_url。 Files are not accepted; use media_url.")
+    return [(k, str(v)) for k, v in pairs]
+
+
+def _attributes(pairs: Iterable[tuple[str, str]]) -> tuple[tuple[str, str], ...]:
+    found: dict[str, list[str]] = {}
+    for key, value in pairs:
+        if not key.startswith("attribute"):
+            continue
+        match = _ATTRIBUTE.fullmatch(key)
+        if match is None:
+            raise BadRequest(f"参数 {key[:80]} 格式不对，应为 attribute[代码]。 {key[:80]} is not attribute[CODE].")
+        found.setdefault(match[1], []).append(value.strip())
+    attributes = []
+    for code, values in found.items():
+        values = [v for v in values if v]  # sent empty is the same as not sent
+        if len(values) > 1:
+            raise BadRequest(f"属性 {code} 只能取一个值。 attribute[{code}] takes a single value.")
+        if values:
+            attributes.append((code, values[0]))
+    return tuple(attributes)
+
+
+async def _file_request(request: Request, fmt: str, settings: Settings) -> Response:
+    pairs = await _form_pairs(request)
+    query = list(request.query_params.multi_items())
+    _jurisdiction(pairs, settings)
+    _jurisdiction(query, settings)
+    key = _single(pairs, "api_key") or _single(query, "api_key") or request.headers.get("x-api-key")
+    if not key:
+        raise PermissionDenied("缺少 api_key。 api_key is required to file a request.", code="api_key_required")
+    principal = await client_principal(request, key)
+    principal.require_scope(Scope.forms_write)
+    service_code = _single(pairs, "service_code")
+    if service_code is None:
+        raise BadRequest("service_code 必填。 service_code is required.")
+    names = ("lat", "long", "address_string", "address_id", "description", "first_name", "last_name", "phone",
+             "media_url")
+    filed = open311_service.Filed(service_code=service_code, attributes=_attributes(pairs),
+                                  **{name: _single(pairs, name) for name in names})
+    # Read and kept nowhere (not needed to handle the opinion): email, device_id, account_id.
+    for name in ("email", "device_id", "account_id"):
+        _single(pairs, name)
+    data = open311_service.submission(filed)
+    data = await content_check.screen(request.app.state.wechat, principal=principal, data=data, settings=settings)
+    try:
+        accepted = await request.app.state.submissions.submit(principal, data)
+    except Invalid as exc:
+        if exc.code == "unknown_category":
+            raise NotFound(f"服务 {service_code[:64]} 不存在。 service_code {service_code[:64]} not found.",
+                           code="service_not_found") from exc
+        raise BadRequest(exc.detail, code=exc.code) from exc
+    form = accepted.form
+    notice = open311_service.service_notice(form.category) or ""
+    # The realtime answer goes to the filing client only: it carries what the resident needs to follow the
+    # opinion on Minyi's own tracking page, whether or not it is published.
+    track = public_url(request, "/track")
+    notice = (f"{notice} 回执编号 {form.tracking_no}，查询码 {accepted.code}，可在 {track} 查询办理进度。"
+              f" Tracking number {form.tracking_no}, verification code {accepted.code}: {track}").strip()
+    body = [{"service_request_id": form.tracking_no, "service_notice": notice, "account_id": None}]
+    return render(fmt, "service_requests", body, status_code=201)
