@@ -106,6 +106,8 @@ async def load(session: AsyncSession, *, settings: Settings, now: datetime | Non
                 content=spec.content, category=spec.category, channel=spec.channel, workroom_code=workroom_code,
                 service_point_id=point.id if point else None, submitter_name=spec.submitter_name,
                 submitter_phone=spec.submitter_phone, public=spec.public,
+                location=spec.place[0] if spec.place else None,
+                latitude=spec.place[1] if spec.place else None, longitude=spec.place[2] if spec.place else None,
             ),
         )
         # Each later step a little after the one before, never in the future.

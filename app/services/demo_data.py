@@ -67,6 +67,9 @@ class DemoForm:
     satisfaction: str | None
     decline_reason: str | None
     public: bool
+    # Where it is about, as a mini-program sends it (wx.getLocation and the picked place): shown on maps
+    # by Open311 clients. Forms heard at a workroom take the workroom's place instead.
+    place: tuple[str, float, float] | None = None
 
 
 # ---------------------------------------------------------------------------
@@ -855,7 +858,7 @@ FORMS: tuple[DemoForm, ...] = (
         submitter_name="小王", submitter_phone="19851800171", days_ago=325,
         outcome="closed", unit_index=0, instructions=_I_STD,
         reply="镇城建办已约谈共享电单车运营企业，在镇区主要道路施划电子围栏停放点68处，要求企业每日早晚集中调度整理，盲道上的违停车辆由执法人员即时清理。",
-        satisfaction="satisfied", decline_reason=None, public=True,
+        satisfaction="satisfied", decline_reason=None, public=True, place=('洛社镇人民路镇区段', 31.6531, 120.1934),
     ),
     DemoForm(
         content="京杭运河洛社段岸边有人偷偷往河里倒废机油，河面上漂着一层油花，附近钓鱼的人都看到了。",
@@ -863,7 +866,7 @@ FORMS: tuple[DemoForm, ...] = (
         submitter_name=None, submitter_phone=None, days_ago=281,
         outcome="closed", unit_index=1, instructions=_I_SAFE,
         reply="镇生态环境办接报后立即会同海事、水利部门现场处置，对油污水面进行围挡吸附，并通过沿岸监控锁定一家船舶修理点，已依法立案查处。",
-        satisfaction="satisfied", decline_reason=None, public=True,
+        satisfaction="satisfied", decline_reason=None, public=True, place=('京杭运河洛社段北岸', 31.6608, 120.1779),
     ),
     DemoForm(
         content="我们小区物业服务太差，垃圾不及时清，电梯坏了一个星期没人修，物业费却一分不少，业委会也一直成立不起来，希望镇里管一管。",
@@ -879,7 +882,7 @@ FORMS: tuple[DemoForm, ...] = (
         submitter_name="周女士", submitter_phone="18068100174", days_ago=165,
         outcome="closed", unit_index=10, instructions=_I_STD,
         reply="洛社镇卫生院已与市儿童医院建立医联体合作，每周六、周日上午开设儿科门诊，由儿童医院专家轮流坐诊，夜间急诊患儿可通过绿色通道转诊。",
-        satisfaction="satisfied", decline_reason=None, public=True,
+        satisfaction="satisfied", decline_reason=None, public=True, place=('洛社镇卫生院', 31.6497, 120.1962),
     ),
     DemoForm(
         content="惠山站附近晚上有黑车在出站口拉客，拼车乱要价，还跟着旅客一直走，希望整治一下。",
@@ -887,7 +890,7 @@ FORMS: tuple[DemoForm, ...] = (
         submitter_name="小刘", submitter_phone=None, days_ago=130,
         outcome="closed", unit_index=2, instructions=_I_JOINT,
         reply="洛社派出所会同交通执法部门对惠山站周边非法营运开展专项整治，查处黑车12辆，在出站口增设巡逻岗和网约车规范上客区，站前秩序明显好转。",
-        satisfaction="satisfied", decline_reason=None, public=True,
+        satisfaction="satisfied", decline_reason=None, public=True, place=('沪宁城际惠山站出站口', 31.6389, 120.2125),
     ),
     DemoForm(
         content="杨市那边晚上经常有人在田边烧秸秆和垃圾，烟味飘进小区，开着窗根本没法睡觉。",
@@ -903,7 +906,7 @@ FORMS: tuple[DemoForm, ...] = (
         submitter_name="马先生", submitter_phone="13921800177", days_ago=70,
         outcome="closed", unit_index=3, instructions=_I_STUDY,
         reply="镇社会事业局已调整镇图书馆开放时间，周二至周日开放至晚上8点，周末全天开放，并在花苑社区和杨市社区新设两处24小时自助借阅点。",
-        satisfaction="satisfied", decline_reason=None, public=True,
+        satisfaction="satisfied", decline_reason=None, public=True, place=('洛社镇图书馆', 31.6544, 120.1889),
     ),
     DemoForm(
         content="洛城大道新铺的柏油路没几个月就出现好几处坑槽，开车过去很颠，怀疑施工质量有问题。",
@@ -911,7 +914,7 @@ FORMS: tuple[DemoForm, ...] = (
         submitter_name="小张", submitter_phone=None, days_ago=36,
         outcome="answered", unit_index=0, instructions=_I_STD,
         reply="镇城建办已组织施工和监理单位现场核查，坑槽系局部基层压实度不足所致，施工单位已在质保期内免费返修，城建办还将委托第三方对该路段进行质量检测。",
-        satisfaction=None, decline_reason=None, public=True,
+        satisfaction=None, decline_reason=None, public=True, place=('洛城大道', 31.6456, 120.2041),
     ),
     DemoForm(
         content="灵活就业人员的社保缴费基数今年又涨了，我们做小生意的压力挺大，有没有什么补贴政策？",
@@ -935,7 +938,7 @@ FORMS: tuple[DemoForm, ...] = (
         submitter_name="何先生", submitter_phone=None, days_ago=17,
         outcome="answered", unit_index=5, instructions=_I_JOINT,
         reply="市场监管分局已联合派出所对学校周边200米范围内经营场所开展检查，对1家向未成年人售烟的小卖部立案查处，并督促网吧严格落实未成年人禁入规定。",
-        satisfaction=None, decline_reason=None, public=True,
+        satisfaction=None, decline_reason=None, public=True, place=('洛社初级中学周边', 31.6572, 120.1998),
     ),
     DemoForm(
         content="我想在洛社开一家小餐馆，办营业执照、食品经营许可证要跑好几个部门，能不能一次办好？",
@@ -950,7 +953,7 @@ FORMS: tuple[DemoForm, ...] = (
         category="urban_traffic", channel="wechat", workroom_code=None, service_point_index=None,
         submitter_name=None, submitter_phone=None, days_ago=4,
         outcome="assigned", unit_index=0, instructions=_I_SAFE,
-        reply=None, satisfaction=None, decline_reason=None, public=False,
+        reply=None, satisfaction=None, decline_reason=None, public=False, place=('人民路与花苑路交叉口', 31.6519, 120.1987),
     ),
     DemoForm(
         content="我妈今年八十二岁了，听说有高龄津贴，但不知道是自动发放还是要自己申请，在哪里办？",
@@ -982,7 +985,7 @@ FORMS: tuple[DemoForm, ...] = (
         submitter_name="黄先生", submitter_phone="13771300187", days_ago=190,
         outcome="closed", unit_index=0, instructions=_I_STUDY,
         reply="镇城建办已将您的诉求反映至铁路运营管理部门。经对方现场监测，该路段噪声值在国家标准限值内，暂不具备加装声屏障条件。镇里将持续跟进，并协助居民申请更换隔音窗。",
-        satisfaction="unsatisfied", decline_reason=None, public=True,
+        satisfaction="unsatisfied", decline_reason=None, public=True, place=('沪宁城际铁路洛社段沿线', 31.6412, 120.1853),
     ),
     DemoForm(
         content="我家承包了三十亩稻田，今年想申请耕地地力保护补贴和稻谷种植补贴，但是网上申报系统一直登不上去。",
@@ -1179,6 +1182,11 @@ def check() -> None:
         assert 120.14 <= w.longitude <= 120.25, w
         assert w.area
     code_set = set(codes)
+    # Places of forms sent from phones: around Luoshe too, and only where no workroom gives one.
+    for f in FORMS:
+        if f.place is not None:
+            assert f.workroom_code is None and f.place[0], f
+            assert 31.62 <= f.place[1] <= 31.70 and 120.14 <= f.place[2] <= 120.25, f
 
     # Representatives
     assert len(REPRESENTATIVES) == 30
