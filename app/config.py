@@ -95,6 +95,16 @@ class Settings(BaseSettings):
                                      max_length=300)
     open311_endpoint_type: Literal["production", "test"] = "production"
 
+    # --- Hardening (issue 8) ---
+    # Strict-Transport-Security max-age, sent only on responses served over HTTPS (0: never sent).
+    hsts_seconds: int = Field(31_536_000, ge=0)
+    # Logs: one JSON object per line (with the request id), or plain text for a terminal.
+    log_format: Literal["json", "text"] = "json"
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    # When set, GET /metrics asks for "Authorization: Bearer <this>"; unset, it is open (keep it on an
+    # internal network).
+    metrics_token: str | None = Field(None, min_length=16, max_length=200)
+
     @model_validator(mode="after")
     def _refuse_default_secret_in_production(self) -> Settings:
         if self.environment == "production" and self.secret_key == DEFAULT_SECRET:

@@ -17,7 +17,8 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app import __version__
-from app.api import open311, problems
+from app.api import observability, open311, problems
+from app.api.headers import SecurityHeaders
 from app.api.limits import BodySizeLimit, UrlGuard
 from app.api.polls import AnswerPolls, PollAnswers
 from app.api.v1 import router as api_v1_router
@@ -115,6 +116,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(UrlGuard)
     # Pages, scripts and styles cross weak mobile networks compressed; small answers (polls) are left as they are.
     app.add_middleware(GZipMiddleware, minimum_size=1000)
+    app.add_middleware(SecurityHeaders, hsts_seconds=settings.hsts_seconds)
+    observability.install(app)
     app.include_router(api_v1_router)
     app.include_router(open311.router)
     app.state.open311_problem = open311.error_response
