@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import re
 import xml.etree.ElementTree as ET
+from urllib.parse import parse_qsl
 from collections.abc import Iterable
 from typing import Any
 
@@ -24,10 +25,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.formparsers import MultiPartException
 
 from app.api.deps import SessionDep, SettingsDep, client_principal, public_url
+from app.api.problems import HTTP_TITLES
 from app.config import Settings
+from app.db import transaction
 from app.errors import Invalid, NotFound, PermissionDenied
 from app.models import Scope, utcnow
 from app.services import content_check
+from app.services import forms as form_service
+from app.services import idempotency as idempotency_service
 from app.services import open311 as open311_service
 from app.services.open311 import BadRequest
 
@@ -113,7 +118,14 @@ def error_response(request: Request, problem: dict[str, Any], headers: dict[str,
     details = [f"{'.'.join(map(str, e.get('loc', ())))}: {e.get('msg', '')}" for e in problem.get("errors", ())]
     if details:
         description += " " + "; ".join(details)
+    title = HTTP_TITLES[status][0] if status != problem.get("status") and status in HTTP_TITLES else problem.get("title", "")
+    english = " ".join(re.findall(r"[A-Za-z][A-Za-z ]+", str(title))).strip()
+    if english and not re.search(r"[A-Za-z]{3}", description):
+        description += f" ({english}.)"  # messages written only in Chinese still say something to everyone
     kept = {k: v for k, v in (headers or {}).items() if k.lower() in ("allow", "retry-after")}
+    if "allow" in {k.lower() for k in kept}:
+        kept = {k: (", ".join(sorted(m.strip() for m in v.split(","))) if k.lower() == "allow" else v)
+                for k, v in kept.items()}
     fmt = "json" if request.url.path.endswith(".json") else "xml"
     return render(fmt, "errors", [{"code": status, "description": description}], status_code=status, headers=kept)
 
@@ -245,7 +257,17 @@ async def token(request: Request, token: str, fmt: str, settings: SettingsDep) -
 
 async def _form_pairs(request: Request) -> list[tuple[str, str]]:
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    if content_type not in ("application/x-www-form-urlencoded", "multipart/form-data"):
+    if content_type == "application/x-www-form-urlencoded":
+        # Read here, not by Starlette's form parser: that one takes raw (unescaped) bytes as Latin-1, and the
+        # spec says everything a client sends is UTF-8 — Chinese sent unescaped must not be stored garbled.
+        try:
+            return parse_qsl((await request.body()).decode("utf-8"), keep_blank_values=True, max_num_fields=200,
+                             errors="strict")
+        except UnicodeDecodeError as exc:
+            raise BadRequest("表单不是有效的 UTF-8。 The form is not valid UTF-8.") from exc
+        except ValueError as exc:  # more fields than max_num_fields
+            raise BadRequest("表单字段过多。 Too many fields.") from exc
+    if content_type != "multipart/form-data":
         raise BadRequest("请以 application/x-www-form-urlencoded 提交。 Send the request form-urlencoded.")
     try:
         async with request.form(max_files=0, max_fields=200) as form:
@@ -298,13 +320,41 @@ async def _file_request(request: Request, fmt: str, settings: Settings) -> Respo
         _single(pairs, name)
     data = open311_service.submission(filed)
     data = await content_check.screen(request.app.state.wechat, principal=principal, data=data, settings=settings)
+    idempotency_key = request.headers.get("idempotency-key")
     try:
-        accepted = await request.app.state.submissions.submit(principal, data)
+        if idempotency_key is None:
+            accepted = await request.app.state.submissions.submit(principal, data)
+            return render(fmt, "service_requests", _filed(request, accepted), status_code=201)
+        # A Minyi extension for clients on bad networks: a retried POST with the same Idempotency-Key gets
+        # the first answer again instead of filing the opinion twice (as POST /api/v1/forms does).
+        async with transaction(request.app.state.sessionmaker) as session:
+            scope = f"client:{principal.client.id}" if principal.client else "public"
+            replay = await idempotency_service.claim(
+                session, scope=scope, key=idempotency_key, secret_key=settings.secret_key,
+                request_hash=idempotency_service.request_hash(["open311", sorted(pairs)]),
+                ttl_seconds=settings.idempotency_ttl_seconds,
+            )
+            if replay is not None:
+                return render(fmt, "service_requests", replay.body, status_code=replay.status_code,
+                              headers={"Idempotent-Replayed": "true"})
+            (result,) = await form_service.submit_many(session, [(principal, data)], settings=settings)
+            if isinstance(result, Exception):
+                raise result
+            body = _filed(request, result)
+            await idempotency_service.store(session, scope=scope, key=idempotency_key, status_code=201, body=body,
+                                            secret_key=settings.secret_key)
+        return render(fmt, "service_requests", body, status_code=201)
     except Invalid as exc:
         if exc.code == "unknown_category":
             raise NotFound(f"服务 {service_code[:64]} 不存在。 service_code {service_code[:64]} not found.",
                            code="service_not_found") from exc
+        if exc.code and "idempotency" in exc.code:
+            raise BadRequest(f"{exc.detail} Idempotency-Key reused with another request, or invalid.",
+                             code=exc.code) from exc
         raise BadRequest(exc.detail, code=exc.code) from exc
+
+
+def _filed(request: Request, accepted: form_service.Accepted) -> list[dict[str, Any]]:
     form = accepted.form
     notice = open311_service.service_notice(form.category) or ""
     # The realtime answer goes to the filing client only: it carries what the resident needs to follow the
@@ -312,5 +362,4 @@ async def _file_request(request: Request, fmt: str, settings: Settings) -> Respo
     track = public_url(request, "/track")
     notice = (f"{notice} 回执编号 {form.tracking_no}，查询码 {accepted.code}，可在 {track} 查询办理进度。"
               f" Tracking number {form.tracking_no}, verification code {accepted.code}: {track}").strip()
-    body = [{"service_request_id": form.tracking_no, "service_notice": notice, "account_id": None}]
-    return render(fmt, "service_requests", body, status_code=201)
+    return [{"service_request_id": form.tracking_no, "service_notice": notice, "account_id": None}]
