@@ -359,8 +359,11 @@ def submission(filed: Filed) -> form_service.Submission:
             public = value == "true"
         else:
             raise BadRequest(f"服务定义中没有属性 {code}。 attribute {code} is not in the service definition.")
+    name = _name(first, last)
+    if name is not None and len(name) > 64:
+        raise BadRequest("first_name 与 last_name 合计过长（最多 64 字）。 first_name and last_name together are too long (64).")
     return form_service.Submission(
         content=description, category=filed.service_code, channel="other", workroom_code=workroom,
-        submitter_name=_name(first, last), submitter_phone=phone, location=address,
+        submitter_name=name, submitter_phone=phone, location=address,
         latitude=lat, longitude=long, address_id=address_id, media_url=media_url, public=public,
     )
