@@ -5,12 +5,13 @@ Every field here is documented in the README's configuration table; keep the two
 
 from __future__ import annotations
 
+import ipaddress
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 from zoneinfo import ZoneInfo
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -76,6 +77,8 @@ class Settings(BaseSettings):
     # --- API clients, rate limits, webhooks ---
     # Shared rate-limit counters across processes (redis://host:6379/0); unset: each process counts alone.
     redis_url: str | None = Field(None, pattern=r"^rediss?://\S+$")
+    # Namespace of this deployment's keys in Redis (one Redis may serve several).
+    redis_prefix: str = Field("minyi:", min_length=1, max_length=50, pattern=r"^\S+$")
     api_rate_limit_per_minute: int = Field(600, ge=1)
     # Deliver webhooks and notices from each app process; turn off when running `minyi worker` instead.
     worker_in_process: bool = True
@@ -96,6 +99,29 @@ class Settings(BaseSettings):
     open311_endpoint_type: Literal["production", "test"] = "production"
 
     # --- Hardening (issue 8) ---
+    # Keys that encrypt residents' names and phone numbers at rest (app/crypto.py): Fernet keys, comma
+    # separated, the first encrypts and all decrypt (rotation: put the new key first, run `minyi
+    # rotate-keys`, then drop the old). Unset: one key derived from MINYI_SECRET_KEY.
+    personal_data_keys: str = Field("", max_length=2000)
+    # Closed (or declined) forms lose their submitter's name and phone this many days after closing, when
+    # `minyi retention` runs (content and counts stay). 0: kept.
+    personal_data_retention_days: int = Field(730, ge=0, le=36_500)
+    # Proxies (IPs or CIDR networks, comma separated) whose X-Forwarded-For / X-Forwarded-Proto are
+    # believed. Unset: the direct peer is the client (behind an unlisted proxy every resident would share
+    # the proxy's address, and its limits).
+    trusted_proxies: str = Field("", max_length=2000)
+    # Abuse limits (services/abuse.py). Per client IP, a minute: public submissions (anonymous and WeChat
+    # residents; staff and API clients have their own accounts and limits), tracking look-ups, logins.
+    public_submit_per_ip_per_minute: int = Field(20, ge=1, le=100_000)
+    track_per_ip_per_minute: int = Field(30, ge=1, le=100_000)
+    login_per_ip_per_minute: int = Field(20, ge=1, le=100_000)
+    # Wrong verification codes for one tracking number, or failed logins of one account, within the window
+    # lock that number or account for the lock time (an admin can lift it early).
+    track_failures_before_lock: int = Field(5, ge=1, le=1000)
+    login_failures_before_lock: int = Field(5, ge=1, le=1000)
+    lockout_window_seconds: int = Field(900, ge=1, le=86_400)
+    track_lock_seconds: int = Field(900, ge=1, le=86_400)
+    login_lock_seconds: int = Field(900, ge=1, le=86_400)
     # Strict-Transport-Security max-age, sent only on responses served over HTTPS (0: never sent).
     hsts_seconds: int = Field(31_536_000, ge=0)
     # Logs: one JSON object per line (with the request id), or plain text for a terminal.
@@ -104,6 +130,37 @@ class Settings(BaseSettings):
     # When set, GET /metrics asks for "Authorization: Bearer <this>"; unset, it is open (keep it on an
     # internal network).
     metrics_token: str | None = Field(None, min_length=16, max_length=200)
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _networks(cls, value: str) -> str:
+        for item in filter(None, (part.strip() for part in value.split(","))):
+            try:
+                ipaddress.ip_network(item, strict=False)
+            except ValueError as exc:
+                raise ValueError(f"MINYI_TRUSTED_PROXIES: {item!r} is not an IP address or network") from exc
+        return value
+
+    @field_validator("personal_data_keys")
+    @classmethod
+    def _fernet_keys(cls, value: str) -> str:
+        from cryptography.fernet import Fernet
+
+        for item in filter(None, (part.strip() for part in value.split(","))):
+            try:
+                Fernet(item)
+            except ValueError as exc:
+                raise ValueError("MINYI_PERSONAL_DATA_KEYS: each key must be a Fernet key "
+                                 "(python -c 'from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())')") from exc
+        return value
+
+    @property
+    def personal_data_key_list(self) -> list[str]:
+        return [part.strip() for part in self.personal_data_keys.split(",") if part.strip()]
+
+    @property
+    def trusted_proxy_list(self) -> list[str]:
+        return [part.strip() for part in self.trusted_proxies.split(",") if part.strip()]
 
     @model_validator(mode="after")
     def _refuse_default_secret_in_production(self) -> Settings:

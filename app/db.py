@@ -21,6 +21,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import ORMExecuteState, Session
 
+from app import crypto
 from app.config import Settings
 
 
@@ -32,6 +33,8 @@ def ensure_sqlite_folder(database_url: str) -> None:
 
 
 def create_engine(settings: Settings) -> AsyncEngine:
+    # Every engine reads and writes personal data with these settings' keys (app/crypto.py).
+    crypto.configure(settings)
     url = make_url(settings.database_url)
     if url.get_backend_name() == "sqlite":
         ensure_sqlite_folder(settings.database_url)

@@ -13,7 +13,7 @@ from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 from fastapi.middleware.gzip import GZipMiddleware
 from fastapi.staticfiles import StaticFiles
-from sqlalchemy import text
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app import __version__
@@ -24,10 +24,9 @@ from app.api.polls import AnswerPolls, PollAnswers
 from app.api.v1 import router as api_v1_router
 from app.config import Settings, get_settings
 from app.db import create_engine, create_sessionmaker, transaction
-from app.errors import Unavailable
 from app.services import exports as export_service
 from app.services import imports as import_service
-from app.services import rate_limit, workflow
+from app.services import lockouts, rate_limit, workflow
 from app.services import wechat as wechat_service
 from app.services import worker as worker_service
 from app.services.intake import SubmissionQueue
@@ -84,6 +83,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         if app.state.wechat is not None:
             await app.state.wechat.aclose()
         await app.state.rate_limiter.aclose()
+        await app.state.lockouts.aclose()
         await engine.dispose()
 
     app = FastAPI(
@@ -107,6 +107,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.imports = import_service.ImportRunner(app.state.sessionmaker)
     app.state.wechat = wechat_service.client_from_settings(settings, app.state.sessionmaker)
     app.state.rate_limiter = rate_limit.create(settings)
+    app.state.lockouts = lockouts.create(settings)
     app.state.poll_answers = PollAnswers(
         stats_cache=app.state.stats_cache, auth_cache=app.state.auth_cache, prefix="/api/v1/stats/"
     )
@@ -118,6 +119,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(GZipMiddleware, minimum_size=1000)
     app.add_middleware(SecurityHeaders, hsts_seconds=settings.hsts_seconds)
     observability.install(app)
+    if settings.trusted_proxy_list:
+        # Outermost: every limit, log line and HSTS decision sees the client a trusted proxy names, and
+        # X-Forwarded-* from anyone else is ignored.
+        app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=settings.trusted_proxy_list)
     app.include_router(api_v1_router)
     app.include_router(open311.router)
     app.state.open311_problem = open311.error_response
@@ -125,15 +130,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @app.get("/healthz", tags=["operations"], summary="Liveness (never touches the database)")
     async def healthz() -> JSONResponse:
         return JSONResponse({"status": "ok"})
-
-    @app.get("/readyz", tags=["operations"], summary="Readiness (checks the database)")
-    async def readyz() -> JSONResponse:
-        try:
-            async with engine.connect() as connection:
-                await connection.execute(text("SELECT 1"))
-        except Exception as exc:  # any driver error means "not ready"
-            raise Unavailable("数据库不可用。", code="database_unavailable") from exc
-        return JSONResponse({"status": "ok", "database": "ok"})
 
     # The pages, their static files (our CSS and scripts; htmx from npm, never a CDN) and their errors.
     app.include_router(web_router)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, Path, Query, Request
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
@@ -14,6 +14,7 @@ from app.db import transaction
 from app.models import ApiClient, Resident, User
 from app.schemas.common import MAX_ID
 from app.services import api_clients as api_client_service
+from app.services import audit as audit_service
 from app.services import auth as auth_service
 from app.services import residents as resident_service
 from app.services.auth import ANONYMOUS, Principal
@@ -105,6 +106,27 @@ async def get_current_user(principal: PrincipalDep) -> User:
 
 
 CurrentUser = Annotated[User, Depends(get_current_user)]
+
+
+class Auditor:
+    """Records one admin action in the request's own transaction (services/audit.py): it commits with the
+    action or not at all."""
+
+    def __init__(self, request: Request, session: AsyncSession, principal: Principal) -> None:
+        self.request, self.session, self.principal = request, session, principal
+
+    async def __call__(self, action: str, target: str | None = None, **details: Any) -> None:
+        await audit_service.record(
+            self.session, principal=self.principal, action=action, target=target, details=details or None,
+            ip=self.request.client.host if self.request.client else None,
+        )
+
+
+async def get_auditor(request: Request, session: SessionDep, principal: PrincipalDep) -> Auditor:
+    return Auditor(request, session, principal)
+
+
+AuditDep = Annotated[Auditor, Depends(get_auditor)]
 
 
 def bearer_token(credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]) -> str | None:

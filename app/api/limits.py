@@ -33,7 +33,7 @@ UPLOAD_PATHS = (r"/api/v1/forms", r"/api/v1/forms/\d+/photos")
 
 def _encode(scope: Scope, problem: dict[str, Any]) -> tuple[int, bytes, bytes]:
     """(status, content type, body) of a refusal: problem+json, or the spec's error shape under /open311/."""
-    if scope.get("path", "").startswith(open311.PREFIX):
+    if (scope.get("path", "") + "/").startswith(open311.PREFIX):
         response = open311.error_response(Request(scope), problem)
         return response.status_code, response.headers["content-type"].encode(), bytes(response.body)
     return problem["status"], PROBLEM_JSON.encode(), json.dumps(problem, ensure_ascii=False).encode()

@@ -81,7 +81,10 @@ def _fill(element: ET.Element, tag: str, value: Any) -> None:
 def to_xml(root: str, value: Any) -> bytes:
     element = ET.Element(root)
     _fill(element, root, value)
-    return b'<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(element, encoding="utf-8", xml_declaration=False)
+    body = ET.tostring(element, encoding="utf-8", xml_declaration=False)
+    # A raw CR would be read back as LF (XML normalises line ends); written as a reference it survives, so
+    # text typed in a browser (CRLF) reads the same in XML as in JSON.
+    return b'<?xml version="1.0" encoding="UTF-8"?>\n' + body.replace(b"\r", b"&#13;")
 
 
 def render(fmt: str, root: str, value: Any, *, status_code: int = 200, headers: dict[str, str] | None = None) -> Response:

@@ -43,7 +43,7 @@ def _respond(request: Request, body: dict[str, Any], headers: dict[str, str] | N
     for htmx, a redirect to /login), hooked in as ``app.state.page_problem``; for Open311, the spec's error
     shape (``app.state.open311_problem``)."""
     open311_problem = getattr(request.app.state, "open311_problem", None)
-    if open311_problem is not None and request.url.path.startswith("/open311/"):
+    if open311_problem is not None and (request.url.path + "/").startswith("/open311/"):
         return open311_problem(request, body, headers)  # type: ignore[no-any-return]
     page_problem = getattr(request.app.state, "page_problem", None)
     if page_problem is not None and not request.url.path.startswith(("/api/", "/healthz", "/readyz", "/docs", "/openapi")):

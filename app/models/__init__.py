@@ -1,5 +1,6 @@
 """All ORM models, imported here so ``Base.metadata`` knows every table (Alembic reads it)."""
 
+from app.models.audit import AuditEvent
 from app.models.base import Base, UTCDateTime, utcnow
 from app.models.exports import ExportJob, ExportStatus
 from app.models.forms import (
@@ -46,6 +47,7 @@ from app.models.users import AuthToken, Role, User
 
 __all__ = [
     "ApiClient",
+    "AuditEvent",
     "AuthToken",
     "Base",
     "CalendarFeed",

@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy import JSON, Boolean, Date, Float, ForeignKey, Index, Integer, LargeBinary, String, Text, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
+from app.crypto import PersonalText
 from app.models.base import Base, UTCDateTime, utcnow
 from app.models.integrations import FormPhoto
 from app.models.reference import Category, HandlingUnit, ServicePoint, Workroom
@@ -97,8 +98,12 @@ class OpinionForm(Base):
     channel: Mapped[str] = mapped_column(String(16))
     workroom_id: Mapped[int | None] = mapped_column(ForeignKey("workroom.id"))
     service_point_id: Mapped[int | None] = mapped_column(ForeignKey("service_point.id"), index=True)
-    submitter_name: Mapped[str | None] = mapped_column(String(64))
-    submitter_phone: Mapped[str | None] = mapped_column(String(32))
+    # Personal data: encrypted at rest (app/crypto.py); the phone also as a keyed hash, to find one
+    # resident's forms. Erased (set to NULL) by retention or on the resident's request.
+    submitter_name: Mapped[str | None] = mapped_column(PersonalText)
+    submitter_phone: Mapped[str | None] = mapped_column(PersonalText)
+    submitter_phone_hash: Mapped[str | None] = mapped_column(String(64), index=True)
+    personal_data_erased_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     location: Mapped[str | None] = mapped_column(String(200))
     # Where the opinion is about (WGS84), when the submitter's device or an Open311 client gave it.
     latitude: Mapped[float | None] = mapped_column(Float)

@@ -8,6 +8,7 @@ from enum import StrEnum
 from sqlalchemy import Boolean, Column, Float, ForeignKey, Integer, String, Table, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
+from app.crypto import PersonalText
 from app.models.base import Base, UTCDateTime, utcnow
 
 
@@ -65,7 +66,7 @@ class Representative(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(String(64))
     level: Mapped[str] = mapped_column(String(16), default=RepresentativeLevel.town)
-    phone: Mapped[str | None] = mapped_column(String(32))
+    phone: Mapped[str | None] = mapped_column(PersonalText)  # encrypted at rest (app/crypto.py)
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 

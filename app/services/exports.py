@@ -203,7 +203,7 @@ def file_name(title: str, fmt: str, now: datetime) -> str:
 _FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 
-def _csv_value(value: Any) -> Any:
+def csv_value(value: Any) -> Any:
     if value is None:
         return ""
     if isinstance(value, datetime):
@@ -220,7 +220,7 @@ def csv_bytes(rows: Iterable[Sequence[Any]], *, bom: bool = False) -> bytes:
         buffer.write(BOM)
     writer = csv.writer(buffer)  # RFC 4180: CRLF, quotes where needed (newlines in text stay in their cell)
     for row in rows:
-        writer.writerow([_csv_value(v) for v in row])
+        writer.writerow([csv_value(v) for v in row])
     return buffer.getvalue().encode("utf-8")
 
 

@@ -17,6 +17,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import joinedload, selectinload
 
+from app import crypto
 from app.config import TZ, Settings
 from app.errors import Invalid, NotFound, PermissionDenied
 from app.models import (
@@ -195,6 +196,7 @@ async def submit_many(
             service_point_id=point.id if point else None,
             submitter_name=data.submitter_name,
             submitter_phone=data.submitter_phone,
+            submitter_phone_hash=crypto.phone_index(data.submitter_phone),
             location=data.location,
             latitude=data.latitude,
             longitude=data.longitude,
@@ -371,6 +373,8 @@ class FormFilter:
     submitted_to: date | None = None
     # True: only forms flagged for the office's review (WeChat's content check); False: only unflagged ones.
     review: bool | None = None
+    # One resident's forms by phone number (matched through the keyed hash; staff who see personal data).
+    phone: str | None = None
 
 
 def supervision_condition(level: str, now: datetime) -> Any:
@@ -447,6 +451,11 @@ async def filtered_query(
         query = query.where(OpinionForm.submitted_on >= filters.submitted_from)
     if filters.submitted_to:
         query = query.where(OpinionForm.submitted_on <= filters.submitted_to)
+    if filters.phone:
+        # Exact match through the keyed hash: phone numbers are encrypted, never compared in clear.
+        if not sees_personal_data(principal):
+            raise PermissionDenied("按电话号码查找仅限可查看个人信息的人员。", code="personal_data_forbidden")
+        query = query.where(OpinionForm.submitter_phone_hash == crypto.phone_index(filters.phone))
     if filters.review is True:
         query = query.where(OpinionForm.review_flag.is_not(None))
     elif filters.review is False:

@@ -61,12 +61,14 @@ def parse_w3_time(name: str, text: str) -> datetime:
         if re.fullmatch(r"\d{4}-\d{2}-\d{2}", text):
             return datetime.fromisoformat(text).replace(tzinfo=UTC)
         value = datetime.fromisoformat(text)
-    except ValueError as exc:
+        if value.tzinfo is not None:
+            value = value.astimezone(UTC)
+    except (ValueError, OverflowError) as exc:
         raise BadRequest(f"{name} 不是有效的时间，应如 2026-01-01T00:00:00Z。"
                          f" {name} is not a w3 datetime such as 2026-01-01T00:00:00Z.") from exc
     if value.tzinfo is None:
         raise BadRequest(f"{name} 须带时区（Z 或 +08:00）。 {name} must carry a time zone (Z or +08:00).")
-    return value.astimezone(UTC)
+    return value
 
 
 # --- services ---------------------------------------------------------------------------------------
@@ -170,10 +172,13 @@ def window(start: datetime | None, end: datetime | None, now: datetime) -> tuple
         if end - start > MAX_RANGE:
             raise BadRequest("start_date 与 end_date 相距不得超过 90 天。 start_date and end_date may not span more than 90 days.")
         return start, end
-    if start is not None:
-        return start, start + MAX_RANGE
-    if end is not None:
-        return end - MAX_RANGE, end
+    try:
+        if start is not None:
+            return start, start + MAX_RANGE
+        if end is not None:
+            return end - MAX_RANGE, end
+    except OverflowError as exc:  # 9999-12-31 + 90 days
+        raise BadRequest("日期超出范围。 The date is out of range.") from exc
     return now - MAX_RANGE, now
 
 

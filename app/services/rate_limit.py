@@ -183,9 +183,9 @@ class RedisRateLimiter(RateLimiter):
         await self._redis.aclose()
 
 
-def create(settings: Settings, *, prefix: str = DEFAULT_REDIS_PREFIX) -> RateLimiter:
+def create(settings: Settings, *, prefix: str | None = None) -> RateLimiter:
     """The app's limiter: shared through Redis when ``settings.redis_url`` is set, else in memory.
-    ``prefix`` namespaces the Redis keys (one Redis may serve several deployments, or tests)."""
+    ``prefix`` namespaces the Redis keys (default: ``MINYI_REDIS_PREFIX`` + ``rate:``)."""
     if settings.redis_url:
-        return RedisRateLimiter(settings.redis_url, prefix=prefix)
+        return RedisRateLimiter(settings.redis_url, prefix=prefix or settings.redis_prefix + "rate:")
     return RateLimiter()

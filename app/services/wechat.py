@@ -42,6 +42,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from app.config import Settings
 from app.db import transaction
 from app.models import WechatToken, utcnow
+from app.services import logs as log_service
 
 log = logging.getLogger(__name__)
 
@@ -330,7 +331,7 @@ class WeChatClient:
                 token = await self.access_token()
                 query["access_token"] = token
             try:
-                answer = await self._exchange(method, path, params=query, body=body)
+                answer = await log_service.count_wechat_errors(path, self._exchange(method, path, params=query, body=body))
             except _NeverLeft:
                 if retries >= self._busy_retries:
                     raise

@@ -5,8 +5,9 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
+from app.api import abuse
 from app.db import transaction
-from app.errors import AppError
+from app.errors import AppError, TooManyRequests
 from app.services import auth as auth_service
 from app.web.render import redirect, render
 from app.web.session import SESSION_COOKIE, CheckedForm, PagePrincipal, safe_next, session_token, set_cookie
@@ -32,13 +33,22 @@ async def login(request: Request, form: CheckedForm) -> Response:
     target = str(form.get("next") or "")
     state = request.app.state
     try:
+        await abuse.before_login(request, username)
+    except TooManyRequests as limited:
+        return render(request, "login.html", {"next": safe_next(target, ""), "values": {"username": username},
+                                              "errors": {"form": limited.detail}}, status_code=429,
+                      headers=limited.headers)
+    try:
         async with transaction(state.sessionmaker) as session:
             user = await auth_service.authenticate(session, username=username, password=password)
             token, ttl = await auth_service.issue_token(session, user=user, ttl_seconds=state.settings.token_ttl_seconds)
             role = user.role
     except AppError as exc:
+        if exc.code == "invalid_credentials":
+            await abuse.after_login(request, username, ok=False)
         return render(request, "login.html", {"next": safe_next(target, ""), "values": {"username": username},
                                               "errors": {"form": exc.detail}}, status_code=422)
+    await abuse.after_login(request, username, ok=True)
     response = redirect(safe_next(target, home_of(role)))
     set_cookie(response, request, SESSION_COOKIE, token, max_age=ttl)
     return response

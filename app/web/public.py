@@ -25,9 +25,10 @@ from pydantic import ValidationError
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.api import abuse
 from app.api.deps import public_url
 from app.config import TZ
-from app.errors import Invalid, NotFound
+from app.errors import Invalid, NotFound, TooManyRequests
 from app.models import Category, ServicePoint, Workroom
 from app.schemas.common import MAX_ID
 from app.schemas.forms import FormCreate, TrackRead
@@ -227,6 +228,14 @@ async def submit(request: Request, form: CheckedForm) -> Response:
             return await _submit_page(request, session, source, errors=_field_errors(exc), values=values,
                                       status_code=422)
     try:
+        await abuse.public_submission(request, ANONYMOUS)
+    except TooManyRequests as limited:
+        async with request.app.state.sessionmaker() as session:
+            page = await _submit_page(request, session, source, errors={"form": limited.detail}, values=values,
+                                      status_code=429)
+        page.headers.update(limited.headers)
+        return page
+    try:
         accepted = await request.app.state.submissions.submit(
             ANONYMOUS, form_service.Submission(**body.model_dump(exclude={"channel"}))
         )
@@ -270,13 +279,21 @@ async def track(request: Request, form: CheckedForm) -> HTMLResponse:
         return render(request, "public/track.html", {"values": values, "errors": errors, "result": None},
                       status_code=422, headers=dict(NO_STORE))
     try:
+        await abuse.before_track(request, values["no"])
+    except TooManyRequests as limited:
+        return render(request, "public/track.html", {"values": values, "errors": {"form": limited.detail},
+                                                     "result": None}, status_code=429,
+                      headers={**NO_STORE, **limited.headers})
+    try:
         async with request.app.state.sessionmaker() as session:
             found = await form_service.track(session, tracking_no=values["no"], code=values["code"],
                                              secret_key=request.app.state.settings.secret_key)
             result = TrackRead.build(found)
     except NotFound as missing:
+        await abuse.after_track(request, values["no"], found=False)
         return render(request, "public/track.html", {"values": values, "errors": {"form": missing.detail},
                                                      "result": None}, status_code=404, headers=dict(NO_STORE))
+    await abuse.after_track(request, values["no"], found=True)
     return render(request, "public/track.html", {"values": {"no": result.tracking_no}, "errors": {},
                                                  "result": result}, headers=dict(NO_STORE))
 

@@ -4,12 +4,15 @@ from fastapi import APIRouter
 
 from app.api.v1 import (
     api_clients,
+    audit,
     auth,
     calendars,
     changes,
     exports,
     forms,
     imports,
+    lockouts,
+    personal_data,
     photos,
     reference,
     rosters,
@@ -22,5 +25,5 @@ from app.api.v1 import (
 router = APIRouter(prefix="/api/v1")
 # exports first: /forms/export.csv before /forms/{id}
 for module in (auth, reference, exports, forms, photos, stats, rosters, service_points, calendars, imports,
-               wechat, api_clients, webhooks, changes):
+               wechat, api_clients, webhooks, changes, lockouts, audit, personal_data):
     router.include_router(module.router)

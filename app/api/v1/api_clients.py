@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Response, status
 
-from app.api.deps import CursorQ, IdPath, LimitQ, PrincipalDep, SessionDep, SettingsDep
+from app.api.deps import AuditDep, CursorQ, IdPath, LimitQ, PrincipalDep, SessionDep, SettingsDep
 from app.models import Role
 from app.schemas.api_clients import ApiClientCreate, ApiClientRead, ApiClientSelf, ApiClientUpdate, ApiClientWithKey
 from app.schemas.common import Page
@@ -34,7 +34,8 @@ async def list_api_clients(
 @router.post("", response_model=ApiClientWithKey, status_code=status.HTTP_201_CREATED,
              summary="Create an API client (admin); its key is shown in this answer only")
 async def create_api_client(
-    body: ApiClientCreate, principal: PrincipalDep, session: SessionDep, settings: SettingsDep, response: Response
+    body: ApiClientCreate, principal: PrincipalDep, session: SessionDep, settings: SettingsDep, response: Response,
+    audit: AuditDep,
 ) -> ApiClientWithKey:
     admin = principal.require_role(Role.admin)
     client, key = await api_client_service.create(
@@ -42,6 +43,8 @@ async def create_api_client(
         rate_limit_per_minute=body.rate_limit_per_minute or settings.api_rate_limit_per_minute,
         created_by_user_id=admin.id,
     )
+    await audit("api_client.create", f"api_client:{client.id}", name=client.name, scopes=[str(s) for s in body.scopes],
+                rate_limit_per_minute=client.rate_limit_per_minute)
     response.headers.update(NO_STORE)
     return ApiClientWithKey.build_with_key(client, key)
 
@@ -55,29 +58,31 @@ async def get_api_client(client_id: IdPath, principal: PrincipalDep, session: Se
 @router.patch("/{client_id}", response_model=ApiClientRead,
               summary="Change an API client's name, scopes or rate limit (admin)")
 async def update_api_client(
-    client_id: IdPath, body: ApiClientUpdate, principal: PrincipalDep, session: SessionDep
+    client_id: IdPath, body: ApiClientUpdate, principal: PrincipalDep, session: SessionDep, audit: AuditDep
 ) -> ApiClientRead:
     principal.require_role(Role.admin)
-    client = await api_client_service.update_client(
-        session, client_id=client_id, data=body.model_dump(exclude_unset=True)
-    )
+    change = body.model_dump(exclude_unset=True)
+    client = await api_client_service.update_client(session, client_id=client_id, data=change)
+    await audit("api_client.update", f"api_client:{client_id}", **body.model_dump(mode="json", exclude_unset=True))
     return ApiClientRead.build(client)
 
 
 @router.post("/{client_id}/rotate", response_model=ApiClientWithKey,
              summary="Replace an API client's key (admin); the old key stops working")
 async def rotate_api_client_key(
-    client_id: IdPath, principal: PrincipalDep, session: SessionDep, response: Response
+    client_id: IdPath, principal: PrincipalDep, session: SessionDep, response: Response, audit: AuditDep
 ) -> ApiClientWithKey:
     principal.require_role(Role.admin)
     client, key = await api_client_service.rotate(session, client_id=client_id)
+    await audit("api_client.rotate", f"api_client:{client_id}")
     response.headers.update(NO_STORE)
     return ApiClientWithKey.build_with_key(client, key)
 
 
 @router.delete("/{client_id}", status_code=status.HTTP_204_NO_CONTENT, response_class=Response,
                summary="Revoke an API client (admin); its key stops working")
-async def revoke_api_client(client_id: IdPath, principal: PrincipalDep, session: SessionDep) -> Response:
+async def revoke_api_client(client_id: IdPath, principal: PrincipalDep, session: SessionDep, audit: AuditDep) -> Response:
     principal.require_role(Role.admin)
     await api_client_service.revoke(session, client_id=client_id)
+    await audit("api_client.revoke", f"api_client:{client_id}")
     return Response(status_code=status.HTTP_204_NO_CONTENT)

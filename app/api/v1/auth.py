@@ -2,10 +2,12 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, status
+from fastapi import APIRouter, Depends, Request, status
 from fastapi.security import OAuth2PasswordRequestForm
 
-from app.api.deps import CurrentUser, PrincipalDep, SessionDep, SettingsDep, bearer_token
+from app.api import abuse
+from app.api.deps import AuditDep, CurrentUser, PrincipalDep, SessionDep, SettingsDep, bearer_token
+from app.errors import Unauthorized
 from app.models import Role
 from app.schemas.auth import MeRead, TokenRead, UserCreate, UserRead
 from app.services import auth as auth_service
@@ -15,9 +17,16 @@ router = APIRouter(tags=["auth"])
 
 @router.post("/auth/token", response_model=TokenRead, summary="Log in (OAuth2 password flow)")
 async def login(
-    form: Annotated[OAuth2PasswordRequestForm, Depends()], session: SessionDep, settings: SettingsDep
+    request: Request, form: Annotated[OAuth2PasswordRequestForm, Depends()], session: SessionDep,
+    settings: SettingsDep,
 ) -> TokenRead:
-    user = await auth_service.authenticate(session, username=form.username, password=form.password)
+    await abuse.before_login(request, form.username)
+    try:
+        user = await auth_service.authenticate(session, username=form.username, password=form.password)
+    except Unauthorized:
+        await abuse.after_login(request, form.username, ok=False)
+        raise
+    await abuse.after_login(request, form.username, ok=True)
     token, expires_in = await auth_service.issue_token(session, user=user, ttl_seconds=settings.token_ttl_seconds)
     return TokenRead(access_token=token, expires_in=expires_in)
 
@@ -34,7 +43,9 @@ async def me(user: CurrentUser) -> MeRead:
 
 
 @router.post("/users", response_model=UserRead, status_code=status.HTTP_201_CREATED)
-async def create_user(body: UserCreate, principal: PrincipalDep, session: SessionDep) -> UserRead:
+async def create_user(body: UserCreate, principal: PrincipalDep, session: SessionDep, audit: AuditDep) -> UserRead:
     principal.require_role(Role.admin)
     user = await auth_service.create_user(session, **body.model_dump())
+    await audit("user.create", f"user:{user.id}", username=user.username, role=user.role, unit_id=user.unit_id,
+                representative_id=user.representative_id)
     return UserRead.model_validate(user)

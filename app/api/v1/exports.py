@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+from dataclasses import fields
 from datetime import date
-from typing import Annotated
+from typing import Annotated, Any
 from urllib.parse import quote
 
 from fastapi import APIRouter, BackgroundTasks, Query, Request, Response, status
 from fastapi.responses import FileResponse, StreamingResponse
 
-from app.api.deps import IdPath, PrincipalDep, SessionDep, SettingsDep
+from app.api.deps import AuditDep, IdPath, PrincipalDep, SessionDep, SettingsDep
 from app.models import FormStatus, utcnow
 from app.schemas.common import MAX_ID
 from app.schemas.exports import ExportCreate, ExportFormat, ExportJobRead, StatsView
@@ -27,6 +28,19 @@ FILE_RESPONSES: dict[int | str, dict[str, object]] = {
 }
 
 
+def _filter_details(filters: form_service.FormFilter) -> dict[str, Any]:
+    """The filters of an export, as the audit log keeps them (JSON)."""
+    def plain(value: Any) -> Any:
+        if isinstance(value, date):
+            return value.isoformat()
+        if isinstance(value, (tuple, list)):
+            return [str(v) for v in value]
+        return value if isinstance(value, (bool, int)) else str(value)
+
+    return {f.name: plain(getattr(filters, f.name)) for f in fields(filters)
+            if getattr(filters, f.name) not in (None, (), [])}
+
+
 def _disposition(filename: str) -> dict[str, str]:
     """RFC 6266/5987: an ASCII fallback for old clients, the Chinese name for everyone else."""
     fallback = "minyi-export." + filename.rsplit(".", 1)[-1]
@@ -41,6 +55,7 @@ async def export_forms(
     principal: PrincipalDep,
     session: SessionDep,
     settings: SettingsDep,
+    audit: AuditDep,
     status_: Annotated[list[FormStatus] | None, Query(alias="status")] = None,
     workroom: Annotated[str | None, Query(max_length=32)] = None,
     category: Annotated[str | None, Query(max_length=32)] = None,
@@ -58,6 +73,8 @@ async def export_forms(
         q=q or None, supervision=supervision, submitted_from=submitted_from, submitted_to=submitted_to,
     )
     await export_service.validate_form_filter(session, principal=principal, filters=filters)
+    if form_service.sees_personal_data(principal):  # names and phone numbers leave the system: recorded
+        await audit("export.forms", None, format=fmt, filters=_filter_details(filters))
     now = utcnow()
     sessionmaker = request.app.state.sessionmaker
     if fmt == "csv":
@@ -92,7 +109,7 @@ async def export_stats(
              summary="Start a background export of forms (staff); poll GET /exports/{id}")
 async def create_export(
     body: ExportCreate, request: Request, background: BackgroundTasks, principal: PrincipalDep, session: SessionDep,
-    response: Response,
+    response: Response, audit: AuditDep,
 ) -> ExportJobRead:
     f = body.filters
     filters = form_service.FormFilter(
@@ -101,6 +118,8 @@ async def create_export(
         submitted_to=f.submitted_to,
     )
     job = await export_service.create_job(session, principal=principal, fmt=body.format, filters=filters)
+    if form_service.sees_personal_data(principal):
+        await audit("export.forms", f"export:{job.id}", format=body.format, filters=_filter_details(filters))
     # Started after the response, i.e. after this transaction has committed the job.
     background.add_task(request.app.state.exports.start, job.id)
     response.headers["Location"] = f"/api/v1/exports/{job.id}"
@@ -115,9 +134,11 @@ async def get_export(job_id: IdPath, principal: PrincipalDep, session: SessionDe
 @router.get("/exports/{job_id}/download", response_class=FileResponse, responses=FILE_RESPONSES,
             summary="Download a finished export (the user who started it, or an admin)")
 async def download_export(
-    job_id: IdPath, principal: PrincipalDep, session: SessionDep, settings: SettingsDep
+    job_id: IdPath, principal: PrincipalDep, session: SessionDep, settings: SettingsDep, audit: AuditDep
 ) -> FileResponse:
     path, filename, media_type = await export_service.job_file(
         session, principal=principal, job_id=job_id, export_dir=settings.export_dir
     )
+    if form_service.sees_personal_data(principal):
+        await audit("export.download", f"export:{job_id}")
     return FileResponse(path, media_type=media_type, headers=_disposition(filename))

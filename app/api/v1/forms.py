@@ -10,9 +10,10 @@ from pydantic import ValidationError
 from starlette.datastructures import UploadFile as StarletteUpload
 from starlette.formparsers import MultiPartException
 
+from app.api import abuse
 from app.api.deps import IdPath, PrincipalDep, SessionDep, SettingsDep
 from app.db import transaction
-from app.errors import Invalid, UnsupportedMediaType
+from app.errors import Invalid, NotFound, UnsupportedMediaType
 from app.models import FormStatus, OpinionForm, Scope, utcnow
 from app.schemas.common import MAX_ID, Page
 from app.schemas.forms import (
@@ -34,6 +35,7 @@ from app.schemas.forms import (
     UrgeBody,
 )
 from app.schemas.photos import PhotoRead
+from app.schemas.reference import PHONE_PATTERN
 from app.services import content_check
 from app.services import forms as form_service
 from app.services import photos as photo_service
@@ -112,6 +114,7 @@ async def submit_form(
 ) -> JSONResponse:
     if principal.client is not None:
         principal.require_scope(Scope.forms_write)
+    await abuse.public_submission(request, principal)
     body, uploads = await _read_submission(request)
     data = form_service.Submission(**body.model_dump())
     # Text from WeChat goes through WeChat's own content check first, when enabled (risky: 422 here).
@@ -181,6 +184,7 @@ async def list_forms(
     submitted_from: date | None = None,
     submitted_to: date | None = None,
     review: Annotated[bool | None, Query(description="true: only forms flagged for review by the content check")] = None,
+    phone: Annotated[str | None, Query(pattern=PHONE_PATTERN, description="提交人电话（精确匹配，仅限可查看个人信息的人员）")] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     cursor: Annotated[str | None, Query(max_length=100)] = None,
 ) -> Page[FormRead]:
@@ -188,7 +192,7 @@ async def list_forms(
     filters = form_service.FormFilter(
         status=tuple(status_ or ()), workroom=workroom, category=category, unit_id=unit_id, overdue=overdue,
         q=q or None, supervision=supervision, submitted_from=submitted_from, submitted_to=submitted_to,
-        review=review,
+        review=review, phone=phone,
     )
     forms, next_cursor = await form_service.list_forms(
         session, principal=principal, filters=filters, limit=limit, cursor=cursor
@@ -298,10 +302,17 @@ async def decline(form_id: IdPath, body: ReasonBody, principal: PrincipalDep, se
 
 @router.get("/track/{tracking_no}", response_model=TrackRead, summary="Public tracking by number and code")
 async def track(
+    request: Request,
     tracking_no: Annotated[str, Path(max_length=40)],
     session: SessionDep,
     settings: SettingsDep,
     code: Annotated[str, Query(min_length=1, max_length=16)],
 ) -> TrackRead:
-    form = await form_service.track(session, tracking_no=tracking_no, code=code, secret_key=settings.secret_key)
+    await abuse.before_track(request, tracking_no)
+    try:
+        form = await form_service.track(session, tracking_no=tracking_no, code=code, secret_key=settings.secret_key)
+    except NotFound:
+        await abuse.after_track(request, tracking_no, found=False)
+        raise
+    await abuse.after_track(request, tracking_no, found=True)
     return TrackRead.build(form)

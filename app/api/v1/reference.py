@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, status
 
-from app.api.deps import CurrentUser, CursorQ, IdPath, LimitQ, PrincipalDep, SessionDep
+from app.api.deps import AuditDep, CurrentUser, CursorQ, IdPath, LimitQ, PrincipalDep, SessionDep
 from app.models import Representative, Role
 from app.schemas.common import Page
 from app.schemas.reference import (
@@ -41,9 +41,11 @@ async def list_workrooms(user: CurrentUser, session: SessionDep, limit: LimitQ =
 
 
 @router.post("/workrooms", response_model=WorkroomRead, status_code=status.HTTP_201_CREATED)
-async def create_workroom(body: WorkroomCreate, principal: PrincipalDep, session: SessionDep) -> WorkroomRead:
+async def create_workroom(body: WorkroomCreate, principal: PrincipalDep, session: SessionDep, audit: AuditDep) -> WorkroomRead:
     principal.require_role(Role.admin)
-    return WorkroomRead.model_validate(await reference_service.create_workroom(session, data=body.model_dump()))
+    workroom = await reference_service.create_workroom(session, data=body.model_dump())
+    await audit("workroom.create", f"workroom:{workroom.code}", **body.model_dump(mode="json"))
+    return WorkroomRead.model_validate(workroom)
 
 
 @router.get("/workrooms/{code}", response_model=WorkroomRead)
@@ -52,9 +54,12 @@ async def get_workroom(code: str, user: CurrentUser, session: SessionDep) -> Wor
 
 
 @router.patch("/workrooms/{code}", response_model=WorkroomRead)
-async def update_workroom(code: str, body: WorkroomUpdate, principal: PrincipalDep, session: SessionDep) -> WorkroomRead:
+async def update_workroom(
+    code: str, body: WorkroomUpdate, principal: PrincipalDep, session: SessionDep, audit: AuditDep
+) -> WorkroomRead:
     principal.require_role(Role.admin)
     workroom = await reference_service.update_workroom(session, code=code, data=body.model_dump(exclude_unset=True))
+    await audit("workroom.update", f"workroom:{code}", **body.model_dump(mode="json", exclude_unset=True))
     return WorkroomRead.model_validate(workroom)
 
 
@@ -71,9 +76,13 @@ async def list_representatives(
 
 
 @router.post("/representatives", response_model=RepresentativeRead, status_code=status.HTTP_201_CREATED)
-async def create_representative(body: RepresentativeCreate, principal: PrincipalDep, session: SessionDep) -> RepresentativeRead:
+async def create_representative(
+    body: RepresentativeCreate, principal: PrincipalDep, session: SessionDep, audit: AuditDep
+) -> RepresentativeRead:
     principal.require_role(Role.admin)
     rep = await reference_service.create_representative(session, data=body.model_dump())
+    # Which fields, not their values: a representative's name and phone are personal data.
+    await audit("representative.create", f"representative:{rep.id}", fields=sorted(body.model_fields_set))
     return _representative(rep, principal)
 
 
@@ -85,12 +94,14 @@ async def get_representative(representative_id: IdPath, principal: PrincipalDep,
 
 @router.patch("/representatives/{representative_id}", response_model=RepresentativeRead)
 async def update_representative(
-    representative_id: IdPath, body: RepresentativeUpdate, principal: PrincipalDep, session: SessionDep
+    representative_id: IdPath, body: RepresentativeUpdate, principal: PrincipalDep, session: SessionDep,
+    audit: AuditDep,
 ) -> RepresentativeRead:
     principal.require_role(Role.admin)
     rep = await reference_service.update_representative(
         session, representative_id=representative_id, data=body.model_dump(exclude_unset=True)
     )
+    await audit("representative.update", f"representative:{representative_id}", fields=sorted(body.model_fields_set))
     return _representative(rep, principal)
 
 
@@ -101,9 +112,11 @@ async def list_units(user: CurrentUser, session: SessionDep, limit: LimitQ = 50,
 
 
 @router.post("/units", response_model=UnitRead, status_code=status.HTTP_201_CREATED)
-async def create_unit(body: UnitCreate, principal: PrincipalDep, session: SessionDep) -> UnitRead:
+async def create_unit(body: UnitCreate, principal: PrincipalDep, session: SessionDep, audit: AuditDep) -> UnitRead:
     principal.require_role(Role.admin)
-    return UnitRead.model_validate(await reference_service.create_unit(session, name=body.name))
+    unit = await reference_service.create_unit(session, name=body.name)
+    await audit("unit.create", f"unit:{unit.id}", name=unit.name)
+    return UnitRead.model_validate(unit)
 
 
 @router.get("/categories", response_model=Page[CategoryRead], summary="Categories (public)")
@@ -115,13 +128,18 @@ async def list_categories(session: SessionDep, limit: LimitQ = 50, cursor: Curso
 
 
 @router.post("/categories", response_model=CategoryRead, status_code=status.HTTP_201_CREATED)
-async def create_category(body: CategoryCreate, principal: PrincipalDep, session: SessionDep) -> CategoryRead:
+async def create_category(body: CategoryCreate, principal: PrincipalDep, session: SessionDep, audit: AuditDep) -> CategoryRead:
     principal.require_role(Role.admin)
-    return CategoryRead.model_validate(await reference_service.create_category(session, **body.model_dump()))
+    category = await reference_service.create_category(session, **body.model_dump())
+    await audit("category.create", f"category:{category.code}", **body.model_dump(mode="json"))
+    return CategoryRead.model_validate(category)
 
 
 @router.patch("/categories/{code}", response_model=CategoryRead, summary="Change a category (admin)")
-async def update_category(code: str, body: CategoryUpdate, principal: PrincipalDep, session: SessionDep) -> CategoryRead:
+async def update_category(
+    code: str, body: CategoryUpdate, principal: PrincipalDep, session: SessionDep, audit: AuditDep
+) -> CategoryRead:
     principal.require_role(Role.admin)
     category = await reference_service.update_category(session, code=code, data=body.model_dump(exclude_unset=True))
+    await audit("category.update", f"category:{code}", **body.model_dump(mode="json", exclude_unset=True))
     return CategoryRead.model_validate(category)

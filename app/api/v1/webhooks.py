@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, Response, status
 
-from app.api.deps import CursorQ, IdPath, LimitQ, PrincipalDep, SessionDep, SettingsDep
+from app.api.deps import AuditDep, CursorQ, IdPath, LimitQ, PrincipalDep, SessionDep, SettingsDep
 from app.schemas.common import Page
 from app.schemas.webhooks import (
     DeliveryDetail,
@@ -34,11 +34,12 @@ async def list_webhooks(
 @router.post("/webhooks", response_model=WebhookCreated, status_code=status.HTTP_201_CREATED,
              summary="Create a webhook; its secret is shown only in this answer")
 async def create_webhook(
-    body: WebhookCreate, principal: PrincipalDep, session: SessionDep, settings: SettingsDep
+    body: WebhookCreate, principal: PrincipalDep, session: SessionDep, settings: SettingsDep, audit: AuditDep
 ) -> WebhookCreated:
     webhook, secret = await webhook_service.create(
         session, principal=principal, url=body.url, events=body.events, settings=settings
     )
+    await audit("webhook.create", f"webhook:{webhook.id}", url=webhook.url, events=[str(e) for e in body.events])
     return WebhookCreated.with_secret(webhook, secret)
 
 
@@ -49,28 +50,33 @@ async def get_webhook(webhook_id: IdPath, principal: PrincipalDep, session: Sess
 
 @router.patch("/webhooks/{webhook_id}", response_model=WebhookRead, summary="Change url, events or active")
 async def update_webhook(
-    webhook_id: IdPath, body: WebhookUpdate, principal: PrincipalDep, session: SessionDep, settings: SettingsDep
+    webhook_id: IdPath, body: WebhookUpdate, principal: PrincipalDep, session: SessionDep, settings: SettingsDep,
+    audit: AuditDep,
 ) -> WebhookRead:
+    change = body.model_dump(exclude_unset=True)
     webhook = await webhook_service.update_webhook(
-        session, principal=principal, webhook_id=webhook_id, data=body.model_dump(exclude_unset=True), settings=settings
+        session, principal=principal, webhook_id=webhook_id, data=change, settings=settings
     )
+    await audit("webhook.update", f"webhook:{webhook_id}", **body.model_dump(mode="json", exclude_unset=True))
     return WebhookRead.build(webhook)
 
 
 @router.delete("/webhooks/{webhook_id}", status_code=status.HTTP_204_NO_CONTENT, response_class=Response)
-async def delete_webhook(webhook_id: IdPath, principal: PrincipalDep, session: SessionDep) -> Response:
+async def delete_webhook(webhook_id: IdPath, principal: PrincipalDep, session: SessionDep, audit: AuditDep) -> Response:
     await webhook_service.delete_webhook(session, principal=principal, webhook_id=webhook_id)
+    await audit("webhook.delete", f"webhook:{webhook_id}")
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
 @router.post("/webhooks/{webhook_id}/rotate-secret", response_model=WebhookCreated,
              summary="A new secret, shown once; the previous one keeps signing too for 24 hours")
 async def rotate_secret(
-    webhook_id: IdPath, principal: PrincipalDep, session: SessionDep, settings: SettingsDep
+    webhook_id: IdPath, principal: PrincipalDep, session: SessionDep, settings: SettingsDep, audit: AuditDep
 ) -> WebhookCreated:
     webhook, secret = await webhook_service.rotate_secret(
         session, principal=principal, webhook_id=webhook_id, settings=settings
     )
+    await audit("webhook.rotate_secret", f"webhook:{webhook_id}")
     return WebhookCreated.with_secret(webhook, secret)
 
 
@@ -111,8 +117,11 @@ async def get_delivery(webhook_id: IdPath, delivery_id: IdPath, principal: Princ
 
 @router.post("/webhooks/{webhook_id}/deliveries/{delivery_id}/redeliver", response_model=DeliveryRead,
              summary="Send a delivery again now (any status), with the same webhook-id")
-async def redeliver(webhook_id: IdPath, delivery_id: IdPath, principal: PrincipalDep, session: SessionDep) -> DeliveryRead:
+async def redeliver(
+    webhook_id: IdPath, delivery_id: IdPath, principal: PrincipalDep, session: SessionDep, audit: AuditDep
+) -> DeliveryRead:
     delivery, change = await webhook_service.redeliver(
         session, principal=principal, webhook_id=webhook_id, delivery_id=delivery_id
     )
+    await audit("webhook.redeliver", f"webhook:{webhook_id}", delivery_id=delivery_id)
     return DeliveryRead.build(delivery, change)

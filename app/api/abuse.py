@@ -1,0 +1,107 @@
+"""Abuse limits on what faces the open internet (OWASP ASVS V2.2, V11.1): public submissions, tracking
+look-ups and logins.
+
+- Per client IP, a minute: public submissions (anonymous and WeChat residents), tracking look-ups and
+  login attempts (GCRA, ``services/rate_limit.py``).
+- Per subject: wrong verification codes for one tracking number, and failed logins of one account, lock
+  that number or account for a while (``services/lockouts.py``). While locked even the right code or
+  password is refused, so guessing gains nothing; an admin can lift a lock (``GET/DELETE
+  /api/v1/lockouts``). Unknown numbers and usernames are counted like real ones, so a lock reveals
+  nothing about what exists.
+
+Every refusal is ``TooManyRequests`` (429 with ``Retry-After``). The client IP is the direct peer, or
+what a trusted proxy says (``MINYI_TRUSTED_PROXIES``, applied to the request before it gets here).
+Counters are shared across processes through Redis when it is configured, in memory otherwise.
+"""
+
+from __future__ import annotations
+
+import math
+
+from starlette.requests import Request
+
+from app.errors import TooManyRequests
+from app.services.auth import Principal
+from app.services.lockouts import Lock
+
+TRACK = "track:"
+LOGIN = "login:"
+KINDS = {"track": TRACK, "login": LOGIN}
+
+
+def client_ip(request: Request) -> str:
+    return request.client.host if request.client else "unknown"
+
+
+def track_subject(tracking_no: str) -> str:
+    return TRACK + tracking_no.strip().upper()[:40]
+
+
+def login_subject(username: str) -> str:
+    return LOGIN + username.strip().lower()[:64]
+
+
+async def _refuse_if_locked(request: Request, subject: str, message: str, code: str) -> None:
+    left = await request.app.state.lockouts.locked_for(subject)
+    if left > 0:
+        minutes = max(1, math.ceil(left / 60))
+        raise TooManyRequests(message.format(minutes=minutes), retry_after=math.ceil(left), code=code)
+
+
+async def public_submission(request: Request, principal: Principal) -> None:
+    """Count a submission against its IP unless staff or an API client (they have accounts and limits)."""
+    if principal.user is not None or principal.client is not None:
+        return
+    settings = request.app.state.settings
+    await request.app.state.rate_limiter.hit(f"ip:submit:{client_ip(request)}", settings.public_submit_per_ip_per_minute)
+
+
+async def before_track(request: Request, tracking_no: str) -> None:
+    settings = request.app.state.settings
+    await request.app.state.rate_limiter.hit(f"ip:track:{client_ip(request)}", settings.track_per_ip_per_minute)
+    await _refuse_if_locked(request, track_subject(tracking_no),
+                            "该编号查询码错误次数过多，已暂时锁定，请 {minutes} 分钟后再试。", "tracking_locked")
+
+
+async def after_track(request: Request, tracking_no: str, *, found: bool) -> None:
+    lockouts, settings = request.app.state.lockouts, request.app.state.settings
+    subject = track_subject(tracking_no)
+    if found:
+        await lockouts.succeeded(subject)
+    else:
+        await lockouts.failed(subject, limit=settings.track_failures_before_lock,
+                              window=settings.lockout_window_seconds, lock=settings.track_lock_seconds)
+
+
+async def before_login(request: Request, username: str) -> None:
+    settings = request.app.state.settings
+    await request.app.state.rate_limiter.hit(f"ip:login:{client_ip(request)}", settings.login_per_ip_per_minute)
+    await _refuse_if_locked(request, login_subject(username),
+                            "该账号登录失败次数过多，已暂时锁定，请 {minutes} 分钟后再试或联系管理员解锁。", "account_locked")
+
+
+async def after_login(request: Request, username: str, *, ok: bool) -> None:
+    lockouts, settings = request.app.state.lockouts, request.app.state.settings
+    subject = login_subject(username)
+    if ok:
+        await lockouts.succeeded(subject)
+    else:
+        await lockouts.failed(subject, limit=settings.login_failures_before_lock,
+                              window=settings.lockout_window_seconds, lock=settings.login_lock_seconds)
+
+
+async def current_locks(request: Request, kind: str | None = None) -> list[tuple[str, str, float]]:
+    """(kind, subject, seconds left) of every lock now in force."""
+    locks: list[Lock] = await request.app.state.lockouts.current(KINDS[kind] if kind else "")
+    by_prefix = {prefix: name for name, prefix in KINDS.items()}
+    result = []
+    for lock in locks:
+        for prefix, name in by_prefix.items():
+            if lock.subject.startswith(prefix):
+                result.append((name, lock.subject[len(prefix):], lock.seconds_left))
+    return result
+
+
+async def lift(request: Request, kind: str, subject: str) -> bool:
+    key = track_subject(subject) if kind == "track" else login_subject(subject)
+    return bool(await request.app.state.lockouts.lift(key))
