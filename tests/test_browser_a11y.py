@@ -54,8 +54,9 @@ async def test_public_representative_and_office_pages_meet_contrast(live_server:
     page = await phone.new_page()
     # The check itself sees a pale text and an unlabelled field.
     await page.goto(live_server + "/track")
+    # The pale colour set from script (CSSOM), not as a style attribute, which the CSP blocks.
     await page.evaluate("""() => { document.querySelector('main').insertAdjacentHTML('beforeend',
-        '<p style="color:#aaa">浅色文字</p><input name="nolabel">'); }""")
+        '<p id="pale">浅色文字</p><input name="nolabel">'); document.getElementById('pale').style.color = '#aaa'; }""")
     probe = await page.evaluate(CONTRAST)
     assert any("浅色文字" in f for f in probe["failures"]) and probe["unlabelled"] == ["nolabel"]
     await page.evaluate("""() => { document.querySelector('main').insertAdjacentHTML('beforeend',

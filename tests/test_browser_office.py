@@ -81,13 +81,13 @@ async def test_dashboard_updates_the_count_without_a_reload(live_server: str, ph
 
         # A poll while nothing changed gets 304 and leaves the number as it was.
         await page.wait_for_function(
-            "Number(document.getElementById('dashboard').dataset.notModified || 0) >= 1", timeout=15000)
+            "() => Number(document.getElementById('dashboard').dataset.notModified || 0) >= 1", timeout=15000)
         assert (await collected.text_content()) == "2"
         assert await page.evaluate("window.minyiDashboard.updated") == 0
         await screenshot(page, "office-dashboard")
 
         assert (await http.post("/api/v1/forms", json={"content": "路边的树枝挡住了红绿灯。"})).status_code == 201
         await page.wait_for_function(
-            "document.querySelector('[data-stat=collected]').textContent === '3'", timeout=20000)
+            "() => document.querySelector('[data-stat=collected]').textContent === '3'", timeout=20000)
         assert await page.evaluate("window.__notReloaded === true")  # the same page: no reload happened
         await screenshot(page, "office-dashboard-updated")

@@ -89,7 +89,7 @@ async def test_the_entry_page_opens_offline_after_one_visit(live_server, phone, 
     page = await phone.new_page()
     await sign_in(page, live_server)
     await page.reload()
-    await page.wait_for_function("navigator.serviceWorker.controller !== null")
+    await page.wait_for_function("() => navigator.serviceWorker.controller !== null")
     key = await page.input_value("input[name=idempotency_key]")  # a fresh one in every page the server renders
 
     await phone.set_offline(True)

@@ -239,7 +239,8 @@ async def test_posters_show_the_qr_the_name_and_the_instructions_for_a4(client, 
     assert page.status_code == 200
     assert "<svg" in page.text and "镇区党代表工作室" in page.text
     assert "扫码反映您的意见建议" in page.text and "查询编号和查询码" in page.text
-    assert "size: A4" in page.text
+    assert 'class="poster-page"' in page.text  # printed on A4: the rule is in the stylesheet (no inline style, CSP)
+    assert "size: A4" in (await client.get("/static/css/app.css")).text
     assert "http://testserver/w/LS-01" in page.text
     page = await client.get(f"/p/{point_id}/poster")
     assert page.status_code == 200 and "<svg" in page.text and "洛社菜市场流动服务点" in page.text
