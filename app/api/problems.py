@@ -106,9 +106,17 @@ def _is_data_error(exc: DBAPIError) -> bool:
 
 
 def _is_unavailable(exc: DBAPIError) -> bool:
+    """A database that cannot serve now (retry later), as opposed to a statement it refused. Besides a lost
+    or refused connection: PostgreSQL closed to connections (``ALTER DATABASE ... ALLOW_CONNECTIONS false``
+    answers 55000 "not currently accepting connections", which no statement of ours raises), and SQLite
+    still locked by another process when the busy timeout runs out (SQLITE_BUSY)."""
     cause = exc.orig.__cause__ if exc.orig is not None else None
-    return exc.connection_invalidated or isinstance(
-        cause, (OSError, asyncpg.exceptions.CannotConnectNowError, asyncpg.exceptions.ConnectionDoesNotExistError)
+    sqlite_busy = isinstance(exc.orig, sqlite3.OperationalError) and (
+        getattr(exc.orig, "sqlite_errorcode", 0) & 0xFF == sqlite3.SQLITE_BUSY  # extended codes included
+    )
+    return exc.connection_invalidated or sqlite_busy or isinstance(
+        cause, (OSError, asyncpg.exceptions.CannotConnectNowError, asyncpg.exceptions.ConnectionDoesNotExistError,
+                asyncpg.exceptions.ObjectNotInPrerequisiteStateError)
     )
 
 
