@@ -1,0 +1,819 @@
+"""Who may do what, proven (issue 8, point 3): one table lists every endpoint of the API, Open311 and the
+operations probes against every kind of caller, and the expected answer; the tests walk all of it with real
+requests against a real database (SQLite and PostgreSQL).
+
+The callers (``CALLERS``): ``anonymous``; ``resident`` (a WeChat resident's ``wx_`` bearer token);
+``admin``, ``coordinator``, ``handler`` (handler_a, unit A) and ``rep`` (张代表, workroom LS-01) with their
+staff tokens; and four API clients (``X-API-Key``) holding one scope each: ``client:forms:write``,
+``client:forms:read``, ``client:stats:read``, ``client:webhooks``.
+
+How to read a row: ``TABLE[(METHOD, path template)] = Row(who may, the request, exceptions)``.
+
+- ``Row.may`` is the set of callers allowed. An allowed caller must get a 2xx.
+- Everyone else is refused: 401 when anonymous, 403 otherwise (problem+json, whose ``status`` says the same;
+  Open311's own error list for ``/open311/`` paths).
+- ``Row.answers`` overrides single cells where the answer is neither of those on purpose: ``HIDDEN`` (404,
+  the endpoint hides that the object exists, e.g. another client's webhook), or a stated status with a
+  comment saying why (Open311 refusing a missing api_key with 403, a token URL that never exists …).
+- ``Row.call(town, caller)`` builds the request. It may create what the request needs (a form in the right
+  state, a shift, a webhook …), shared through ``town.shared`` or fresh for every caller when the request
+  changes or uses up its object (deleting, assigning, …), so that every allowed caller gets its 2xx.
+
+How to add a row (``test_every_endpoint_has_a_row`` fails until you do):
+
+1. Add ``(METHOD, "/path/{template}")`` to ``TABLE``, exactly as the route declares it.
+2. Say who may: a set such as ``ALL``, ``STAFF``, ``OFFICE``, ``ADMIN_ONLY``, ``{RESIDENT}``, ``{W}`` (a
+   client with ``forms:write``) or a union of them (``STAFF | {R}``).
+3. Give the request: ``at("/api/v1/…")`` when it is the same for every caller, else a ``lambda t, c: …``
+   calling a ``Town`` helper (or a new one) that fills the path's ids with objects that exist and sends a
+   body valid enough to pass validation (FastAPI validates the body before the route can refuse the caller,
+   so a bad body would hide the refusal behind a 422).
+4. A cell that is neither allowed nor the plain 401/403 goes in ``Row.answers``, with a comment saying why.
+   A cell whose current answer looks wrong is marked ``# BUG? …``: kept as it is when it is safe (more
+   restrictive than needed), written as it should be (so the row fails) when someone gets in who must not.
+5. Run ``.venv/bin/python -m pytest tests/test_authorization_matrix.py -q -k "<path>"`` on both engines.
+
+The world is built once per engine (module-scoped) to keep the walk fast; the rows are written so that
+none depends on another having run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import itertools
+import socket
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
+from collections.abc import Set as AbstractSet
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import pytest_asyncio
+from argon2 import PasswordHasher
+from fastapi import FastAPI
+from fastapi.routing import iter_route_contexts
+from PIL import Image
+from sqlalchemy import update
+from starlette.routing import Mount
+
+from app.api import abuse
+from app.db import transaction
+from app.main import create_app
+from app.models import OpinionForm, Resident, utcnow
+from app.services import auth as auth_service
+from app.services import residents as resident_service
+from app.services.rate_limit import MAX_LIMIT_PER_MINUTE
+from tests.conftest import ENGINES, fresh_database, make_settings, wechat_settings
+from tests.factories import PASSWORD, World, build_world
+from tests.fake_wechat import FakeWeChat
+
+# --- the callers -------------------------------------------------------------------------------------
+
+ANON, RESIDENT = "anonymous", "resident"
+ADMIN, COORD, HANDLER, REP = "admin", "coordinator", "handler", "rep"
+W, R, S, H = "client:forms:write", "client:forms:read", "client:stats:read", "client:webhooks"
+# Allowed callers tend to come first: the ones refused after them then meet warm caches (the login cache,
+# the dashboard's poll answers), which must refuse them all the same.
+CALLERS = (ADMIN, COORD, HANDLER, REP, W, R, S, H, RESIDENT, ANON)
+CLIENT_SCOPES = {W: "forms:write", R: "forms:read", S: "stats:read", H: "webhooks"}
+STAFF_USERS = {ADMIN: "admin", COORD: "coordinator", HANDLER: "handler_a", REP: "rep"}
+
+ALL = frozenset(CALLERS)
+STAFF = frozenset(STAFF_USERS)
+OFFICE = frozenset({ADMIN, COORD})
+ADMIN_ONLY = frozenset({ADMIN})
+CLIENTS = frozenset(CLIENT_SCOPES)
+NOBODY: frozenset[str] = frozenset()
+
+OK = 200  # any 2xx
+HIDDEN = 404  # refused by answering as if the object did not exist
+
+
+@dataclass(frozen=True)
+class Call:
+    """One request: the path (ids filled in) and what it carries. ``headers`` replaces the caller's own
+    credentials when set."""
+
+    path: str
+    params: Mapping[str, str] | None = None
+    json: Any = None
+    data: Mapping[str, str] | None = None
+    files: Mapping[str, tuple[str, bytes, str]] | None = None
+    headers: Mapping[str, str] | None = None
+
+
+CallFn = Callable[["Town", str], Awaitable[Call]]
+
+
+@dataclass(frozen=True)
+class Row:
+    may: AbstractSet[str]
+    call: CallFn
+    answers: Mapping[str, int] = field(default_factory=dict)
+
+    def expected(self, caller: str) -> int:
+        if caller in self.answers:
+            return self.answers[caller]
+        if caller in self.may:
+            return OK
+        return 401 if caller == ANON else 403
+
+
+def at(path: str, **request: Any) -> CallFn:
+    """The same request for every caller."""
+
+    async def call(_town: Town, _caller: str) -> Call:
+        return Call(path, **request)
+
+    return call
+
+
+def every(status: int) -> dict[str, int]:
+    return dict.fromkeys(CALLERS, status)
+
+
+CONTENT = "村口路灯坏了三盏，晚上走路看不清，请尽快修复。"
+OPEN311_FILED = {"service_code": "urban_traffic", "address_string": "洛社镇石塘湾村村口", "description": CONTENT}
+
+
+# --- the table -----------------------------------------------------------------------------------------
+
+TABLE: dict[tuple[str, str], Row] = {
+    # Operations probes. /metrics runs here with MINYI_METRICS_TOKEN set, as a production server should:
+    # only that token opens it, so every caller of the table (staff bearer tokens included: they are not
+    # the metrics credential) gets 401 with WWW-Authenticate; test_the_metrics_token_opens_metrics shows
+    # the token itself working. (Unset, /metrics is open to anyone: see its setting's comment.)
+    ("GET", "/healthz"): Row(ALL, at("/healthz")),
+    ("GET", "/readyz"): Row(ALL, at("/readyz")),
+    ("GET", "/metrics"): Row(NOBODY, at("/metrics"), every(401)),
+
+    # --- auth and users
+    ("POST", "/api/v1/auth/token"): Row(ALL, at("/api/v1/auth/token", data={"username": "coordinator",
+                                                                           "password": PASSWORD})),
+    # Logging out revokes the token it is sent with: staff log out a fresh token of their own.
+    ("POST", "/api/v1/auth/logout"): Row(STAFF, lambda t, c: t.logout(c)),
+    ("GET", "/api/v1/auth/me"): Row(STAFF, at("/api/v1/auth/me")),
+    ("POST", "/api/v1/users"): Row(ADMIN_ONLY, lambda t, c: t.new_user()),
+
+    # --- reference data
+    ("GET", "/api/v1/workrooms"): Row(STAFF, at("/api/v1/workrooms")),
+    ("POST", "/api/v1/workrooms"): Row(ADMIN_ONLY, lambda t, c: t.unique(lambda n: Call(
+        "/api/v1/workrooms", json={"code": f"MX-{n}", "name": f"矩阵测试工作室{n}"}))),
+    ("GET", "/api/v1/workrooms/{code}"): Row(STAFF, at("/api/v1/workrooms/LS-01")),
+    ("PATCH", "/api/v1/workrooms/{code}"): Row(ADMIN_ONLY, at("/api/v1/workrooms/LS-02", json={"area": "第二网格"})),
+    ("GET", "/api/v1/representatives"): Row(STAFF, at("/api/v1/representatives")),
+    ("POST", "/api/v1/representatives"): Row(ADMIN_ONLY, at("/api/v1/representatives", json={"name": "王代表"})),
+    ("GET", "/api/v1/representatives/{representative_id}"): Row(
+        STAFF, lambda t, c: t.path("/api/v1/representatives/{}", t.rep_id("rep2"))),
+    ("PATCH", "/api/v1/representatives/{representative_id}"): Row(
+        ADMIN_ONLY, lambda t, c: t.path("/api/v1/representatives/{}", t.rep_id("rep2"), json={"level": "district"})),
+    ("GET", "/api/v1/units"): Row(STAFF, at("/api/v1/units")),
+    ("POST", "/api/v1/units"): Row(ADMIN_ONLY, lambda t, c: t.unique(lambda n: Call(
+        "/api/v1/units", json={"name": f"矩阵测试办{n}"}))),
+    ("GET", "/api/v1/categories"): Row(ALL, at("/api/v1/categories")),
+    ("POST", "/api/v1/categories"): Row(ADMIN_ONLY, lambda t, c: t.unique(lambda n: Call(
+        "/api/v1/categories", json={"code": f"matrix_{n}", "name": f"矩阵测试类别{n}"}))),
+    ("PATCH", "/api/v1/categories/{code}"): Row(ADMIN_ONLY, at("/api/v1/categories/urban_traffic",
+                                                               json={"keywords": "路灯,道路"})),
+
+    # --- exports
+    ("GET", "/api/v1/forms/export.{fmt}"): Row(STAFF, at("/api/v1/forms/export.csv")),
+    # Files are for staff, as their summaries say: a stats:read client reads the same views as JSON only,
+    # a forms:read client lists forms but does not export them.
+    ("GET", "/api/v1/stats/{view}/export.{fmt}"): Row(STAFF, at("/api/v1/stats/by-workroom/export.csv")),
+    ("POST", "/api/v1/exports"): Row(STAFF, at("/api/v1/exports", json={"format": "csv"})),
+    # The job is the coordinator's: its creator and admins read it; other staff get 403 export_forbidden.
+    ("GET", "/api/v1/exports/{job_id}"): Row(
+        OFFICE, lambda t, c: t.path("/api/v1/exports/{}", t.export_job())),
+    ("GET", "/api/v1/exports/{job_id}/download"): Row(
+        OFFICE, lambda t, c: t.path("/api/v1/exports/{}/download", t.export_job())),
+
+    # --- forms and their workflow: a fresh form in the right state for every caller where the action
+    # changes it. Forms are in LS-01 (张代表's workroom) and given to unit A (handler_a's) unless said.
+    ("POST", "/api/v1/forms"): Row(ALL - {R, S, H}, at("/api/v1/forms", json={
+        "content": CONTENT, "category": "urban_traffic", "workroom_code": "LS-01"})),
+    ("GET", "/api/v1/forms"): Row(STAFF | {R}, at("/api/v1/forms")),
+    # A form of LS-02 given to unit B: handler_a and 张代表 may not see it. They get 403 form_forbidden,
+    # not a 404: staff learn that the id exists, nothing more (residents and clients are 403 anyway).
+    ("GET", "/api/v1/forms/{form_id}"): Row(OFFICE | {R}, lambda t, c: t.on_form(
+        "/api/v1/forms/{}", "ls02-unit-b", state="assigned", workroom="LS-02", unit="B")),
+    ("POST", "/api/v1/forms/{form_id}/assign"): Row(OFFICE, lambda t, c: t.fresh_form(
+        "assign", "submitted", {"unit_id": t.unit("A")})),
+    ("POST", "/api/v1/forms/{form_id}/reassign"): Row(OFFICE, lambda t, c: t.fresh_form(
+        "reassign", "assigned", {"unit_id": t.unit("B")})),
+    ("POST", "/api/v1/forms/{form_id}/reply"): Row(OFFICE | {HANDLER}, lambda t, c: t.fresh_form(
+        "reply", "assigned", {"reply": "已安排维修，三日内完成。"})),
+    ("POST", "/api/v1/forms/{form_id}/close"): Row(OFFICE, lambda t, c: t.fresh_form(
+        "close", "answered", {"satisfaction": "satisfied"})),
+    ("POST", "/api/v1/forms/{form_id}/reopen"): Row(OFFICE, lambda t, c: t.fresh_form(
+        "reopen", "answered", {"reason": "群众反映路灯仍未修好。"})),
+    # Only the unit holding the form returns it or asks for more time: the office gets 403 not_your_unit.
+    ("POST", "/api/v1/forms/{form_id}/return"): Row({HANDLER}, lambda t, c: t.fresh_form(
+        "return", "assigned", {"reason": "不属于本单位职责。"})),
+    ("POST", "/api/v1/forms/{form_id}/extension"): Row({HANDLER}, lambda t, c: t.fresh_form(
+        "extension", "assigned", {"due_at": t.days_ahead(120), "reason": "需要协调供电公司。"})),
+    ("POST", "/api/v1/forms/{form_id}/extension/approve"): Row(OFFICE, lambda t, c: t.fresh_form(
+        "extension/approve", "extension_requested", {"note": "同意。"})),
+    ("POST", "/api/v1/forms/{form_id}/extension/refuse"): Row(OFFICE, lambda t, c: t.fresh_form(
+        "extension/refuse", "extension_requested", {"note": "请按期办理。"})),
+    # Entered by 张代表 at the stall: he (or the office) may record the answer given on the spot.
+    ("POST", "/api/v1/forms/{form_id}/answer-on-spot"): Row(OFFICE | {REP}, lambda t, c: t.fresh_form(
+        "answer-on-spot", "submitted", {"reply": "已当场解释政策。"}, by=REP)),
+    ("POST", "/api/v1/forms/{form_id}/urge"): Row(OFFICE, lambda t, c: t.fresh_form(
+        "urge", "assigned", {"note": "请加快办理。"})),
+    # Staff who can see the form (all four here: LS-01, unit A) may add an internal note.
+    ("POST", "/api/v1/forms/{form_id}/notes"): Row(STAFF, lambda t, c: t.on_form(
+        "/api/v1/forms/{}/notes", "ls01-unit-a", state="assigned", json={"note": "已电话联系提交人。"})),
+    ("POST", "/api/v1/forms/{form_id}/clear-review"): Row(OFFICE, lambda t, c: t.fresh_form(
+        "clear-review", "flagged", {"note": "内容无问题。"})),
+    ("POST", "/api/v1/forms/{form_id}/decline"): Row(OFFICE, lambda t, c: t.fresh_form(
+        "decline", "submitted", {"reason": "不属于意见征询范围。"})),
+    # Public tracking: the number and its verification code are the credential, whoever asks.
+    ("GET", "/api/v1/track/{tracking_no}"): Row(ALL, lambda t, c: t.track()),
+
+    # --- photos: a form the resident submitted, in LS-01 and given to unit A, so all four staff see it.
+    # The forms:write client did not submit it: 403 (it may add photos to its own forms only).
+    ("POST", "/api/v1/forms/{form_id}/photos"): Row(STAFF | {RESIDENT}, lambda t, c: t.on_form(
+        "/api/v1/forms/{}/photos", "photo-upload", state="assigned", by=RESIDENT,
+        files={"file": ("photo.jpg", jpeg(), "image/jpeg")})),
+    ("GET", "/api/v1/forms/{form_id}/photos"): Row(STAFF | {RESIDENT, R}, lambda t, c: t.photo_path(
+        "/api/v1/forms/{form}/photos")),
+    ("GET", "/api/v1/forms/{form_id}/photos/{photo_id}"): Row(STAFF | {RESIDENT, R}, lambda t, c: t.photo_path(
+        "/api/v1/forms/{form}/photos/{photo}")),
+
+    # --- statistics
+    ("GET", "/api/v1/stats/summary"): Row(STAFF | {S}, at("/api/v1/stats/summary")),
+    ("GET", "/api/v1/stats/by-workroom"): Row(STAFF | {S}, at("/api/v1/stats/by-workroom")),
+    ("GET", "/api/v1/stats/by-category"): Row(STAFF | {S}, at("/api/v1/stats/by-category")),
+    ("GET", "/api/v1/stats/monthly"): Row(STAFF | {S}, at("/api/v1/stats/monthly")),
+    ("GET", "/api/v1/stats/by-unit"): Row(STAFF | {S}, at("/api/v1/stats/by-unit")),
+    ("GET", "/api/v1/stats/by-representative"): Row(STAFF | {S}, at("/api/v1/stats/by-representative")),
+
+    # --- duty rosters
+    # BUG? (a field, not the access) the public list carries each shift's checked_in_at, so anyone can read
+    # whether and when a representative signed in, while attendance (GET /attendance) is the office's only.
+    ("GET", "/api/v1/workrooms/{code}/shifts"): Row(ALL, at("/api/v1/workrooms/LS-01/shifts")),
+    ("POST", "/api/v1/workrooms/{code}/shifts"): Row(OFFICE, lambda t, c: t.new_shift_body()),
+    ("DELETE", "/api/v1/shifts/{shift_id}"): Row(OFFICE, lambda t, c: t.on_fresh_shift("/api/v1/shifts/{}")),
+    ("GET", "/api/v1/workrooms/{code}/on-duty"): Row(ALL, at("/api/v1/workrooms/LS-01/on-duty")),
+    ("POST", "/api/v1/rota/preview"): Row(OFFICE, lambda t, c: t.rota("/api/v1/rota/preview", week=0)),
+    ("POST", "/api/v1/rota/commit"): Row(OFFICE, lambda t, c: t.rota("/api/v1/rota/commit", week=None)),
+    # 张代表's own shift: he or the office may ask someone to take it.
+    ("POST", "/api/v1/shifts/{shift_id}/swap"): Row(OFFICE | {REP}, lambda t, c: t.on_fresh_shift(
+        "/api/v1/shifts/{}/swap", json={"to_representative_id": t.rep_id("rep2")})),
+    ("GET", "/api/v1/swaps"): Row(OFFICE | {REP}, at("/api/v1/swaps")),
+    # action=accept on a swap 李代表's shift asks of 张代表: only he answers it, not even the office.
+    ("POST", "/api/v1/swaps/{swap_id}/{action}"): Row({REP}, lambda t, c: t.swap_to_rep("accept")),
+    # A shift of 张代表 running now: only he checks in.
+    ("POST", "/api/v1/shifts/{shift_id}/check-in"): Row({REP}, lambda t, c: t.current_shift_check_in()),
+    ("GET", "/api/v1/attendance"): Row(OFFICE, at("/api/v1/attendance")),
+
+    # --- service points
+    ("GET", "/api/v1/service-points"): Row(ALL, at("/api/v1/service-points")),
+    ("POST", "/api/v1/service-points"): Row(OFFICE, lambda t, c: t.new_point_body()),
+    ("GET", "/api/v1/service-points/funnel"): Row(STAFF, at("/api/v1/service-points/funnel")),
+    ("GET", "/api/v1/service-points/{service_point_id}"): Row(ALL, lambda t, c: t.on_point(
+        "/api/v1/service-points/{}", fresh=False)),
+    ("PATCH", "/api/v1/service-points/{service_point_id}"): Row(OFFICE, lambda t, c: t.on_point(
+        "/api/v1/service-points/{}", fresh=False, json={"location": "村委会门口"})),
+    ("DELETE", "/api/v1/service-points/{service_point_id}"): Row(OFFICE, lambda t, c: t.on_point(
+        "/api/v1/service-points/{}", fresh=True)),
+
+    # --- calendars. The .ics feeds' credential is the token in their URL, whoever fetches it (a wrong or
+    # missing token is a 404 for everyone: tests/test_calendars.py).
+    ("GET", "/api/v1/calendars/representatives/{representative_id}.ics"): Row(ALL, lambda t, c: t.feed(
+        "/api/v1/calendars/representatives/{}".format(t.rep_id("rep")))),
+    ("GET", "/api/v1/calendars/workrooms/{code}.ics"): Row(ALL, lambda t, c: t.feed(
+        "/api/v1/calendars/workrooms/LS-01")),
+    # 张代表's own calendar: he or the office.
+    ("GET", "/api/v1/calendars/representatives/{representative_id}"): Row(OFFICE | {REP}, lambda t, c: t.path(
+        "/api/v1/calendars/representatives/{}", t.rep_id("rep"))),
+    ("POST", "/api/v1/calendars/representatives/{representative_id}/reset"): Row(OFFICE | {REP}, lambda t, c: t.path(
+        "/api/v1/calendars/representatives/{}/reset", t.rep_id("rep"))),
+    ("GET", "/api/v1/calendars/workrooms/{code}"): Row(OFFICE, at("/api/v1/calendars/workrooms/LS-01")),
+    ("POST", "/api/v1/calendars/workrooms/{code}/reset"): Row(OFFICE, at("/api/v1/calendars/workrooms/LS-01/reset")),
+
+    # --- imports and the roster exports
+    ("POST", "/api/v1/imports"): Row(OFFICE, lambda t, c: t.unique(lambda n: Call(
+        "/api/v1/imports", data={"kind": "representatives"},
+        files={"file": ("代表.csv", import_csv(f"矩阵代表{n}"), "text/csv")}))),
+    # The empty template (a header row and one made-up example) is public.
+    ("GET", "/api/v1/imports/template/{kind}.{fmt}"): Row(ALL, at("/api/v1/imports/template/representatives.csv")),
+    # The coordinator's import job: its creator and admins.
+    ("GET", "/api/v1/imports/{job_id}"): Row(OFFICE, lambda t, c: t.path("/api/v1/imports/{}", t.import_job())),
+    ("GET", "/api/v1/rosters/export.xlsx"): Row(OFFICE, at("/api/v1/rosters/export.xlsx")),
+    ("GET", "/api/v1/attendance/export.xlsx"): Row(OFFICE, at("/api/v1/attendance/export.xlsx")),
+    ("GET", "/api/v1/service-points/funnel/export.xlsx"): Row(
+        OFFICE, at("/api/v1/service-points/funnel/export.xlsx")),
+
+    # --- the WeChat mini-program: login is public (the wx.login() code is the credential); the rest is the
+    # resident's own.
+    ("POST", "/api/v1/wechat/login"): Row(ALL, lambda t, c: t.wechat_login()),
+    ("GET", "/api/v1/me/forms"): Row({RESIDENT}, at("/api/v1/me/forms")),
+    ("GET", "/api/v1/me/forms/{form_id}"): Row({RESIDENT}, lambda t, c: t.on_form(
+        "/api/v1/me/forms/{}", "residents-own", by=RESIDENT)),
+    ("GET", "/api/v1/me/subscriptions"): Row({RESIDENT}, at("/api/v1/me/subscriptions")),
+    ("POST", "/api/v1/me/subscriptions"): Row({RESIDENT}, at("/api/v1/me/subscriptions", json={
+        "template_id": "TPL_matrix", "accepted": 1})),
+
+    # --- API clients: admins manage them (here a spare client, never one of the callers); a client reads
+    # itself.
+    ("GET", "/api/v1/api-clients/me"): Row(CLIENTS, at("/api/v1/api-clients/me")),
+    ("GET", "/api/v1/api-clients"): Row(ADMIN_ONLY, at("/api/v1/api-clients")),
+    ("POST", "/api/v1/api-clients"): Row(ADMIN_ONLY, at("/api/v1/api-clients", json={
+        "name": "矩阵测试平台", "scopes": ["stats:read"]})),
+    ("GET", "/api/v1/api-clients/{client_id}"): Row(ADMIN_ONLY, lambda t, c: t.on_spare_client(
+        "/api/v1/api-clients/{}")),
+    ("PATCH", "/api/v1/api-clients/{client_id}"): Row(ADMIN_ONLY, lambda t, c: t.on_spare_client(
+        "/api/v1/api-clients/{}", json={"name": "矩阵备用平台"})),
+    ("POST", "/api/v1/api-clients/{client_id}/rotate"): Row(ADMIN_ONLY, lambda t, c: t.on_spare_client(
+        "/api/v1/api-clients/{}/rotate")),
+    ("DELETE", "/api/v1/api-clients/{client_id}"): Row(ADMIN_ONLY, lambda t, c: t.on_spare_client(
+        "/api/v1/api-clients/{}", fresh=True)),
+
+    # --- webhooks: the one used belongs to ANOTHER client with the webhooks scope. Admins manage every
+    # webhook; our client:webhooks caller is answered 404, as if it did not exist (HIDDEN).
+    ("GET", "/api/v1/webhooks"): Row({ADMIN, H}, at("/api/v1/webhooks")),
+    ("POST", "/api/v1/webhooks"): Row({ADMIN, H}, lambda t, c: t.new_webhook_body()),
+    ("GET", "/api/v1/webhooks/{webhook_id}"): Row(ADMIN_ONLY, lambda t, c: t.on_webhook(
+        "/api/v1/webhooks/{hook}"), {H: HIDDEN}),
+    ("PATCH", "/api/v1/webhooks/{webhook_id}"): Row(ADMIN_ONLY, lambda t, c: t.on_webhook(
+        "/api/v1/webhooks/{hook}", json={"active": True}), {H: HIDDEN}),
+    ("DELETE", "/api/v1/webhooks/{webhook_id}"): Row(ADMIN_ONLY, lambda t, c: t.on_webhook(
+        "/api/v1/webhooks/{hook}", fresh=True), {H: HIDDEN}),
+    ("POST", "/api/v1/webhooks/{webhook_id}/rotate-secret"): Row(ADMIN_ONLY, lambda t, c: t.on_webhook(
+        "/api/v1/webhooks/{hook}/rotate-secret"), {H: HIDDEN}),
+    ("POST", "/api/v1/webhooks/{webhook_id}/test"): Row(ADMIN_ONLY, lambda t, c: t.on_webhook(
+        "/api/v1/webhooks/{hook}/test"), {H: HIDDEN}),
+    ("GET", "/api/v1/webhooks/{webhook_id}/deliveries"): Row(ADMIN_ONLY, lambda t, c: t.on_webhook(
+        "/api/v1/webhooks/{hook}/deliveries"), {H: HIDDEN}),
+    ("GET", "/api/v1/webhooks/{webhook_id}/deliveries/{delivery_id}"): Row(ADMIN_ONLY, lambda t, c: t.on_webhook(
+        "/api/v1/webhooks/{hook}/deliveries/{delivery}"), {H: HIDDEN}),
+    ("POST", "/api/v1/webhooks/{webhook_id}/deliveries/{delivery_id}/redeliver"): Row(
+        ADMIN_ONLY, lambda t, c: t.on_webhook("/api/v1/webhooks/{hook}/deliveries/{delivery}/redeliver"),
+        {H: HIDDEN}),
+
+    # --- the changes feed, lockouts, the audit log, personal data
+    ("GET", "/api/v1/changes"): Row(OFFICE | {R}, at("/api/v1/changes")),
+    ("GET", "/api/v1/lockouts"): Row(ADMIN_ONLY, at("/api/v1/lockouts")),
+    ("DELETE", "/api/v1/lockouts/{kind}/{subject}"): Row(ADMIN_ONLY, lambda t, c: t.lockout()),
+    ("GET", "/api/v1/audit"): Row(ADMIN_ONLY, at("/api/v1/audit")),
+    ("GET", "/api/v1/audit/export.csv"): Row(ADMIN_ONLY, at("/api/v1/audit/export.csv")),
+    ("GET", "/api/v1/personal-data"): Row(ADMIN_ONLY, at("/api/v1/personal-data", params={"phone": "13900001111"})),
+    ("POST", "/api/v1/personal-data/erase"): Row(ADMIN_ONLY, at("/api/v1/personal-data/erase",
+                                                                json={"phone": "13900001111"})),
+
+    # --- Open311 GeoReport v2: reads are public. Filing needs an api_key with forms:write (here sent as
+    # X-API-Key); without one Open311 answers 403, anonymous callers included, as the spec says.
+    ("GET", "/open311/discovery.{fmt}"): Row(ALL, at("/open311/discovery.json")),
+    ("GET", "/open311/v2/services.{fmt}"): Row(ALL, at("/open311/v2/services.json")),
+    ("GET", "/open311/v2/services/{service_code}.{fmt}"): Row(ALL, at("/open311/v2/services/urban_traffic.json")),
+    ("GET", "/open311/v2/requests.{fmt}"): Row(ALL, at("/open311/v2/requests.json")),
+    ("POST", "/open311/v2/requests.{fmt}"): Row({W}, at("/open311/v2/requests.json", data=OPEN311_FILED),
+                                                {ANON: 403}),
+    ("GET", "/open311/v2/requests/{service_request_id}.{fmt}"): Row(ALL, lambda t, c: t.published_request()),
+    # No token is ever issued (every service is realtime): 404 for everyone, whoever asks.
+    ("GET", "/open311/v2/tokens/{token}.{fmt}"): Row(ALL, at("/open311/v2/tokens/abc123.json"), every(404)),
+}
+
+
+# --- the tests -----------------------------------------------------------------------------------------
+
+PREFIXES = ("/api/", "/open311/")
+PROBES = ("/healthz", "/readyz", "/metrics")
+
+
+def endpoints(app: FastAPI) -> set[tuple[str, str]]:
+    """(method, path template) of every route under /api/ and /open311/, and of the probes; HEAD skipped."""
+    found: set[tuple[str, str]] = set()
+    for route in iter_route_contexts(app.routes):
+        path = route.path_format
+        if not isinstance(path, str) or not (path.startswith(PREFIXES) or path in PROBES):
+            continue
+        # A mounted sub-application there would hide its endpoints from this walk.
+        assert not isinstance(route.original_route, Mount), f"a Mount at {path}: list its endpoints instead"
+        for method in route.methods or ():
+            if method != "HEAD":
+                found.add((method, path))
+    return found
+
+
+def test_every_endpoint_has_a_row(tmp_path: Path) -> None:
+    app = create_app(make_settings(f"sqlite+aiosqlite:///{tmp_path / 'routes.db'}"))
+    routes = endpoints(app)
+    assert len(routes) > 100, "the walk over the routes found almost nothing: did FastAPI change how it lists them?"
+    missing = sorted(routes - set(TABLE))
+    stale = sorted(set(TABLE) - routes)
+    assert not missing, f"endpoints without a row in TABLE (add one: see the top of this file): {missing}"
+    assert not stale, f"rows in TABLE for endpoints that are gone: {stale}"
+
+
+def test_the_table_names_only_known_callers() -> None:
+    for key, row in TABLE.items():
+        assert row.may <= ALL and set(row.answers) <= ALL, key
+
+
+@pytest.mark.asyncio(loop_scope="module")
+@pytest.mark.parametrize("endpoint", sorted(TABLE), ids=lambda e: f"{e[0]} {e[1]}")
+async def test_every_caller_gets_the_answer_in_the_table(town: Town, endpoint: tuple[str, str]) -> None:
+    method, _template = endpoint
+    row = TABLE[endpoint]
+    wrong = []
+    for caller in CALLERS:
+        call = await row.call(town, caller)
+        response = await town.send(method, call, caller)
+        mismatch = check(response, row.expected(caller))
+        if mismatch:
+            wrong.append(f"  {caller:<20} {mismatch}")
+    assert not wrong, f"{method} {endpoint[1]}:\n" + "\n".join(wrong)
+
+
+@pytest.mark.asyncio(loop_scope="module")
+async def test_the_metrics_token_opens_metrics(town: Town) -> None:
+    response = await town.http.get("/metrics", headers={"Authorization": f"Bearer {METRICS_TOKEN}"})
+    assert response.status_code == 200, response.text
+    assert "minyi_" in response.text
+
+
+def check(response: httpx.Response, expected: int) -> str | None:
+    """What is wrong with ``response`` for the cell's expected answer, or None."""
+    status = response.status_code
+    if expected == OK:
+        if 200 <= status < 300:
+            return None
+        return f"expected 2xx, got {status}: {response.text[:300]}"
+    if status != expected:
+        return f"expected {expected}, got {status}: {response.text[:300]}"
+    content_type = response.headers.get("content-type", "")
+    if content_type.startswith("application/problem+json"):
+        body = response.json()
+        if body.get("status") != expected:
+            return f"problem+json status {body.get('status')} under HTTP {status}"
+    elif response.request.url.path.startswith("/open311/") and content_type.startswith("application/json"):
+        codes = [error.get("code") for error in response.json()]
+        if codes != [expected]:
+            return f"Open311 error codes {codes} under HTTP {status}"
+    elif response.request.url.path.startswith(("/api/", *PROBES)):
+        return f"a {status} that is not problem+json ({content_type})"
+    return None
+
+
+# --- the town the requests run in ----------------------------------------------------------------------
+
+METRICS_TOKEN = "matrix-metrics-token-0123456789"
+
+
+def jpeg() -> bytes:
+    buffer = io.BytesIO()
+    Image.new("RGB", (16, 16), (200, 30, 30)).save(buffer, "JPEG")
+    return buffer.getvalue()
+
+
+def import_csv(name: str) -> bytes:
+    rows = [["姓名", "层级", "电话", "工作室编号"], [name, "镇", "", "LS-01"]]
+    return ("\ufeff" + "\r\n".join(",".join(row) for row in rows) + "\r\n").encode()
+
+
+def closed_port() -> int:
+    """A port on 127.0.0.1 nothing listens on: webhook pings there fail at once, and harmlessly."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def expect(response: httpx.Response, *statuses: int) -> Any:
+    """A setup step's answer, checked; its JSON when it has a body."""
+    assert response.status_code in statuses, f"setup failed: {response.request.method} {response.request.url}: " \
+                                             f"{response.status_code} {response.text}"
+    return response.json() if response.content and "json" in response.headers.get("content-type", "") else None
+
+
+class Town:
+    """The app, a client for it, the callers' credentials, and helpers that make what a row needs."""
+
+    def __init__(self, app: FastAPI, http: httpx.AsyncClient, world: World, fake: FakeWeChat) -> None:
+        self.app, self.http, self.world, self.fake = app, http, world, fake
+        self.credentials: dict[str, dict[str, str]] = {ANON: {}}
+        self._shared: dict[str, Any] = {}
+        self._counter = itertools.count(1)
+        self._dead_port = closed_port()
+
+    # -- basics
+
+    def auth(self, caller: str) -> dict[str, str]:
+        return self.credentials[caller]
+
+    async def send(self, method: str, call: Call, caller: str) -> httpx.Response:
+        headers = dict(call.headers) if call.headers is not None else self.auth(caller)
+        return await self.http.request(method, call.path, params=call.params, json=call.json, data=call.data,
+                                       files=call.files, headers=headers)
+
+    async def shared(self, key: str, make: Callable[[], Awaitable[Any]]) -> Any:
+        """Made once per engine, on first use."""
+        if key not in self._shared:
+            self._shared[key] = await make()
+        return self._shared[key]
+
+    def number(self) -> int:
+        return next(self._counter)
+
+    async def unique(self, make: Callable[[int], Call]) -> Call:
+        """A request carrying a name or code nobody used yet."""
+        return make(self.number())
+
+    async def path(self, template: str, *ids: Any, **request: Any) -> Call:
+        return Call(template.format(*[await i if isinstance(i, Awaitable) else i for i in ids]), **request)
+
+    def unit(self, key: str) -> int:
+        return self.world.units[key].id
+
+    def rep_id(self, key: str) -> int:
+        return self.world.representatives[key].id
+
+    def days_ahead(self, days: int) -> str:
+        return (utcnow() + timedelta(days=days)).isoformat()
+
+    def slot(self, hours: int = 2) -> tuple[str, str]:
+        """A time nobody's shift uses yet: a day of its own, 30 days on or later, 09:00 Shanghai."""
+        start = (utcnow() + timedelta(days=30 + self.number())).replace(hour=1, minute=0, second=0, microsecond=0)
+        return start.isoformat(), (start + timedelta(hours=hours)).isoformat()
+
+    # -- auth and users
+
+    async def logout(self, caller: str) -> Call:
+        if caller not in STAFF_USERS:
+            return Call("/api/v1/auth/logout")
+        async with transaction(self.app.state.sessionmaker) as session:
+            user = await auth_service.resolve_token(session, self.world.tokens[STAFF_USERS[caller]])
+            token, _ = await auth_service.issue_token(session, user=user, ttl_seconds=600)
+        return Call("/api/v1/auth/logout", headers={"Authorization": f"Bearer {token}"})
+
+    async def new_user(self) -> Call:
+        return Call("/api/v1/users", json={"username": f"matrix{self.number()}", "password": PASSWORD,
+                                           "role": "coordinator"})
+
+    # -- forms
+
+    async def form(self, state: str = "submitted", *, by: str = ANON, workroom: str = "LS-01", unit: str = "A",
+                   **fields: Any) -> dict[str, Any]:
+        """A form through the API, taken to ``state``: submitted, assigned, answered, extension_requested
+        (assigned, then its unit asks for more time) or flagged (submitted, then flagged for review)."""
+        body = {"content": CONTENT, "category": "urban_traffic", "workroom_code": workroom, **fields}
+        form: dict[str, Any] = expect(await self.http.post("/api/v1/forms", json=body, headers=self.auth(by)), 201)
+        if state in ("assigned", "answered", "extension_requested"):
+            expect(await self.http.post(f"/api/v1/forms/{form['id']}/assign", json={"unit_id": self.unit(unit)},
+                                        headers=self.auth(COORD)), 200)
+        if state == "answered":
+            expect(await self.http.post(f"/api/v1/forms/{form['id']}/reply", json={"reply": "已修复。"},
+                                        headers=self.auth(COORD)), 200)
+        if state == "extension_requested":
+            expect(await self.http.post(f"/api/v1/forms/{form['id']}/extension", headers=self.auth(HANDLER),
+                                        json={"due_at": self.days_ahead(120), "reason": "需要协调。"}), 200)
+        if state == "flagged":
+            # What WeChat's content check leaves on a risky text (tests/test_content_check.py goes through it).
+            async with transaction(self.app.state.sessionmaker) as session:
+                await session.execute(
+                    update(OpinionForm).where(OpinionForm.id == form["id"]).values(review_flag="review"))
+        return form
+
+    async def fresh_form(self, action: str, state: str, body: Any, *, by: str = ANON) -> Call:
+        form = await self.form(state, by=by)
+        return Call(f"/api/v1/forms/{form['id']}/{action}", json=body)
+
+    async def on_form(self, template: str, key: str, *, state: str = "submitted", by: str = ANON,
+                      workroom: str = "LS-01", unit: str = "A", **request: Any) -> Call:
+        form = await self.shared(f"form:{key}", lambda: self.form(state, by=by, workroom=workroom, unit=unit))
+        return Call(template.format(form["id"]), **request)
+
+    async def track(self) -> Call:
+        form = await self.shared("form:tracked", self.form)
+        return Call(f"/api/v1/track/{form['tracking_no']}", params={"code": form["verification_code"]})
+
+    async def published_request(self) -> Call:
+        form = await self.shared("form:public", lambda: self.form(public=True))
+        return Call(f"/open311/v2/requests/{form['tracking_no']}.json")
+
+    async def photo_path(self, template: str) -> Call:
+        async def make() -> tuple[int, int]:
+            form = await self.form("assigned", by=RESIDENT)
+            photo = expect(await self.http.post(f"/api/v1/forms/{form['id']}/photos", headers=self.auth(RESIDENT),
+                                                files={"file": ("photo.jpg", jpeg(), "image/jpeg")}), 201)
+            return form["id"], photo["id"]
+
+        form_id, photo_id = await self.shared("photo", make)
+        return Call(template.format(form=form_id, photo=photo_id))
+
+    # -- exports and imports
+
+    async def export_job(self) -> int:
+        async def make() -> int:
+            job = expect(await self.http.post("/api/v1/exports", json={"format": "csv"},
+                                              headers=self.auth(COORD)), 202)
+            for _ in range(100):  # the file is written in the background: wait until it can be downloaded
+                read = expect(await self.http.get(f"/api/v1/exports/{job['id']}", headers=self.auth(COORD)), 200)
+                if read["status"] in ("done", "failed"):
+                    assert read["status"] == "done", read
+                    return int(job["id"])
+                await asyncio.sleep(0.05)
+            raise AssertionError(f"export job {job['id']} did not finish")
+
+        return int(await self.shared("export", make))
+
+    async def import_job(self) -> int:
+        async def make() -> int:
+            job = expect(await self.http.post(
+                "/api/v1/imports", data={"kind": "representatives"}, headers=self.auth(COORD),
+                files={"file": ("代表.csv", import_csv("矩阵导入代表"), "text/csv")}), 201)
+            return int(job["id"])
+
+        return int(await self.shared("import", make))
+
+    # -- rosters
+
+    async def shift(self, rep: str = "rep", workroom: str = "LS-01", *, now: bool = False) -> int:
+        if now:
+            start = utcnow() - timedelta(minutes=10)
+            starts_at, ends_at = start.isoformat(), (start + timedelta(hours=3)).isoformat()
+        else:
+            starts_at, ends_at = self.slot()
+        shift = expect(await self.http.post(
+            f"/api/v1/workrooms/{workroom}/shifts", headers=self.auth(COORD),
+            json={"representative_id": self.rep_id(rep), "starts_at": starts_at, "ends_at": ends_at}), 201)
+        return int(shift["id"])
+
+    async def new_shift_body(self) -> Call:
+        starts_at, ends_at = self.slot()
+        return Call("/api/v1/workrooms/LS-01/shifts",
+                    json={"representative_id": self.rep_id("rep"), "starts_at": starts_at, "ends_at": ends_at})
+
+    async def on_fresh_shift(self, template: str, **request: Any) -> Call:
+        return Call(template.format(await self.shift()), **request)
+
+    async def rota(self, path: str, *, week: int | None) -> Call:
+        """李代表 at LS-02 on one Monday about two years on: a week of its own per call unless ``week``."""
+        week = self.number() if week is None else week
+        first = date.today() + timedelta(days=730 + 7 * week)
+        return Call(path, json={
+            "from": first.isoformat(), "to": (first + timedelta(days=6)).isoformat(), "skip_holidays": False,
+            "workrooms": [{"code": "LS-02", "weekdays": [1], "start": "09:00", "end": "11:00",
+                           "representative_ids": [self.rep_id("rep2")]}],
+        })
+
+    async def swap_to_rep(self, action: str) -> Call:
+        async def make() -> int:
+            shift_id = await self.shift("rep2", "LS-02")
+            swap = expect(await self.http.post(f"/api/v1/shifts/{shift_id}/swap", headers=self.auth(COORD),
+                                               json={"to_representative_id": self.rep_id("rep")}), 201)
+            return int(swap["id"])
+
+        return Call(f"/api/v1/swaps/{await self.shared('swap', make)}/{action}")
+
+    async def current_shift_check_in(self) -> Call:
+        shift_id = await self.shared("shift:now", lambda: self.shift(now=True))
+        return Call(f"/api/v1/shifts/{shift_id}/check-in")
+
+    # -- service points
+
+    def point_body(self) -> dict[str, Any]:
+        starts_at, ends_at = self.slot()
+        return {"workroom_code": "LS-01", "title": "流动服务点进村", "place_type": "village", "location": "石塘湾村",
+                "starts_at": starts_at, "ends_at": ends_at, "representative_ids": [self.rep_id("rep")]}
+
+    async def new_point_body(self) -> Call:
+        return Call("/api/v1/service-points", json=self.point_body())
+
+    async def point(self) -> int:
+        point = expect(await self.http.post("/api/v1/service-points", json=self.point_body(),
+                                            headers=self.auth(COORD)), 201)
+        return int(point["id"])
+
+    async def on_point(self, template: str, *, fresh: bool, **request: Any) -> Call:
+        point_id = await self.point() if fresh else await self.shared("point", self.point)
+        return Call(template.format(point_id), **request)
+
+    # -- calendars
+
+    async def feed(self, url_path: str) -> Call:
+        """The feed's current subscription URL (asked for by an admin each time: a reset row changes it)."""
+        url = httpx.URL(expect(await self.http.get(url_path, headers=self.auth(ADMIN)), 200)["url"])
+        return Call(url.path, params=dict(url.params))
+
+    # -- WeChat
+
+    async def wechat_login(self) -> Call:
+        return Call("/api/v1/wechat/login", json={"code": self.fake.issue_code(f"matrix-{self.number()}")})
+
+    # -- API clients and webhooks
+
+    async def api_client(self, scopes: list[str], name: str) -> tuple[int, str]:
+        created = expect(await self.http.post(
+            "/api/v1/api-clients", headers=self.auth(ADMIN),
+            json={"name": name, "scopes": scopes, "rate_limit_per_minute": MAX_LIMIT_PER_MINUTE}), 201)
+        return int(created["id"]), str(created["key"])
+
+    async def on_spare_client(self, template: str, *, fresh: bool = False, **request: Any) -> Call:
+        async def make() -> int:
+            return (await self.api_client(["forms:read"], "备用平台"))[0]
+
+        client_id = await make() if fresh else await self.shared("spare-client", make)
+        return Call(template.format(client_id), **request)
+
+    def webhook_body(self) -> dict[str, Any]:
+        return {"url": f"http://127.0.0.1:{self._dead_port}/minyi", "events": ["form.submitted"]}
+
+    async def new_webhook_body(self) -> Call:
+        return Call("/api/v1/webhooks", json=self.webhook_body())
+
+    async def other_webhook(self) -> int:
+        """A webhook of another integrator (an API client with the webhooks scope, not our caller)."""
+        _, key = await self.shared("other-client", lambda: self.api_client(["webhooks"], "另一家平台"))
+        hook = expect(await self.http.post("/api/v1/webhooks", json=self.webhook_body(),
+                                           headers={"X-API-Key": key}), 201)
+        return int(hook["id"])
+
+    async def on_webhook(self, template: str, *, fresh: bool = False, **request: Any) -> Call:
+        async def make() -> tuple[int, int]:
+            hook_id = await self.other_webhook()
+            await self.form()  # form.submitted: one delivery to the webhook
+            deliveries = expect(await self.http.get(f"/api/v1/webhooks/{hook_id}/deliveries",
+                                                    headers=self.auth(ADMIN)), 200)["items"]
+            assert deliveries, "the submitted form made no delivery"
+            return hook_id, int(deliveries[0]["id"])
+
+        if fresh:
+            return Call(template.format(hook=await self.other_webhook()), **request)
+        hook_id, delivery_id = await self.shared("webhook", make)
+        return Call(template.format(hook=hook_id, delivery=delivery_id), **request)
+
+    # -- lockouts
+
+    async def lockable_user(self) -> None:
+        expect(await self.http.post("/api/v1/users", headers=self.auth(ADMIN), json={
+            "username": "lockedout", "password": PASSWORD, "role": "coordinator"}), 201)
+
+    async def lockout(self) -> Call:
+        """An account locked by a failed login (the app here locks after one), to lift: locked again for
+        every caller, since the admin lifts it."""
+        username = "lockedout"
+        await self.shared("user:lockedout", self.lockable_user)
+        subject = abuse.login_subject(username)
+        if not await self.app.state.lockouts.locked_for(subject):
+            expect(await self.http.post("/api/v1/auth/token",
+                                        data={"username": username, "password": "wrong-password"}), 401)
+        assert await self.app.state.lockouts.locked_for(subject) > 0
+        return Call(f"/api/v1/lockouts/login/{username}")
+
+
+# --- fixtures: one database, app and town per engine for the whole module --------------------------------
+
+
+@pytest.fixture(scope="module", params=ENGINES)
+def matrix_db_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    # Sync, so that conftest's database helpers (asyncio.run) run outside the test's event loop.
+    yield from fresh_database(request.param, request, tmp_path_factory.mktemp(f"matrix-{request.param}"))
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def town(
+    matrix_db_url: str, tmp_path_factory: pytest.TempPathFactory, _fake_wechat_server: FakeWeChat
+) -> AsyncIterator[Town]:
+    files = tmp_path_factory.mktemp("matrix-files")
+    settings = wechat_settings(
+        matrix_db_url, _fake_wechat_server, worker_in_process=False, supervise_interval_seconds=0,
+        export_dir=files / "exports", photo_dir=files / "photos", metrics_token=METRICS_TOKEN,
+        login_failures_before_lock=1,  # so that one failed login makes a lockout to lift
+    )
+    with pytest.MonkeyPatch.context() as patch:
+        # Real argon2, cheap (as conftest does per test): this world lives for the whole module.
+        patch.setattr(auth_service, "_hasher", PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1))
+        app = create_app(settings)
+        state = app.state
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://testserver") as http:
+            try:
+                world = await build_world(state.sessionmaker)
+                town = Town(app, http, world, _fake_wechat_server)
+                for caller, username in STAFF_USERS.items():
+                    town.credentials[caller] = world.auth(username)
+                for caller, scope in CLIENT_SCOPES.items():
+                    _, key = await town.api_client([scope], f"矩阵客户端 {scope}")
+                    town.credentials[caller] = {"X-API-Key": key}
+                async with transaction(state.sessionmaker) as session:
+                    resident = Resident(openid="matrix-resident")
+                    session.add(resident)
+                    await session.flush()
+                    token, _ = await resident_service.issue_token(session, resident=resident, ttl_seconds=3600)
+                town.credentials[RESIDENT] = {"Authorization": f"Bearer {token}"}
+                yield town
+            finally:
+                await state.submissions.drain()
+                await state.exports.shutdown()
+                await state.imports.shutdown()
+                if state.wechat is not None:
+                    await state.wechat.aclose()
+                await state.rate_limiter.aclose()
+                await state.lockouts.aclose()
+                await state.engine.dispose()
