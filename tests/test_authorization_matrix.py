@@ -254,8 +254,7 @@ TABLE: dict[tuple[str, str], Row] = {
     ("GET", "/api/v1/stats/by-representative"): Row(STAFF | {S}, at("/api/v1/stats/by-representative")),
 
     # --- duty rosters
-    # BUG? (a field, not the access) the public list carries each shift's checked_in_at, so anyone can read
-    # whether and when a representative signed in, while attendance (GET /attendance) is the office's only.
+    # Public, but the check-in times only to staff (tests/test_rosters.py): attendance is the office's.
     ("GET", "/api/v1/workrooms/{code}/shifts"): Row(ALL, at("/api/v1/workrooms/LS-01/shifts")),
     ("POST", "/api/v1/workrooms/{code}/shifts"): Row(OFFICE, lambda t, c: t.new_shift_body()),
     ("DELETE", "/api/v1/shifts/{shift_id}"): Row(OFFICE, lambda t, c: t.on_fresh_shift("/api/v1/shifts/{}")),

@@ -427,6 +427,13 @@ async def test_check_in_window_opens_30_minutes_before_and_closes_at_the_end(cli
     assert response.status_code == 200, response.text
     assert response.json()["checked_in_at"] is not None
 
+    # The public roster says who is on duty, not when each representative arrived: that is the office's.
+    day = {"from": soon["starts_at"][:10], "to": soon["ends_at"][:10]}
+    public = (await client.get("/api/v1/workrooms/LS-02/shifts", params=day)).json()["items"]
+    staff = (await client.get("/api/v1/workrooms/LS-02/shifts", params=day, headers=world.auth("coordinator"))).json()["items"]
+    assert [s["checked_in_at"] for s in public if s["id"] == soon["id"]] == [None]
+    assert [s["checked_in_at"] is not None for s in staff if s["id"] == soon["id"]] == [True]
+
 
 async def test_check_in_is_the_holders_and_a_second_one_keeps_the_first_time(client, sessionmaker):
     world = await build_world(sessionmaker)

@@ -32,12 +32,14 @@ class ShiftRead(BaseModel):
     checked_in_at: LocalDateTime | None = None
 
     @classmethod
-    def of(cls, shift: Shift) -> ShiftRead:
+    def of(cls, shift: Shift, *, attendance: bool = True) -> ShiftRead:
+        """``attendance`` False: without the check-in time (the public roster shows who is on duty, not
+        when each representative arrived; that is the office's attendance report)."""
         return cls(
             id=shift.id, workroom_code=shift.workroom.code, workroom_name=shift.workroom.name,
             representative_id=shift.representative_id, representative_name=shift.representative.name,
             representative_level=shift.representative.level, starts_at=shift.starts_at, ends_at=shift.ends_at,
-            checked_in_at=shift.checked_in_at,
+            checked_in_at=shift.checked_in_at if attendance else None,
         )
 
 

@@ -48,13 +48,15 @@ def _today() -> date:
 
 
 @router.get("/workrooms/{code}/shifts", response_model=ShiftList, summary="A workroom's shifts (public)")
-async def list_shifts(code: str, session: SessionDep, day_from: FromQ = None, to: ToQ = None) -> ShiftList:
+async def list_shifts(
+    code: str, session: SessionDep, principal: PrincipalDep, day_from: FromQ = None, to: ToQ = None
+) -> ShiftList:
     """Shifts overlapping the Shanghai days from..to (inclusive; default: the seven days from today). A shift
     across midnight appears on both days. At most 93 days at once."""
     day_from = day_from or _today()
     to = to or day_from + timedelta(days=6)
     shifts = await roster_service.list_shifts(session, workroom_code=code, day_from=day_from, day_to=to)
-    return ShiftList(items=[ShiftRead.of(s) for s in shifts])
+    return ShiftList(items=[ShiftRead.of(s, attendance=principal.is_staff) for s in shifts])
 
 
 @router.post("/workrooms/{code}/shifts", response_model=ShiftRead, status_code=status.HTTP_201_CREATED)
