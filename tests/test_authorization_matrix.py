@@ -35,13 +35,18 @@ How to add a row (``test_every_endpoint_has_a_row`` fails until you do):
 
 The world is built once per engine (module-scoped) to keep the walk fast; the rows are written so that
 none depends on another having run.
+
+The HTML pages have a table of their own (``PAGES``, at the end of this file: ``test_every_page_has_a_row``
+fails until every page route has a row), walked by signed-in browsers in the same world.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import io
 import itertools
+import re
 import socket
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from collections.abc import Set as AbstractSet
@@ -49,6 +54,7 @@ from dataclasses import dataclass, field
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote, urlsplit
 
 import httpx
 import pytest
@@ -61,12 +67,15 @@ from sqlalchemy import update
 from starlette.routing import Mount
 
 from app.api import abuse
+from app.api.deps import SESSION_COOKIE
 from app.db import transaction
 from app.main import create_app
 from app.models import OpinionForm, Resident, utcnow
 from app.services import auth as auth_service
 from app.services import residents as resident_service
 from app.services.rate_limit import MAX_LIMIT_PER_MINUTE
+from app.web import office as office_page
+from app.web.session import CSRF_FIELD
 from tests.conftest import ENGINES, fresh_database, make_settings, wechat_settings
 from tests.factories import PASSWORD, World, build_world
 from tests.fake_wechat import FakeWeChat
@@ -816,3 +825,491 @@ async def town(
                 await state.rate_limiter.aclose()
                 await state.lockouts.aclose()
                 await state.engine.dispose()
+
+
+# === the pages ===========================================================================================
+#
+# The same proof for everything else the app routes: the HTML pages, their form posts, the QR codes, posters
+# and the service worker. A page knows only the browser's cookie session (app/web/session.py), so the callers
+# are browsers: ``anonymous``; ``admin``, ``coordinator``, ``handler`` (handler_a) and ``rep`` (张代表), each
+# signed in once through the login page (its CSRF token, the session cookie kept); and ``bearer``, a browser
+# that sends admin's staff API token in Authorization and has no session: pages must treat it as anonymous.
+# Residents and API clients use no pages. Every browser (bearer and anonymous too) holds the CSRF cookie of a
+# page it fetched and sends its token with each POST, so a refusal is the sign-in's, never the CSRF check's.
+#
+# How to read a row: ``PAGES[(METHOD, path template)] = PageRow(who may, the request, …)``.
+#
+# - An allowed caller gets ``PageRow.done``: by default a 2xx (``SHOWN``); for a form post, the 303 the
+#   page redirects to (``see("/office/forms/{id}")``: the Location's path, ``{id}`` a number; a location
+#   with ``?`` or ``#`` is compared whole).
+# - A refused caller that is signed out (anonymous, bearer) is sent to sign in: 303 to
+#   ``/login?next=<the path asked for>`` (``TO_LOGIN``). A refused caller signed in gets the 403 error page.
+# - ``PageRow.answers`` overrides single cells, e.g. the login page sending a signed-in user to their home.
+# - ``fork=True``: the request runs in a copy of the caller's browser (its cookies copied), for the rows that
+#   would otherwise change who the caller is (signing in, signing out).
+#
+# ``PAGE_VARIANTS`` adds the other values of a path's last segment (each action of /office/forms/{id}/{action},
+# each step, each swap answer) and other objects worth proving, with the same rules.
+
+BEARER = "bearer"
+PAGE_CALLERS = (ADMIN, COORD, HANDLER, REP, BEARER, ANON)
+PAGE_ALL = frozenset(PAGE_CALLERS)
+SIGNED_OUT = frozenset({BEARER, ANON})
+STAFF_PAGES = OFFICE | {HANDLER}  # the office's form pages a handling unit shares
+
+
+@dataclass(frozen=True)
+class Answer:
+    """What a page answers: ``status`` (``OK``: any 2xx) and, for a redirect, where to."""
+
+    status: int
+    location: str | None = None
+
+    def __str__(self) -> str:
+        if self.location:
+            return f"{self.status} → {self.location}"
+        return "2xx" if self.status == OK else str(self.status)
+
+
+SHOWN = Answer(OK)
+REFUSED = Answer(403)
+TO_LOGIN = Answer(303, "/login?next=<the path asked for>")
+
+
+def see(location: str) -> Answer:
+    """Redirect after POST (or to the caller's home): 303 to ``location``."""
+    return Answer(303, location)
+
+
+# Where a signed-in user lands (app/web/auth.py home_of).
+HOME = {ADMIN: see("/office"), COORD: see("/office"), HANDLER: see("/office/unit"), REP: see("/rep")}
+
+
+@dataclass
+class Browser:
+    caller: str
+    http: httpx.AsyncClient
+    csrf: str
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+PageCallFn = Callable[["Browsers", Browser], Awaitable[Call]]
+
+
+@dataclass(frozen=True)
+class PageRow:
+    may: AbstractSet[str]
+    call: PageCallFn
+    done: Answer = SHOWN
+    answers: Mapping[str, Answer] = field(default_factory=dict)
+    fork: bool = False
+
+    def expected(self, caller: str) -> Answer:
+        if caller in self.answers:
+            return self.answers[caller]
+        if caller in self.may:
+            return self.done
+        return TO_LOGIN if caller in SIGNED_OUT else REFUSED
+
+
+PAGES: dict[tuple[str, str], PageRow] = {
+    # --- signing in and out. Anyone may sign in (the signed-out ones here as the coordinator) and lands on
+    # their home; anyone may sign out (staff sign out a fresh session of a copy of their browser).
+    ("GET", "/login"): PageRow(PAGE_ALL, at("/login"), answers=HOME),
+    ("POST", "/login"): PageRow(PAGE_ALL, lambda p, b: p.login_form(b), fork=True,
+                                answers={**HOME, ANON: see("/office"), BEARER: see("/office")}),
+    ("POST", "/logout"): PageRow(PAGE_ALL, lambda p, b: p.fresh_session(b), see("/"), fork=True),
+
+    # --- residents' pages: no account. Signed-in staff see them as anyone does (a form sent from /submit
+    # is the public's, whoever is signed in).
+    ("GET", "/"): PageRow(PAGE_ALL, at("/")),
+    ("GET", "/submit"): PageRow(PAGE_ALL, at("/submit")),
+    ("POST", "/submit"): PageRow(PAGE_ALL, at("/submit", data={
+        "content": CONTENT, "category": "urban_traffic", "workroom_code": "LS-01"}), see("/receipt")),
+    # The receipt reads the signed cookie the caller's own submission set just before.
+    ("GET", "/receipt"): PageRow(PAGE_ALL, lambda p, b: p.receipt(b)),
+    ("GET", "/track"): PageRow(PAGE_ALL, at("/track")),
+    # The tracking number and its verification code are the credential, whoever asks.
+    ("POST", "/track"): PageRow(PAGE_ALL, lambda p, b: p.track()),
+    ("GET", "/w/{code}"): PageRow(PAGE_ALL, at("/w/LS-01")),
+    ("GET", "/w/{code}/qr.svg"): PageRow(PAGE_ALL, at("/w/LS-01/qr.svg")),
+    ("GET", "/w/{code}/poster"): PageRow(PAGE_ALL, at("/w/LS-01/poster")),
+    ("GET", "/w/{code}/duty"): PageRow(PAGE_ALL, at("/w/LS-01/duty")),
+    ("GET", "/p/{point_id}"): PageRow(PAGE_ALL, lambda p, b: p.on_point("/p/{}")),
+    ("GET", "/p/{point_id}/qr.svg"): PageRow(PAGE_ALL, lambda p, b: p.on_point("/p/{}/qr.svg")),
+    ("GET", "/p/{point_id}/poster"): PageRow(PAGE_ALL, lambda p, b: p.on_point("/p/{}/poster")),
+    ("GET", "/service-points"): PageRow(PAGE_ALL, at("/service-points")),
+    ("GET", "/duty/today"): PageRow(PAGE_ALL, at("/duty/today")),
+    # The representatives' service worker is a static script: nothing in it is anyone's.
+    ("GET", "/sw.js"): PageRow(PAGE_ALL, at("/sw.js")),
+
+    # --- representatives: 张代表's own pages and actions. The office and the units are refused (403): the
+    # office answers on the spot from /office/forms/{id}, and assigns shifts from /office/rosters.
+    ("GET", "/rep"): PageRow({REP}, at("/rep")),
+    ("POST", "/rep/forms"): PageRow({REP}, at("/rep/forms", data={
+        "content": CONTENT, "category": "urban_traffic", "source": "w:LS-01"}), see("/rep")),
+    # A form 张代表 entered at the stall, fresh for every caller.
+    ("POST", "/rep/forms/{form_id}/answer-on-spot"): PageRow({REP}, lambda p, b: p.fresh_form(
+        "/rep/forms/{}/answer-on-spot", "submitted", {"reply": "已当场解释政策。"}, by=REP), see("/rep")),
+    ("GET", "/rep/duty"): PageRow({REP}, at("/rep/duty")),
+    ("POST", "/rep/calendar/reset"): PageRow({REP}, at("/rep/calendar/reset"), see("/rep/duty#calendar")),
+    # 张代表's shift running now (the API table's: a second check-in changes nothing and answers the same).
+    ("POST", "/rep/shifts/{shift_id}/check-in"): PageRow({REP}, lambda p, b: p.running_shift(
+        "/rep/shifts/{}/check-in"), see("/rep")),
+    # A shift of 张代表's, later on, fresh for every caller: asked to be taken by 李代表.
+    ("POST", "/rep/shifts/{shift_id}/swap"): PageRow({REP}, lambda p, b: p.fresh_shift(
+        "/rep/shifts/{}/swap", data={"to_representative_id": str(p.town.rep_id("rep2"))}), see("/rep")),
+    # A swap the office asked of 张代表 for 李代表's shift: only he answers it.
+    ("POST", "/rep/swaps/{swap_id}/{action}"): PageRow({REP}, lambda p, b: p.swap_asked_of_rep(
+        "/rep/swaps/{}/accept"), see("/rep")),
+
+    # --- the office (admin, coordinator) and the handling units (handler_a of unit A).
+    ("GET", "/office"): PageRow(OFFICE, at("/office"), answers={HANDLER: see("/office/unit")}),
+    ("GET", "/office/forms"): PageRow(OFFICE, at("/office/forms")),
+    # A form of LS-02 given to unit B: handler_a is refused (403 form_forbidden), as on the API.
+    ("GET", "/office/forms/{form_id}"): PageRow(OFFICE, lambda p, b: p.town.on_form(
+        "/office/forms/{}", "ls02-unit-b", state="assigned", workroom="LS-02", unit="B")),
+    # An internal note on a form of LS-01 held by unit A: the office and that unit; each action is in
+    # PAGE_VARIANTS.
+    ("POST", "/office/forms/{form_id}/{action}"): PageRow(STAFF_PAGES, lambda p, b: p.town.on_form(
+        "/office/forms/{}/note", "ls01-unit-a", state="assigned", data={"note": "已电话联系提交人。"}),
+        see("/office/forms/{id}")),
+    ("GET", "/office/unit"): PageRow({HANDLER}, at("/office/unit"), answers={
+        ADMIN: see("/office/forms"), COORD: see("/office/forms")}),  # the office's list is /office/forms
+
+    # --- the office's rosters and service points
+    ("GET", "/office/rosters"): PageRow(OFFICE, at("/office/rosters")),
+    ("POST", "/office/rosters/shifts"): PageRow(OFFICE, lambda p, b: p.new_shift_form(), see("/office/rosters")),
+    ("POST", "/office/rosters/shifts/{shift_id}/delete"): PageRow(OFFICE, lambda p, b: p.fresh_shift(
+        "/office/rosters/shifts/{}/delete"), see("/office/rosters")),
+    ("GET", "/office/rosters/calendar"): PageRow(OFFICE, at("/office/rosters/calendar", params={"workroom": "LS-01"})),
+    ("POST", "/office/rosters/calendar/reset"): PageRow(OFFICE, at("/office/rosters/calendar/reset", data={
+        "workroom": "LS-02"}), see("/office/rosters/calendar?workroom=LS-02")),
+    ("GET", "/office/rota"): PageRow(OFFICE, at("/office/rota")),
+    ("POST", "/office/rota/{step}"): PageRow(OFFICE, lambda p, b: p.rota_form("preview", week=0)),
+    ("GET", "/office/swaps"): PageRow(OFFICE, at("/office/swaps")),
+    # A swap 李代表 accepted, waiting for the office: fresh for every caller.
+    ("POST", "/office/swaps/{swap_id}/{action}"): PageRow(OFFICE, lambda p, b: p.accepted_swap(
+        "/office/swaps/{}/approve"), see("/office/swaps")),
+    ("GET", "/office/attendance"): PageRow(OFFICE, at("/office/attendance")),
+    ("GET", "/office/service-points"): PageRow(OFFICE, at("/office/service-points")),
+    ("POST", "/office/service-points"): PageRow(OFFICE, lambda p, b: p.new_point_form(),
+                                                see("/office/service-points")),
+    ("GET", "/office/funnel"): PageRow(OFFICE, at("/office/funnel")),
+
+    # --- imports: the coordinator's job (its creator and admins, as on the API).
+    ("GET", "/office/imports"): PageRow(OFFICE, at("/office/imports")),
+    ("POST", "/office/imports"): PageRow(OFFICE, lambda p, b: p.import_form(), see("/office/imports/{id}")),
+    ("GET", "/office/imports/{job_id}"): PageRow(OFFICE, lambda p, b: p.import_job()),
+}
+
+# The other values of a path's last segment, and other objects worth proving: (METHOD, path template,
+# what) → row, with the same rules as PAGES.
+PAGE_VARIANTS: dict[tuple[str, str, str], PageRow] = {
+    # handler_a's own unit's form: the office and that unit.
+    ("GET", "/office/forms/{form_id}", "a form held by unit A"): PageRow(STAFF_PAGES, lambda p, b: p.town.on_form(
+        "/office/forms/{}", "ls01-unit-a", state="assigned")),
+    ("POST", "/office/rota/{step}", "commit"): PageRow(OFFICE, lambda p, b: p.rota_form("commit", week=None),
+                                                       see("/office/rosters")),
+    ("POST", "/office/swaps/{swap_id}/{action}", "refuse"): PageRow(OFFICE, lambda p, b: p.accepted_swap(
+        "/office/swaps/{}/refuse"), see("/office/swaps")),
+    ("POST", "/rep/swaps/{swap_id}/{action}", "decline"): PageRow({REP}, lambda p, b: p.swap_asked_of_rep(
+        "/rep/swaps/{}/decline"), see("/rep")),
+    # A swap 张代表 asked for his own shift: only he may withdraw it.
+    ("POST", "/rep/swaps/{swap_id}/{action}", "cancel"): PageRow({REP}, lambda p, b: p.swap_asked_by_rep(
+        "/rep/swaps/{}/cancel"), see("/rep")),
+}
+
+
+def _form_action(action: str, state: str, data: Mapping[str, str], may: AbstractSet[str], *, by: str = ANON
+                 ) -> tuple[tuple[str, str, str], PageRow]:
+    """One action of /office/forms/{id}/{action}, on a form of LS-01 (given to unit A once assigned) fresh in
+    ``state`` for every caller; the page comes back to the form."""
+    return ("POST", "/office/forms/{form_id}/{action}", action), PageRow(
+        may, lambda p, b: p.fresh_form(f"/office/forms/{{}}/{action}", state, data, by=by),
+        see("/office/forms/{id}"))
+
+
+# The workflow service decides who may take each action (the page lets the office and the units in, and
+# refuses representatives itself): the same answers as the API's rows for the same actions.
+PAGE_VARIANTS.update(dict([
+    _form_action("assign", "submitted", {"unit_id": "{unit A}"}, OFFICE),
+    _form_action("reassign", "assigned", {"unit_id": "{unit B}"}, OFFICE),
+    _form_action("decline", "submitted", {"reason": "不属于意见征询范围。"}, OFFICE),
+    # Entered by 张代表 at the stall; on this page the office records it (he uses /rep).
+    _form_action("answer-on-spot", "submitted", {"reply": "已当场解释政策。"}, OFFICE, by=REP),
+    _form_action("reply", "assigned", {"reply": "已安排维修，三日内完成。"}, STAFF_PAGES),
+    # Only the unit holding the form returns it or asks for more time.
+    _form_action("return", "assigned", {"reason": "不属于本单位职责。"}, {HANDLER}),
+    _form_action("extension", "assigned", {"due_at": "{in 120 days}", "reason": "需要协调供电公司。"}, {HANDLER}),
+    _form_action("extension-approve", "extension_requested", {"note": "同意。"}, OFFICE),
+    _form_action("extension-refuse", "extension_requested", {"note": "请按期办理。"}, OFFICE),
+    _form_action("urge", "assigned", {"note": "请加快办理。"}, OFFICE),
+    _form_action("close", "answered", {"satisfaction": "satisfied"}, OFFICE),
+    _form_action("reopen", "answered", {"reason": "群众反映路灯仍未修好。"}, OFFICE),
+    _form_action("note", "assigned", {"note": "已电话联系提交人。"}, STAFF_PAGES),
+    _form_action("clear-review", "flagged", {"note": "内容无问题。"}, OFFICE),
+]))
+
+
+# --- the tests of the pages ------------------------------------------------------------------------------
+
+NOT_PAGES = ("/healthz", "/readyz", "/metrics", "/docs", "/redoc", "/openapi.json", "/docs/oauth2-redirect")
+
+
+def pages(app: FastAPI) -> set[tuple[str, str]]:
+    """(method, path template) of every route that is not the API's, Open311's, a probe, the API's docs or
+    the static files; HEAD skipped."""
+    found: set[tuple[str, str]] = set()
+    for route in iter_route_contexts(app.routes):
+        path = route.path_format
+        if not isinstance(path, str) or path.startswith((*PREFIXES, "/static/")) or path in NOT_PAGES:
+            continue
+        assert not isinstance(route.original_route, Mount), f"a Mount at {path}: list its endpoints instead"
+        for method in route.methods or ():
+            if method != "HEAD":
+                found.add((method, path))
+    return found
+
+
+def test_every_page_has_a_row(tmp_path: Path) -> None:
+    app = create_app(make_settings(f"sqlite+aiosqlite:///{tmp_path / 'routes.db'}"))
+    routes = pages(app)
+    assert len(routes) > 40, "the walk over the pages found almost nothing: did FastAPI change how it lists them?"
+    missing = sorted(routes - set(PAGES))
+    stale = sorted(set(PAGES) - routes)
+    assert not missing, f"pages without a row in PAGES (add one: see the pages' section of this file): {missing}"
+    assert not stale, f"rows in PAGES for pages that are gone: {stale}"
+    assert {(method, path) for method, path, _ in PAGE_VARIANTS} <= routes
+
+
+def test_every_office_form_action_has_a_variant() -> None:
+    listed = {what for method, path, what in PAGE_VARIANTS if path == "/office/forms/{form_id}/{action}"}
+    assert listed == set(office_page.ACTION_BODIES)
+
+
+def test_the_page_tables_name_only_known_callers() -> None:
+    for key, row in [*PAGES.items(), *PAGE_VARIANTS.items()]:
+        assert row.may <= PAGE_ALL and set(row.answers) <= PAGE_ALL, key
+
+
+async def _walk(browsers: Browsers, method: str, row: PageRow) -> list[str]:
+    wrong = []
+    for caller in PAGE_CALLERS:
+        async with browsers.use(caller, fork=row.fork) as browser:
+            call = await row.call(browsers, browser)
+            response = await browsers.send(browser, method, call)
+        mismatch = check_page(response, row.expected(caller))
+        if mismatch:
+            wrong.append(f"  {caller:<12} {mismatch}")
+    return wrong
+
+
+@pytest.mark.asyncio(loop_scope="module")
+@pytest.mark.parametrize("page", sorted(PAGES), ids=lambda e: f"{e[0]} {e[1]}")
+async def test_every_caller_gets_the_page_answer_in_the_table(browsers: Browsers, page: tuple[str, str]) -> None:
+    wrong = await _walk(browsers, page[0], PAGES[page])
+    assert not wrong, f"{page[0]} {page[1]}:\n" + "\n".join(wrong)
+
+
+@pytest.mark.asyncio(loop_scope="module")
+@pytest.mark.parametrize("variant", sorted(PAGE_VARIANTS), ids=lambda e: f"{e[0]} {e[1]} [{e[2]}]")
+async def test_every_caller_gets_the_variant_answer_in_the_table(
+    browsers: Browsers, variant: tuple[str, str, str]
+) -> None:
+    wrong = await _walk(browsers, variant[0], PAGE_VARIANTS[variant])
+    assert not wrong, f"{variant[0]} {variant[1]} [{variant[2]}]:\n" + "\n".join(wrong)
+
+
+def check_page(response: httpx.Response, expected: Answer) -> str | None:
+    """What is wrong with ``response`` for the cell's expected answer, or None."""
+    status = response.status_code
+    location = response.headers.get("location", "")
+    got = f"{status}" + (f" → {location}" if location else f": {response.text[:200]!r}")
+    if expected.status == OK:
+        return None if 200 <= status < 300 else f"expected 2xx, got {got}"
+    if status != expected.status:
+        return f"expected {expected}, got {got}"
+    if expected is TO_LOGIN:
+        asked = response.request.url.path + (f"?{response.request.url.query.decode()}"
+                                             if response.request.url.query else "")
+        want = f"/login?next={quote(asked)}"
+        return None if location == want else f"expected 303 → {want}, got {got}"
+    if expected.location is not None:
+        whole = "?" in expected.location or "#" in expected.location
+        pattern = re.escape(expected.location).replace(re.escape("{id}"), r"\d+")
+        if not re.fullmatch(pattern, location if whole else urlsplit(location).path):
+            return f"expected {expected}, got {got}"
+    if status == 403:
+        if not response.headers.get("content-type", "").startswith("text/html"):
+            return f"a 403 that is not the error page ({response.headers.get('content-type')})"
+        if CSRF_REFUSED in response.text:  # every browser sends its token: a refusal must be the sign-in's
+            return "a 403 from the CSRF check, not from who the caller is"
+    return None
+
+
+# --- the browsers the page requests run in ----------------------------------------------------------------
+
+CSRF_META = re.compile(r'<meta name="csrf-token" content="([^"]+)"')
+CSRF_REFUSED = "页面已过期或来源不明"  # app/web/session.py check_csrf's message
+
+
+class Browsers:
+    """One browser per page caller, signed in once, on the API table's town; and the helpers that make what a
+    page row needs (through the API, as the town does)."""
+
+    def __init__(self, town: Town) -> None:
+        self.town = town
+        self.by_caller: dict[str, Browser] = {}
+
+    def client(self, cookies: httpx.Cookies | None = None) -> httpx.AsyncClient:
+        return httpx.AsyncClient(transport=httpx.ASGITransport(app=self.town.app), base_url="http://testserver",
+                                 cookies=cookies)
+
+    async def sign_in(self, browser: Browser, username: str) -> None:
+        response = await browser.http.post("/login", data={"username": username, "password": PASSWORD,
+                                                           CSRF_FIELD: browser.csrf})
+        assert response.status_code == 303, f"signing in as {username}: {response.status_code} {response.text[:300]}"
+        assert response.cookies.get(SESSION_COOKIE), "no session cookie after signing in"
+
+    async def open(self, caller: str) -> None:
+        http = self.client()
+        login = await http.get("/login")  # sets the browser's CSRF cookie; the page carries its token
+        match = CSRF_META.search(login.text)
+        assert match, login.text[:300]
+        browser = Browser(caller, http, match.group(1))
+        if caller in STAFF_USERS:
+            await self.sign_in(browser, STAFF_USERS[caller])
+        elif caller == BEARER:
+            browser.headers = self.town.world.auth("admin")
+        self.by_caller[caller] = browser
+
+    async def aclose(self) -> None:
+        for browser in self.by_caller.values():
+            await browser.http.aclose()
+
+    @contextlib.asynccontextmanager
+    async def use(self, caller: str, *, fork: bool) -> AsyncIterator[Browser]:
+        """The caller's browser, or a copy of it (its cookies copied) thrown away afterwards."""
+        browser = self.by_caller[caller]
+        if not fork:
+            yield browser
+            return
+        async with self.client(httpx.Cookies(browser.http.cookies)) as http:
+            yield Browser(caller, http, browser.csrf, dict(browser.headers))
+
+    async def send(self, browser: Browser, method: str, call: Call) -> httpx.Response:
+        data: Any = call.data
+        if method == "POST":  # as the page's form does: its CSRF token in the csrf_token field
+            data = {CSRF_FIELD: browser.csrf, **(call.data or {})}
+        headers = {**browser.headers, **(call.headers or {})}
+        return await browser.http.request(method, call.path, params=call.params, data=data, files=call.files,
+                                          headers=headers)
+
+    # -- signing in and out
+
+    async def login_form(self, browser: Browser) -> Call:
+        return Call("/login", data={"username": STAFF_USERS.get(browser.caller, "coordinator"), "password": PASSWORD})
+
+    async def fresh_session(self, browser: Browser) -> Call:
+        """Staff sign out a session of their own made for it (this copy of their browser signs in again)."""
+        if browser.caller in STAFF_USERS:
+            await self.sign_in(browser, STAFF_USERS[browser.caller])
+        return Call("/logout")
+
+    # -- residents
+
+    async def receipt(self, browser: Browser) -> Call:
+        sent = await self.send(browser, "POST", Call("/submit", data={
+            "content": CONTENT, "category": "urban_traffic", "workroom_code": "LS-01"}))
+        assert sent.status_code == 303 and sent.headers["location"] == "/receipt", sent.text[:300]
+        return Call("/receipt")
+
+    async def track(self) -> Call:
+        form = await self.town.shared("form:tracked", self.town.form)
+        return Call("/track", data={"no": form["tracking_no"], "code": form["verification_code"]})
+
+    async def on_point(self, template: str) -> Call:
+        return Call(template.format(await self.town.shared("point", self.town.point)))
+
+    # -- forms
+
+    async def fresh_form(self, template: str, state: str, data: Mapping[str, str], *, by: str = ANON) -> Call:
+        form = await self.town.form(state, by=by)
+        filled = {"{unit A}": str(self.town.unit("A")), "{unit B}": str(self.town.unit("B")),
+                  "{in 120 days}": (date.today() + timedelta(days=120)).isoformat()}
+        return Call(template.format(form["id"]), data={k: filled.get(v, v) for k, v in data.items()})
+
+    # -- rosters
+
+    async def running_shift(self, template: str) -> Call:
+        shift_id = await self.town.shared("shift:now", lambda: self.town.shift(now=True))
+        return Call(template.format(shift_id))
+
+    async def fresh_shift(self, template: str, **request: Any) -> Call:
+        return Call(template.format(await self.town.shift()), **request)
+
+    async def new_shift_form(self) -> Call:
+        day = self.town.slot()[0][:10]  # a day of its own (09:00 Shanghai is that day in UTC too)
+        return Call("/office/rosters/shifts", data={
+            "workroom": "LS-01", "week": day, "representative_id": str(self.town.rep_id("rep")), "day": day,
+            "start": "09:00", "end": "11:00"})
+
+    async def rota_form(self, step: str, *, week: int | None) -> Call:
+        """The API table's rota (李代表 at LS-02, one Monday about two years on) as the page's form."""
+        body = (await self.town.rota("/api/v1/rota/preview", week=week)).json
+        (pattern,) = body["workrooms"]
+        key = f"w-{pattern['code']}"
+        return Call(f"/office/rota/{step}", data={
+            "planned": "1", "from": body["from"], "to": body["to"], f"{key}-on": "1",
+            f"{key}-weekday": [str(d) for d in pattern["weekdays"]], f"{key}-start": pattern["start"],
+            f"{key}-end": pattern["end"], f"{key}-rep": [str(r) for r in pattern["representative_ids"]]})
+
+    async def swap(self, shift_id: int, to: str) -> int:
+        swap = expect(await self.town.http.post(f"/api/v1/shifts/{shift_id}/swap", headers=self.town.auth(COORD),
+                                                json={"to_representative_id": self.town.rep_id(to)}), 201)
+        return int(swap["id"])
+
+    async def swap_asked_of_rep(self, template: str) -> Call:
+        """李代表's shift, which the office asked 张代表 to take: fresh for every caller."""
+        return Call(template.format(await self.swap(await self.town.shift("rep2", "LS-02"), "rep")))
+
+    async def swap_asked_by_rep(self, template: str) -> Call:
+        """张代表's shift, which he asked 李代表 to take: fresh for every caller."""
+        shift_id = await self.town.shift()
+        swap = expect(await self.town.http.post(f"/api/v1/shifts/{shift_id}/swap", headers=self.town.auth(REP),
+                                                json={"to_representative_id": self.town.rep_id("rep2")}), 201)
+        return Call(template.format(swap["id"]))
+
+    async def accepted_swap(self, template: str) -> Call:
+        """张代表's shift, which 李代表 agreed to take: waiting for the office. Fresh for every caller."""
+        swap_id = await self.swap(await self.town.shift(), "rep2")
+        expect(await self.town.http.post(f"/api/v1/swaps/{swap_id}/accept", headers=self.town.world.auth("rep2")), 200)
+        return Call(template.format(swap_id))
+
+    # -- service points and imports
+
+    async def new_point_form(self) -> Call:
+        day = self.town.slot()[0][:10]
+        return Call("/office/service-points", data={
+            "workroom_code": "LS-01", "title": "流动服务点进村", "place_type": "village", "location": "石塘湾村",
+            "starts_at": f"{day}T14:00", "ends_at": f"{day}T16:00",
+            "representative_ids": [str(self.town.rep_id("rep"))]})
+
+    async def import_form(self) -> Call:
+        return Call("/office/imports", data={"kind": "representatives"}, files={
+            "file": ("代表.csv", import_csv(f"矩阵页面代表{self.town.number()}"), "text/csv")})
+
+    async def import_job(self) -> Call:
+        return Call(f"/office/imports/{await self.town.import_job()}")
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def browsers(town: Town) -> AsyncIterator[Browsers]:
+    opened = Browsers(town)
+    try:
+        for caller in PAGE_CALLERS:
+            await opened.open(caller)
+        yield opened
+    finally:
+        await opened.aclose()
