@@ -7,6 +7,7 @@ import contextlib
 import gc
 import logging
 from collections.abc import AsyncIterator
+from typing import Any
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
@@ -124,6 +125,22 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # X-Forwarded-* from anyone else is ignored.
         app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=settings.trusted_proxy_list)
     app.include_router(api_v1_router)
+
+    def openapi() -> dict[str, Any]:
+        """FastAPI's schema, with each error answer only as the problem+json it is sent as (FastAPI also
+        lists every response model under application/json)."""
+        if app.openapi_schema is None:
+            schema = FastAPI.openapi(app)
+            for operations in schema.get("paths", {}).values():
+                for operation in operations.values():
+                    for answer in (operation.get("responses") or {}).values():
+                        content = answer.get("content") or {}
+                        if "application/problem+json" in content:
+                            content.pop("application/json", None)
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
     app.include_router(open311.router)
     app.state.open311_problem = open311.error_response
 

@@ -1,14 +1,15 @@
-"""Shared schema pieces: local-time datetimes, pages."""
+"""Shared schema pieces: local-time datetimes, pages, problem details."""
 
 from __future__ import annotations
 
 import re
 from datetime import datetime
-from typing import Annotated, Generic, TypeVar
+from typing import Annotated, Any, Generic, TypeVar
 
-from pydantic import BaseModel, BeforeValidator, Field, PlainSerializer, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer, model_validator
 
 from app.config import TZ
+from app.errors import PROBLEM_JSON
 
 
 def _aware(value: object) -> object:
@@ -68,3 +69,49 @@ class InputModel(BaseModel):
 # Every database id: positive and within PostgreSQL's integer, so no client-sent id can overflow a driver.
 MAX_ID = 2_147_483_647
 DbId = Annotated[int, Field(ge=1, le=MAX_ID)]
+
+
+# --- errors (app/api/problems.py renders them; app/api/v1 declares them with ``problem``) ---------------
+
+
+class FieldError(BaseModel):
+    """One field FastAPI's validation refused."""
+
+    loc: list[str | int] = Field(description="Where: (\"body\", field, ...), (\"query\", name), ...")
+    msg: str
+    type: str
+
+
+class ImportRowError(BaseModel):
+    """One cell an import refused: in a refused upload's problem, and in the job (schemas/imports.py)."""
+
+    row: int | None = Field(description="row number as the spreadsheet shows it (header = 1); null: the whole file")
+    column: str | None = Field(description="the header of the column, e.g. 姓名")
+    reason: str
+
+
+class ProblemDetails(BaseModel):
+    """An error, as RFC 9457 ``application/problem+json`` (app/api/problems.py renders every one)."""
+
+    # Some errors carry more members (WeChat's errcode, ...): clients ignore what they do not know.
+    model_config = ConfigDict(extra="allow")
+
+    type: str = Field(examples=["urn:minyi:problem:not_found"])
+    title: str
+    status: int
+    detail: str = Field(description="给人看的说明（中文）")
+    code: str = Field(description="Stable machine word clients switch on (not_found, forbidden, validation_error...)")
+    instance: str | None = None
+    errors: list[FieldError | ImportRowError] | None = Field(
+        None, description="validation_error: one per refused field; an import's checks: one per row and column")
+    retry_after: int | None = Field(None, description="rate_limited and lockouts: seconds, as in Retry-After")
+
+
+def problem(description: str) -> dict[str, Any]:
+    """An OpenAPI ``responses`` entry answered as problem+json. (FastAPI also lists a ``model`` under the
+    route's own media type, application/json; errors are only ever sent as problem+json.)"""
+    return {
+        "model": ProblemDetails,
+        "description": description,
+        "content": {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/ProblemDetails"}}},
+    }

@@ -7,16 +7,10 @@ from typing import Literal
 from pydantic import BaseModel, Field
 
 from app.models import ImportJob
-from app.schemas.common import LocalDateTime
+from app.schemas.common import ImportRowError, LocalDateTime
 
 ImportKind = Literal["representatives", "shifts"]
 TemplateFormat = Literal["xlsx", "csv"]
-
-
-class ImportRowError(BaseModel):
-    row: int | None = Field(description="row number as the spreadsheet shows it (header = 1); null: the whole file")
-    column: str | None = Field(description="the header of the column, e.g. 姓名")
-    reason: str
 
 
 class ImportJobRead(BaseModel):

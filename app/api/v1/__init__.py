@@ -21,8 +21,22 @@ from app.api.v1 import (
     webhooks,
     wechat,
 )
+from app.schemas.common import problem
 
-router = APIRouter(prefix="/api/v1")
+# What any operation may answer besides its own statuses, all as problem+json (operations add their own,
+# and replace one of these with a more precise description, through ``problem``).
+COMMON_PROBLEMS = {
+    400: problem("NUL in the path or query (`invalid_characters`)"),
+    401: problem("No, unknown or expired credentials where they are needed (`unauthorized`)"),
+    403: problem("Signed in, but not allowed (`forbidden`), or an API key without the scope"),
+    404: problem("Unknown resource, or one the caller may not see (`not_found`)"),
+    413: problem("Body over MINYI_MAX_BODY_BYTES (`payload_too_large`)"),
+    422: problem("Invalid input (`validation_error` with `errors`, or a rule's own code)"),
+    429: problem("Over a rate limit, or locked out (`rate_limited`...; see Retry-After)"),
+    503: problem("The database is unreachable for now (`database_unavailable`; see Retry-After)"),
+}
+
+router = APIRouter(prefix="/api/v1", responses=COMMON_PROBLEMS)
 # exports first: /forms/export.csv before /forms/{id}
 for module in (auth, reference, exports, forms, photos, stats, rosters, service_points, calendars, imports,
                wechat, api_clients, webhooks, changes, lockouts, audit, personal_data):

@@ -7,13 +7,14 @@ from fastapi import APIRouter, Response, status
 from app.api.deps import AuditDep, CursorQ, IdPath, LimitQ, PrincipalDep, SessionDep, SettingsDep
 from app.models import Role
 from app.schemas.api_clients import ApiClientCreate, ApiClientRead, ApiClientSelf, ApiClientUpdate, ApiClientWithKey
-from app.schemas.common import Page
+from app.schemas.common import Page, problem
 from app.services import api_clients as api_client_service
 
 router = APIRouter(prefix="/api-clients", tags=["integrations"])
 
 # An answer carrying a key must not be kept by any cache on the way.
 NO_STORE = {"Cache-Control": "no-store"}
+REVOKED = {409: problem("The client is revoked: nothing about it changes any more (`client_revoked`)")}
 
 
 @router.get("/me", response_model=ApiClientSelf, summary="The calling API client itself (X-API-Key)")
@@ -55,7 +56,7 @@ async def get_api_client(client_id: IdPath, principal: PrincipalDep, session: Se
     return ApiClientRead.build(await api_client_service.get_or_raise(session, client_id))
 
 
-@router.patch("/{client_id}", response_model=ApiClientRead,
+@router.patch("/{client_id}", response_model=ApiClientRead, responses=REVOKED,
               summary="Change an API client's name, scopes or rate limit (admin)")
 async def update_api_client(
     client_id: IdPath, body: ApiClientUpdate, principal: PrincipalDep, session: SessionDep, audit: AuditDep
@@ -67,7 +68,7 @@ async def update_api_client(
     return ApiClientRead.build(client)
 
 
-@router.post("/{client_id}/rotate", response_model=ApiClientWithKey,
+@router.post("/{client_id}/rotate", response_model=ApiClientWithKey, responses=REVOKED,
              summary="Replace an API client's key (admin); the old key stops working")
 async def rotate_api_client_key(
     client_id: IdPath, principal: PrincipalDep, session: SessionDep, response: Response, audit: AuditDep

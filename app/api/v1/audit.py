@@ -62,7 +62,9 @@ async def export_audit(
 ) -> StreamingResponse:
     principal.require_role(Role.admin)
     filters = audit_service.AuditFilter(action=action, actor_user_id=actor_user_id, since=since, until=until)
-    await audit("audit.export", None, **{k: str(v) for k, v in vars(filters).items() if v is not None})
+    # Under a key of their own: the filter ``action`` must not be taken for the recorded action.
+    used = {k: str(v) for k, v in vars(filters).items() if v is not None}
+    await audit("audit.export", None, **({"filters": used} if used else {}))
     body = audit_service.stream_csv(request.app.state.sessionmaker, filters=filters)
     stamp = utcnow().strftime("%Y%m%d-%H%M%S")
     return StreamingResponse(body, media_type="text/csv; charset=utf-8",

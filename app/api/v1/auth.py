@@ -10,6 +10,7 @@ from app.api.deps import AuditDep, CurrentUser, PrincipalDep, SessionDep, Settin
 from app.errors import Unauthorized
 from app.models import Role
 from app.schemas.auth import MeRead, TokenRead, UserCreate, UserRead
+from app.schemas.common import problem
 from app.services import auth as auth_service
 
 router = APIRouter(tags=["auth"])
@@ -42,7 +43,8 @@ async def me(user: CurrentUser) -> MeRead:
     return MeRead.model_validate(user)
 
 
-@router.post("/users", response_model=UserRead, status_code=status.HTTP_201_CREATED)
+@router.post("/users", response_model=UserRead, status_code=status.HTTP_201_CREATED,
+             responses={409: problem("The username is taken (`username_taken`)")})
 async def create_user(body: UserCreate, principal: PrincipalDep, session: SessionDep, audit: AuditDep) -> UserRead:
     principal.require_role(Role.admin)
     user = await auth_service.create_user(session, **body.model_dump())

@@ -18,6 +18,7 @@ from fastapi import APIRouter, Path, Query, Request, Response
 from pydantic import BaseModel
 
 from app.api.deps import IdPath, PrincipalDep, SessionDep, public_url_for
+from app.schemas.common import problem
 from app.services import calendars as calendar_service
 from app.services.calendars import FeedKind
 
@@ -47,7 +48,7 @@ def _url(request: Request, route: str, token: str, **params: str) -> FeedUrl:
 
 @router.get(
     "/representatives/{representative_id}.ics", name="representative_calendar_feed",
-    response_class=Response, responses={200: {"content": {"text/calendar": {}}}, 404: {"description": "Unknown or wrong token"}},
+    response_class=Response, responses={200: {"content": {"text/calendar": {}}}, 404: problem("Unknown or wrong token")},
     summary="A representative's shifts and service point sessions (iCalendar)",
 )
 async def representative_feed(representative_id: IdPath, session: SessionDep, token: TokenQ = None) -> Response:
@@ -57,7 +58,7 @@ async def representative_feed(representative_id: IdPath, session: SessionDep, to
 
 @router.get(
     "/workrooms/{code}.ics", name="workroom_calendar_feed",
-    response_class=Response, responses={200: {"content": {"text/calendar": {}}}, 404: {"description": "Unknown or wrong token"}},
+    response_class=Response, responses={200: {"content": {"text/calendar": {}}}, 404: problem("Unknown or wrong token")},
     summary="A workroom's shifts and service point sessions (iCalendar)",
 )
 async def workroom_feed(code: CodePath, session: SessionDep, token: TokenQ = None) -> Response:

@@ -12,7 +12,7 @@ from fastapi.responses import FileResponse, StreamingResponse
 
 from app.api.deps import AuditDep, IdPath, PrincipalDep, SessionDep, SettingsDep
 from app.models import FormStatus, utcnow
-from app.schemas.common import MAX_ID
+from app.schemas.common import MAX_ID, problem
 from app.schemas.exports import ExportCreate, ExportFormat, ExportJobRead, StatsView
 from app.services import exports as export_service
 from app.services import forms as form_service
@@ -131,7 +131,8 @@ async def get_export(job_id: IdPath, principal: PrincipalDep, session: SessionDe
     return ExportJobRead.build(await export_service.get_job(session, principal=principal, job_id=job_id))
 
 
-@router.get("/exports/{job_id}/download", response_class=FileResponse, responses=FILE_RESPONSES,
+@router.get("/exports/{job_id}/download", response_class=FileResponse,
+            responses={**FILE_RESPONSES, 409: problem("Not finished yet (`export_not_ready`), or failed (`export_failed`)")},
             summary="Download a finished export (the user who started it, or an admin)")
 async def download_export(
     job_id: IdPath, principal: PrincipalDep, session: SessionDep, settings: SettingsDep, audit: AuditDep

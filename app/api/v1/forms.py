@@ -15,7 +15,7 @@ from app.api.deps import IdPath, PrincipalDep, SessionDep, SettingsDep
 from app.db import transaction
 from app.errors import Invalid, NotFound, UnsupportedMediaType
 from app.models import FormStatus, OpinionForm, Scope, utcnow
-from app.schemas.common import MAX_ID, Page
+from app.schemas.common import MAX_ID, Page, problem
 from app.schemas.forms import (
     AssignBody,
     CloseBody,
@@ -45,6 +45,12 @@ from app.services.auth import Principal
 from app.services.deadlines import Supervision
 
 router = APIRouter(tags=["forms"])
+
+
+# The workflow's actions answer 409 when the form's status does not allow them (services/workflow.py).
+_WRONG_STATUS = "Not in the form's current status (`invalid_transition`, with `current_status` and `action`)"
+TRANSITION = {409: problem(_WRONG_STATUS)}
+DECISION = {409: problem(f"{_WRONG_STATUS}, or no extension is pending (`no_pending_extension`)")}
 
 
 def _read(form: OpinionForm, principal: Principal) -> FormRead:
@@ -103,7 +109,9 @@ async def _read_submission(request: Request) -> tuple[FormCreate, list[photo_ser
     status_code=status.HTTP_201_CREATED,
     response_model=FormCreated,
     summary="Submit an opinion form (public), as JSON or multipart with photos",
-    responses={422: {"description": "Invalid body, or Idempotency-Key reused with another body"}},
+    responses={422: problem("Invalid body, or Idempotency-Key reused with another body"),
+               409: problem("The same Idempotency-Key is still being handled (`idempotency_in_progress`)"),
+               415: problem("Neither JSON nor multipart/form-data")},
     openapi_extra={"requestBody": _SUBMIT_BODY},
 )
 async def submit_form(
@@ -205,7 +213,8 @@ async def get_form(form_id: IdPath, principal: PrincipalDep, session: SessionDep
     return _detail(await form_service.get_visible(session, principal, form_id), principal)
 
 
-@router.post("/forms/{form_id}/assign", response_model=FormDetail, summary="批办 assign to a handling unit")
+@router.post("/forms/{form_id}/assign", response_model=FormDetail, responses=TRANSITION,
+             summary="批办 assign to a handling unit")
 async def assign(form_id: IdPath, body: AssignBody, principal: PrincipalDep, session: SessionDep, settings: SettingsDep) -> FormDetail:
     form = await workflow.assign(
         session, principal=principal, form_id=form_id, unit_id=body.unit_id, instructions=body.instructions,
@@ -214,7 +223,8 @@ async def assign(form_id: IdPath, body: AssignBody, principal: PrincipalDep, ses
     return _detail(form, principal)
 
 
-@router.post("/forms/{form_id}/reassign", response_model=FormDetail, summary="改派 reassign to another unit")
+@router.post("/forms/{form_id}/reassign", response_model=FormDetail, responses=TRANSITION,
+             summary="改派 reassign to another unit")
 async def reassign(form_id: IdPath, body: ReassignBody, principal: PrincipalDep, session: SessionDep) -> FormDetail:
     form = await workflow.reassign(
         session, principal=principal, form_id=form_id, unit_id=body.unit_id, instructions=body.instructions
@@ -222,7 +232,8 @@ async def reassign(form_id: IdPath, body: ReassignBody, principal: PrincipalDep,
     return _detail(form, principal)
 
 
-@router.post("/forms/{form_id}/reply", response_model=FormDetail, summary="答复 reply")
+@router.post("/forms/{form_id}/reply", response_model=FormDetail, responses=TRANSITION,
+             summary="答复 reply")
 async def reply(form_id: IdPath, body: ReplyBody, principal: PrincipalDep, session: SessionDep) -> FormDetail:
     form = await workflow.reply(
         session, principal=principal, form_id=form_id, reply_text=body.reply, internal_note=body.internal_note
@@ -230,7 +241,8 @@ async def reply(form_id: IdPath, body: ReplyBody, principal: PrincipalDep, sessi
     return _detail(form, principal)
 
 
-@router.post("/forms/{form_id}/close", response_model=FormDetail, summary="办结 close after follow-up")
+@router.post("/forms/{form_id}/close", response_model=FormDetail, responses=TRANSITION,
+             summary="办结 close after follow-up")
 async def close(form_id: IdPath, body: CloseBody, principal: PrincipalDep, session: SessionDep) -> FormDetail:
     form = await workflow.close(
         session, principal=principal, form_id=form_id, satisfaction=body.satisfaction, note=body.note
@@ -238,7 +250,8 @@ async def close(form_id: IdPath, body: CloseBody, principal: PrincipalDep, sessi
     return _detail(form, principal)
 
 
-@router.post("/forms/{form_id}/reopen", response_model=FormDetail, summary="重办 reopen to the unit")
+@router.post("/forms/{form_id}/reopen", response_model=FormDetail, responses=TRANSITION,
+             summary="重办 reopen to the unit")
 async def reopen(form_id: IdPath, body: ReopenBody, principal: PrincipalDep, session: SessionDep) -> FormDetail:
     form = await workflow.reopen(
         session, principal=principal, form_id=form_id, reason=body.reason, unit_id=body.unit_id
@@ -246,13 +259,15 @@ async def reopen(form_id: IdPath, body: ReopenBody, principal: PrincipalDep, ses
     return _detail(form, principal)
 
 
-@router.post("/forms/{form_id}/return", response_model=FormDetail, summary="退回 the unit returns it to the office")
+@router.post("/forms/{form_id}/return", response_model=FormDetail, responses=TRANSITION,
+             summary="退回 the unit returns it to the office")
 async def return_form(form_id: IdPath, body: ReasonBody, principal: PrincipalDep, session: SessionDep) -> FormDetail:
     form = await workflow.return_to_office(session, principal=principal, form_id=form_id, reason=body.reason)
     return _detail(form, principal)
 
 
-@router.post("/forms/{form_id}/extension", response_model=FormDetail, summary="延期 the unit asks for a later deadline")
+@router.post("/forms/{form_id}/extension", response_model=FormDetail, summary="延期 the unit asks for a later deadline",
+             responses={409: problem(f"{_WRONG_STATUS}, or one is already pending (`extension_pending`)")})
 async def request_extension(form_id: IdPath, body: ExtensionBody, principal: PrincipalDep, session: SessionDep) -> FormDetail:
     form = await workflow.request_extension(
         session, principal=principal, form_id=form_id, due_at=body.due_at, reason=body.reason
@@ -260,25 +275,29 @@ async def request_extension(form_id: IdPath, body: ExtensionBody, principal: Pri
     return _detail(form, principal)
 
 
-@router.post("/forms/{form_id}/extension/approve", response_model=FormDetail, summary="批准延期 approve the extension")
+@router.post("/forms/{form_id}/extension/approve", response_model=FormDetail, responses=DECISION,
+             summary="批准延期 approve the extension")
 async def approve_extension(form_id: IdPath, body: DecisionBody, principal: PrincipalDep, session: SessionDep) -> FormDetail:
     form = await workflow.decide_extension(session, principal=principal, form_id=form_id, approve=True, note=body.note)
     return _detail(form, principal)
 
 
-@router.post("/forms/{form_id}/extension/refuse", response_model=FormDetail, summary="不批准延期 refuse the extension")
+@router.post("/forms/{form_id}/extension/refuse", response_model=FormDetail, responses=DECISION,
+             summary="不批准延期 refuse the extension")
 async def refuse_extension(form_id: IdPath, body: DecisionBody, principal: PrincipalDep, session: SessionDep) -> FormDetail:
     form = await workflow.decide_extension(session, principal=principal, form_id=form_id, approve=False, note=body.note)
     return _detail(form, principal)
 
 
-@router.post("/forms/{form_id}/answer-on-spot", response_model=FormDetail, summary="当场答复 answer on the spot")
+@router.post("/forms/{form_id}/answer-on-spot", response_model=FormDetail, responses=TRANSITION,
+             summary="当场答复 answer on the spot")
 async def answer_on_spot(form_id: IdPath, body: SpotAnswerBody, principal: PrincipalDep, session: SessionDep) -> FormDetail:
     form = await workflow.answer_on_spot(session, principal=principal, form_id=form_id, reply_text=body.reply)
     return _detail(form, principal)
 
 
-@router.post("/forms/{form_id}/urge", response_model=FormDetail, summary="催办 chase the unit")
+@router.post("/forms/{form_id}/urge", response_model=FormDetail, responses=TRANSITION,
+             summary="催办 chase the unit")
 async def urge(form_id: IdPath, body: UrgeBody, principal: PrincipalDep, session: SessionDep) -> FormDetail:
     return _detail(await workflow.urge(session, principal=principal, form_id=form_id, note=body.note), principal)
 
@@ -289,12 +308,14 @@ async def add_note(form_id: IdPath, body: NoteBody, principal: PrincipalDep, ses
 
 
 @router.post("/forms/{form_id}/clear-review", response_model=FormDetail,
+             responses={409: problem("The form is not flagged for review (`not_flagged`)")},
              summary="内容审核通过 clear the content-check flag (office)")
 async def clear_review(form_id: IdPath, body: DecisionBody, principal: PrincipalDep, session: SessionDep) -> FormDetail:
     return _detail(await workflow.clear_review(session, principal=principal, form_id=form_id, note=body.note), principal)
 
 
-@router.post("/forms/{form_id}/decline", response_model=FormDetail, summary="不予受理 decline")
+@router.post("/forms/{form_id}/decline", response_model=FormDetail, responses=TRANSITION,
+             summary="不予受理 decline")
 async def decline(form_id: IdPath, body: ReasonBody, principal: PrincipalDep, session: SessionDep) -> FormDetail:
     form = await workflow.decline(session, principal=principal, form_id=form_id, reason=body.reason)
     return _detail(form, principal)

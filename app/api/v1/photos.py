@@ -17,7 +17,7 @@ from starlette.formparsers import MultiPartException
 from app.api.deps import IdPath, PrincipalDep, SessionDep, SettingsDep
 from app.db import transaction
 from app.errors import Invalid, UnsupportedMediaType
-from app.schemas.common import Page
+from app.schemas.common import Page, problem
 from app.schemas.photos import PhotoRead
 from app.services import photos as photo_service
 
@@ -75,12 +75,12 @@ async def _read_photo(request: Request) -> photo_service.Upload:
     summary="Add one photo to a form (the submitter, or staff who can see it)",
     openapi_extra={"requestBody": _UPLOAD_BODY},
     responses={
-        401: {"description": "Nobody signed in and no ?code="},
-        404: {"description": "Unknown form, wrong code, or not this resident's form (one answer for all)"},
-        409: {"description": "The form is closed or declined"},
-        413: {"description": "Photo over MINYI_PHOTO_MAX_BYTES"},
-        415: {"description": "Not JPEG, PNG or WebP (judged by content)"},
-        422: {"description": "Corrupt photo, too many pixels, or the form already holds 6 photos"},
+        401: problem("Nobody signed in and no ?code="),
+        404: problem("Unknown form, wrong code, or not this resident's form (one answer for all)"),
+        409: problem("The form is closed or declined"),
+        413: problem("Photo over MINYI_PHOTO_MAX_BYTES"),
+        415: problem("Not JPEG, PNG or WebP (judged by content)"),
+        422: problem("Corrupt photo, too many pixels, or the form already holds 6 photos"),
     },
 )
 async def upload_photo(

@@ -4,7 +4,7 @@ from fastapi import APIRouter, status
 
 from app.api.deps import AuditDep, CurrentUser, CursorQ, IdPath, LimitQ, PrincipalDep, SessionDep
 from app.models import Representative, Role
-from app.schemas.common import Page
+from app.schemas.common import Page, problem
 from app.schemas.reference import (
     CategoryCreate,
     CategoryRead,
@@ -40,7 +40,8 @@ async def list_workrooms(user: CurrentUser, session: SessionDep, limit: LimitQ =
     return Page(items=[WorkroomRead.model_validate(w) for w in workrooms], next_cursor=next_cursor)
 
 
-@router.post("/workrooms", response_model=WorkroomRead, status_code=status.HTTP_201_CREATED)
+@router.post("/workrooms", response_model=WorkroomRead, status_code=status.HTTP_201_CREATED,
+             responses={409: problem("The code is taken (`workroom_exists`)")})
 async def create_workroom(body: WorkroomCreate, principal: PrincipalDep, session: SessionDep, audit: AuditDep) -> WorkroomRead:
     principal.require_role(Role.admin)
     workroom = await reference_service.create_workroom(session, data=body.model_dump())
@@ -111,7 +112,8 @@ async def list_units(user: CurrentUser, session: SessionDep, limit: LimitQ = 50,
     return Page(items=[UnitRead.model_validate(u) for u in units], next_cursor=next_cursor)
 
 
-@router.post("/units", response_model=UnitRead, status_code=status.HTTP_201_CREATED)
+@router.post("/units", response_model=UnitRead, status_code=status.HTTP_201_CREATED,
+             responses={409: problem("The name is taken (`unit_exists`)")})
 async def create_unit(body: UnitCreate, principal: PrincipalDep, session: SessionDep, audit: AuditDep) -> UnitRead:
     principal.require_role(Role.admin)
     unit = await reference_service.create_unit(session, name=body.name)
@@ -127,7 +129,8 @@ async def list_categories(session: SessionDep, limit: LimitQ = 50, cursor: Curso
     return Page(items=[CategoryRead.model_validate(c) for c in categories], next_cursor=next_cursor)
 
 
-@router.post("/categories", response_model=CategoryRead, status_code=status.HTTP_201_CREATED)
+@router.post("/categories", response_model=CategoryRead, status_code=status.HTTP_201_CREATED,
+             responses={409: problem("The code is taken (`category_exists`)")})
 async def create_category(body: CategoryCreate, principal: PrincipalDep, session: SessionDep, audit: AuditDep) -> CategoryRead:
     principal.require_role(Role.admin)
     category = await reference_service.create_category(session, **body.model_dump())

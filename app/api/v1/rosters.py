@@ -19,7 +19,7 @@ from fastapi import APIRouter, Query, Response, status
 from app.api.deps import CursorQ, IdPath, LimitQ, PrincipalDep, SessionDep
 from app.config import TZ
 from app.models import SwapStatus, utcnow
-from app.schemas.common import LocalDateTime, Page
+from app.schemas.common import LocalDateTime, Page, problem
 from app.schemas.rosters import (
     AttendanceRead,
     AttendanceRow,
@@ -47,6 +47,10 @@ def _today() -> date:
     return utcnow().astimezone(TZ).date()
 
 
+# A representative is never on two shifts at once (services/rosters.py).
+OVERLAP = {409: problem("Would overlap a shift the representative has (`shift_conflict`, with `conflicts`)")}
+
+
 @router.get("/workrooms/{code}/shifts", response_model=ShiftList, summary="A workroom's shifts (public)")
 async def list_shifts(
     code: str, session: SessionDep, principal: PrincipalDep, day_from: FromQ = None, to: ToQ = None
@@ -59,7 +63,8 @@ async def list_shifts(
     return ShiftList(items=[ShiftRead.of(s, attendance=principal.is_staff) for s in shifts])
 
 
-@router.post("/workrooms/{code}/shifts", response_model=ShiftRead, status_code=status.HTTP_201_CREATED)
+@router.post("/workrooms/{code}/shifts", response_model=ShiftRead, status_code=status.HTTP_201_CREATED,
+             responses=OVERLAP)
 async def create_shift(code: str, body: ShiftCreate, principal: PrincipalDep, session: SessionDep) -> ShiftRead:
     shift = await roster_service.create_shift(
         session, workroom_code=code, representative_id=body.representative_id, starts_at=body.starts_at,
@@ -68,7 +73,8 @@ async def create_shift(code: str, body: ShiftCreate, principal: PrincipalDep, se
     return ShiftRead.of(shift)
 
 
-@router.delete("/shifts/{shift_id}", status_code=status.HTTP_204_NO_CONTENT)
+@router.delete("/shifts/{shift_id}", status_code=status.HTTP_204_NO_CONTENT,
+               responses={409: problem("Checked in: the record stays (`shift_checked_in`)")})
 async def delete_shift(shift_id: IdPath, principal: PrincipalDep, session: SessionDep) -> Response:
     await roster_service.delete_shift(session, shift_id=shift_id, principal=principal)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
@@ -121,7 +127,7 @@ async def preview_rota(body: RotaRequest, principal: PrincipalDep, session: Sess
     )
 
 
-@router.post("/rota/commit", response_model=RotaCommitted, status_code=status.HTTP_201_CREATED)
+@router.post("/rota/commit", response_model=RotaCommitted, status_code=status.HTTP_201_CREATED, responses=OVERLAP)
 async def commit_rota(body: RotaRequest, principal: PrincipalDep, session: SessionDep) -> RotaCommitted:
     """Writes the preview's shifts all in one transaction, or none (409 ``shift_conflict`` listing them)."""
     shifts = await roster_service.commit_rota(
@@ -134,7 +140,8 @@ async def commit_rota(body: RotaRequest, principal: PrincipalDep, session: Sessi
 # --- swaps -------------------------------------------------------------------------------------------
 
 
-@router.post("/shifts/{shift_id}/swap", response_model=SwapRead, status_code=status.HTTP_201_CREATED)
+@router.post("/shifts/{shift_id}/swap", response_model=SwapRead, status_code=status.HTTP_201_CREATED,
+             responses={409: problem("The shift has started (`shift_started`), or a swap is pending (`swap_pending`)")})
 async def request_swap(shift_id: IdPath, body: SwapCreate, principal: PrincipalDep, session: SessionDep) -> SwapRead:
     swap = await roster_service.request_swap(
         session, shift_id=shift_id, to_representative_id=body.to_representative_id, note=body.note,
@@ -154,7 +161,9 @@ async def list_swaps(
     return Page(items=[SwapRead.model_validate(s) for s in swaps], next_cursor=next_cursor)
 
 
-@router.post("/swaps/{swap_id}/{action}", response_model=SwapRead)
+@router.post("/swaps/{swap_id}/{action}", response_model=SwapRead, responses={409: problem(
+    "Not in the swap's current status (`swap_state`), the shift has started (`shift_started`), or it would overlap "
+    "another shift (`shift_conflict`)")})
 async def act_on_swap(
     swap_id: IdPath, action: Literal["accept", "decline", "approve", "refuse", "cancel"], principal: PrincipalDep,
     session: SessionDep,
@@ -175,7 +184,8 @@ async def act_on_swap(
 # --- check-in and attendance -------------------------------------------------------------------------
 
 
-@router.post("/shifts/{shift_id}/check-in", response_model=ShiftRead)
+@router.post("/shifts/{shift_id}/check-in", response_model=ShiftRead,
+             responses={409: problem("Outside the check-in window (`check_in_window`, with `opens_at` and `closes_at`)")})
 async def check_in(shift_id: IdPath, principal: PrincipalDep, session: SessionDep) -> ShiftRead:
     """From 30 minutes before the start until the end; a repeated check-in keeps the first time."""
     return ShiftRead.of(await roster_service.check_in(session, shift_id=shift_id, principal=principal))

@@ -17,7 +17,7 @@ from fastapi import APIRouter, Query, Response, status
 
 from app.api.deps import CursorQ, IdPath, LimitQ, PrincipalDep, SessionDep
 from app.models import PlaceType, Role, ServicePoint, utcnow
-from app.schemas.common import Page
+from app.schemas.common import Page, problem
 from app.schemas.service_points import (
     AttendingRepresentative,
     Funnel,
@@ -103,7 +103,8 @@ async def update_service_point(
     return ServicePointDetail(**_read(point), **counts)
 
 
-@router.delete("/{service_point_id}", status_code=status.HTTP_204_NO_CONTENT)
+@router.delete("/{service_point_id}", status_code=status.HTTP_204_NO_CONTENT,
+               responses={409: problem("Forms were collected there: change it instead (`service_point_has_forms`)")})
 async def delete_service_point(service_point_id: IdPath, principal: PrincipalDep, session: SessionDep) -> Response:
     principal.require_role(Role.admin, Role.coordinator)
     await service_point_service.delete_service_point(session, service_point_id=service_point_id)

@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request, Response, status
 
 from app.api.deps import AuditDep, CursorQ, IdPath, LimitQ, PrincipalDep, SessionDep, SettingsDep
-from app.schemas.common import Page
+from app.schemas.common import Page, problem
 from app.schemas.webhooks import (
     DeliveryDetail,
     DeliveryRead,
@@ -32,6 +32,7 @@ async def list_webhooks(
 
 
 @router.post("/webhooks", response_model=WebhookCreated, status_code=status.HTTP_201_CREATED,
+             responses={409: problem("The owner has as many webhooks as allowed (`too_many_webhooks`)")},
              summary="Create a webhook; its secret is shown only in this answer")
 async def create_webhook(
     body: WebhookCreate, principal: PrincipalDep, session: SessionDep, settings: SettingsDep, audit: AuditDep

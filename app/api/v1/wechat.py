@@ -7,7 +7,7 @@ from fastapi import APIRouter, Request
 
 from app.api.deps import CursorQ, IdPath, LimitQ, PrincipalDep, SessionDep, SettingsDep
 from app.schemas.auth import TokenRead
-from app.schemas.common import Page
+from app.schemas.common import Page, problem
 from app.schemas.wechat import MyFormRead, SubscriptionList, SubscriptionRead, SubscriptionReport, WechatLogin
 from app.services import residents as resident_service
 
@@ -19,11 +19,12 @@ router = APIRouter(tags=["integrations"])
     response_model=TokenRead,
     summary="Log a resident in with a wx.login() code",
     responses={
-        401: {"description": "WeChat refused the code (`wechat_login_failed`, its errcode in `detail`/`errcode`)"},
-        403: {"description": "The resident is disabled (`resident_disabled`)"},
-        429: {"description": "WeChat's login rate limit (45011, `wechat_rate_limited`)"},
-        502: {"description": "WeChat refused our AppID, secret or server IP (`wechat_misconfigured`)"},
-        503: {"description": "WeChat unreachable (`wechat_unavailable`) or not configured (`wechat_not_configured`)"},
+        401: problem("WeChat refused the code (`wechat_login_failed`, its errcode in `detail`/`errcode`)"),
+        403: problem("The resident is disabled (`resident_disabled`)"),
+        429: problem("WeChat's login rate limit (45011, `wechat_rate_limited`)"),
+        502: problem("WeChat refused our AppID, secret or server IP (`wechat_misconfigured`)"),
+        503: problem("WeChat unreachable (`wechat_unavailable`) or not configured (`wechat_not_configured`), "
+                     "or the database (`database_unavailable`)"),
     },
 )
 async def login(body: WechatLogin, request: Request, session: SessionDep, settings: SettingsDep) -> TokenRead:
