@@ -118,3 +118,21 @@ async def test_every_page_knows_who_is_signed_in(client, sessionmaker) -> None:
     await login(client, "coordinator")
     home = await client.get("/")
     assert "退出（coordinator）" in home.text and "工作人员登录" not in home.text
+
+
+async def test_a_form_posted_after_the_session_ended_comes_back_to_its_page_after_login(client, sessionmaker) -> None:
+    world = await build_world(sessionmaker)
+    form = (await client.post("/api/v1/forms", json={"content": "路灯不亮。"})).json()
+    token = csrf_of(await client.get("/login"))
+    page = f"http://testserver/office/forms/{form['id']}"
+    # Signed out (or the session expired) while the page was open: the action takes POST only, so the way
+    # back is the page it was posted from, never the action's own path.
+    response = await client.post(f"/office/forms/{form['id']}/note", data={"note": "x", "csrf_token": token},
+                                 headers={"Referer": page})
+    assert response.status_code == 303 and response.headers["location"] == f"/login?next=/office/forms/{form['id']}"
+    foreign = await client.post(f"/office/forms/{form['id']}/note", data={"note": "x", "csrf_token": token},
+                                headers={"Referer": "https://evil.example/office/forms/1"})
+    assert foreign.headers["location"] == "/login"
+    back = await login(client, "coordinator", next=f"/office/forms/{form['id']}")
+    assert back.status_code == 303 and back.headers["location"] == f"/office/forms/{form['id']}"
+    assert world.user_ids["coordinator"]

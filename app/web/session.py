@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import secrets
 from typing import Annotated
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 from fastapi import Depends, Request, Response
 from starlette.datastructures import FormData
@@ -110,8 +110,16 @@ PagePrincipal = Annotated[Principal, Depends(page_principal)]
 async def signed_in(request: Request, principal: PagePrincipal) -> User:
     """Dependency of pages for staff: the user, or a redirect to /login that comes back here."""
     if principal.user is None:
-        target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
-        raise LoginRequired("请先登录。", headers={"Location": f"/login?next={quote(target)}"})
+        if request.method in ("GET", "HEAD"):
+            target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+        else:
+            # A form posted after the session ended: back to the page it was on (the action itself only
+            # takes POST), when the browser says which page of ours that was.
+            referer = urlsplit(request.headers.get("referer", ""))
+            target = referer.path + (f"?{referer.query}" if referer.query else "") \
+                if referer.netloc == request.url.netloc and referer.path.startswith("/") else ""
+        location = f"/login?next={quote(target)}" if target else "/login"
+        raise LoginRequired("请先登录。", headers={"Location": location})
     return principal.user
 
 
