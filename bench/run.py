@@ -11,6 +11,7 @@ create a staff user and token, then run wrk phase after phase against that one s
     submit_idem  POST /api/v1/forms + Idempotency-Key   what the offline queue / mini-program sends
     summary      GET  /api/v1/stats/summary             bearer token
     summary_304  the same with If-None-Match: <ETag>    every answer must be 304
+    open311      GET  /open311/v2/requests.json         the public default list (≤ 1,000 requests)
     healthz_end  GET  /healthz again                    shows whether the machine drifted during the run
 
 Each phase: a short warm-up, then ``--duration`` seconds with ``-c --connections -t --threads --latency``,
@@ -59,6 +60,7 @@ PHASES: dict[str, tuple[str, int, float | None]] = {
     "submit_idem": ("submit.lua", 201, 0.25),
     "summary": ("summary.lua", 200, 0.5),
     "summary_304": ("summary.lua", 304, 0.8),
+    "open311": ("open311.lua", 200, None),  # the Open311 default list: up to 1,000 requests, no goal set
     "healthz_end": ("healthz.lua", 200, None),
 }
 P99_GOAL_MS = 100.0  # submissions under 64 connections
