@@ -4,20 +4,15 @@ CPU used by an idle app process (no requests) in 60 s, with the in-process worke
 and by its PostgreSQL backends; alternated 3 times each."""
 import os, subprocess, sys, time
 ROOT = str(__import__("pathlib").Path(__file__).resolve().parent.parent)
-TCK = os.sysconf("SC_CLK_TCK")
+sys.path.insert(0, str(__import__("pathlib").Path(__file__).resolve().parent))
+from run import CLK_TCK as TCK, children, cpu_ticks  # noqa: E402 (bench/run.py's /proc helpers)
 def cpu(pid):
-    try:
-        f = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
-        return (int(f[11]) + int(f[12])) / TCK
-    except FileNotFoundError:
-        return 0.0
+    return cpu_ticks(pid) / TCK
 def tree(pid):
-    out = [pid]
-    for p in os.listdir("/proc"):
-        if p.isdigit():
-            try:
-                if int(open(f"/proc/{p}/stat").read().rsplit(")", 1)[1].split()[1]) in out: out.append(int(p))
-            except Exception: pass
+    out, todo = [], [pid]
+    while todo:  # the process and its descendants (uvicorn's worker), from /proc's children lists
+        out.append(todo.pop())
+        todo.extend(children(out[-1]))
     return out
 def backends():
     r = subprocess.run(["psql", "-h", "127.0.0.1", "-U", "postgres", "-Atc",

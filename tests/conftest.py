@@ -126,11 +126,10 @@ def db_url(db_engine: str, request: pytest.FixtureRequest, tmp_path: Path) -> It
     yield from fresh_database(db_engine, request, tmp_path)
 
 
-@pytest.fixture
-def empty_db_url(db_engine: str, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[str]:
-    """A database with no schema at all, for migration tests."""
-    if db_engine == "sqlite":
-        yield f"sqlite+aiosqlite:///{tmp_path / 'empty.db'}"
+def empty_database(engine: str, request: pytest.FixtureRequest, tmp_path: Path, stem: str = "empty") -> Iterator[str]:
+    """A database with no schema at all (SQLite: ``<stem>.db`` under ``tmp_path``), dropped afterwards."""
+    if engine == "sqlite":
+        yield f"sqlite+aiosqlite:///{tmp_path / f'{stem}.db'}"
         return
     if request.getfixturevalue("pg_template") is None:
         pytest.skip(f"PostgreSQL not reachable at {PG_ADMIN_URL}; SQLite ran")
@@ -140,6 +139,12 @@ def empty_db_url(db_engine: str, tmp_path: Path, request: pytest.FixtureRequest)
         yield pg_url(name)
     finally:
         asyncio.run(pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+@pytest.fixture
+def empty_db_url(db_engine: str, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[str]:
+    """A database with no schema at all, for migration tests."""
+    yield from empty_database(db_engine, request, tmp_path)
 
 
 def make_settings(db_url: str, **overrides: object) -> Settings:

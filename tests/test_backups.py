@@ -27,8 +27,8 @@ from app.main import create_app
 from app.models import Base
 from app.services import audit as audit_service
 from app.services import demo as demo_service
-from tests.conftest import fresh_database, make_settings, pg_admin, pg_url
-from tests.factories import submit
+from tests.conftest import empty_database, fresh_database, make_settings
+from tests.conftest import empty_database, fresh_database, make_settings, pg_url
 
 MINYI = [sys.executable, "-c", "from app.cli import main; main()"]
 ROOT = Path(__file__).resolve().parent.parent
@@ -47,17 +47,7 @@ def settings(db_url: str, tmp_path: Path):  # type: ignore[no-untyped-def]
 @pytest.fixture
 def spare_url(db_engine: str, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[str]:
     """A third database of the test's engine, with no schema (the target of a second restore)."""
-    if db_engine == "sqlite":
-        yield f"sqlite+aiosqlite:///{tmp_path / 'spare.db'}"
-        return
-    if request.getfixturevalue("pg_template") is None:
-        pytest.skip("PostgreSQL not reachable; SQLite ran")
-    name = f"minyi_bk_{os.getpid()}_{uuid.uuid4().hex[:8]}"
-    asyncio.run(pg_admin(f'CREATE DATABASE "{name}"'))
-    try:
-        yield pg_url(name)
-    finally:
-        asyncio.run(pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    yield from empty_database(db_engine, request, tmp_path, "spare")
 
 
 @pytest.fixture

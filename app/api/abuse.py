@@ -56,38 +56,40 @@ async def public_submission(request: Request, principal: Principal) -> None:
     await request.app.state.rate_limiter.hit(f"ip:submit:{client_ip(request)}", settings.public_submit_per_ip_per_minute)
 
 
-async def before_track(request: Request, tracking_no: str) -> None:
+async def _before(request: Request, kind: str, subject: str, message: str, code: str) -> None:
+    """Count an attempt against the client's IP, then refuse it if ``subject`` is locked."""
     settings = request.app.state.settings
-    await request.app.state.rate_limiter.hit(f"ip:track:{client_ip(request)}", settings.track_per_ip_per_minute)
-    await _refuse_if_locked(request, track_subject(tracking_no),
-                            "该编号查询码错误次数过多，已暂时锁定，请 {minutes} 分钟后再试。", "tracking_locked")
+    await request.app.state.rate_limiter.hit(f"ip:{kind}:{client_ip(request)}",
+                                             getattr(settings, f"{kind}_per_ip_per_minute"))
+    await _refuse_if_locked(request, subject, message, code)
 
 
-async def after_track(request: Request, tracking_no: str, *, found: bool) -> None:
+async def _after(request: Request, kind: str, subject: str, *, ok: bool) -> None:
+    """A success forgets the failures so far; a failure counts towards ``kind``'s lock."""
     lockouts, settings = request.app.state.lockouts, request.app.state.settings
-    subject = track_subject(tracking_no)
-    if found:
-        await lockouts.succeeded(subject)
-    else:
-        await lockouts.failed(subject, limit=settings.track_failures_before_lock,
-                              window=settings.lockout_window_seconds, lock=settings.track_lock_seconds)
-
-
-async def before_login(request: Request, username: str) -> None:
-    settings = request.app.state.settings
-    await request.app.state.rate_limiter.hit(f"ip:login:{client_ip(request)}", settings.login_per_ip_per_minute)
-    await _refuse_if_locked(request, login_subject(username),
-                            "该账号登录失败次数过多，已暂时锁定，请 {minutes} 分钟后再试或联系管理员解锁。", "account_locked")
-
-
-async def after_login(request: Request, username: str, *, ok: bool) -> None:
-    lockouts, settings = request.app.state.lockouts, request.app.state.settings
-    subject = login_subject(username)
     if ok:
         await lockouts.succeeded(subject)
     else:
-        await lockouts.failed(subject, limit=settings.login_failures_before_lock,
-                              window=settings.lockout_window_seconds, lock=settings.login_lock_seconds)
+        await lockouts.failed(subject, limit=getattr(settings, f"{kind}_failures_before_lock"),
+                              window=settings.lockout_window_seconds, lock=getattr(settings, f"{kind}_lock_seconds"))
+
+
+async def before_track(request: Request, tracking_no: str) -> None:
+    await _before(request, "track", track_subject(tracking_no),
+                  "该编号查询码错误次数过多，已暂时锁定，请 {minutes} 分钟后再试。", "tracking_locked")
+
+
+async def after_track(request: Request, tracking_no: str, *, found: bool) -> None:
+    await _after(request, "track", track_subject(tracking_no), ok=found)
+
+
+async def before_login(request: Request, username: str) -> None:
+    await _before(request, "login", login_subject(username),
+                  "该账号登录失败次数过多，已暂时锁定，请 {minutes} 分钟后再试或联系管理员解锁。", "account_locked")
+
+
+async def after_login(request: Request, username: str, *, ok: bool) -> None:
+    await _after(request, "login", login_subject(username), ok=ok)
 
 
 async def current_locks(request: Request, kind: str | None = None) -> list[tuple[str, str, float]]:
