@@ -27,8 +27,8 @@ from app.main import create_app
 from app.models import Base
 from app.services import audit as audit_service
 from app.services import demo as demo_service
-from tests.conftest import empty_database, fresh_database, make_settings
 from tests.conftest import empty_database, fresh_database, make_settings, pg_url
+from tests.factories import submit
 
 MINYI = [sys.executable, "-c", "from app.cli import main; main()"]
 ROOT = Path(__file__).resolve().parent.parent
