@@ -69,36 +69,47 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
         conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
+class AppSession(Session):
+    """The session class of every sessionmaker here. Its listeners are registered once, at import: a
+    listener registered per sessionmaker on a class of its own would be held by SQLAlchemy's class-level
+    event registry for as long as the process lives, and with it the app its callback closes over."""
+
+
+_AFTER_WRITE_COMMIT = "minyi.after_write_commit"
+
+
+@event.listens_for(AppSession, "do_orm_execute")
+def _statement(state: ORMExecuteState) -> None:
+    if not state.is_select:
+        state.session.info["wrote"] = True
+
+
+@event.listens_for(AppSession, "after_flush")
+def _flushed(session: Session, _context: object) -> None:
+    session.info["wrote"] = True
+
+
+@event.listens_for(AppSession, "after_commit")
+def _committed(session: Session) -> None:
+    callback = session.info.get(_AFTER_WRITE_COMMIT)
+    if session.info.pop("wrote", False) and callback is not None:
+        callback()
+
+
+@event.listens_for(AppSession, "after_rollback")
+def _rolled_back(session: Session) -> None:
+    session.info.pop("wrote", None)
+
+
 def create_sessionmaker(
     engine: AsyncEngine, *, after_write_commit: Callable[[], None] | None = None
 ) -> async_sessionmaker[AsyncSession]:
     """Sessions for one app. ``after_write_commit`` runs after each commit of a transaction that wrote
-    something (ORM flushes or DML statements), e.g. to drop cached statistics."""
-
-    class AppSession(Session):
-        pass
-
-    if after_write_commit is not None:
-
-        @event.listens_for(AppSession, "do_orm_execute")
-        def _statement(state: ORMExecuteState) -> None:
-            if not state.is_select:
-                state.session.info["wrote"] = True
-
-        @event.listens_for(AppSession, "after_flush")
-        def _flushed(session: Session, _context: object) -> None:
-            session.info["wrote"] = True
-
-        @event.listens_for(AppSession, "after_commit")
-        def _committed(session: Session) -> None:
-            if session.info.pop("wrote", False):
-                after_write_commit()
-
-        @event.listens_for(AppSession, "after_rollback")
-        def _rolled_back(session: Session) -> None:
-            session.info.pop("wrote", None)
-
-    return async_sessionmaker(engine, expire_on_commit=False, autoflush=False, sync_session_class=AppSession)
+    something (ORM flushes or DML statements), e.g. to drop cached statistics. It travels in each
+    session's ``info`` (copied from the sessionmaker's), so nothing global holds it."""
+    info = {_AFTER_WRITE_COMMIT: after_write_commit} if after_write_commit is not None else None
+    return async_sessionmaker(engine, expire_on_commit=False, autoflush=False, sync_session_class=AppSession,
+                              info=info)
 
 
 @asynccontextmanager
