@@ -27,6 +27,8 @@ class Settings(BaseSettings):
     database_url: str = f"sqlite+aiosqlite:///{ROOT / 'data' / 'minyi.db'}"
     db_pool_size: int = Field(10, ge=1, le=200)
     db_echo: bool = False
+    # SQLite: how long a transaction waits for another writer's lock before it fails (503 to the caller).
+    sqlite_busy_timeout_seconds: float = Field(30, gt=0, le=600)
     secret_key: str = DEFAULT_SECRET
     tracking_prefix: str = Field("LS", pattern=r"^[A-Z]{0,8}$")
     token_ttl_seconds: int = Field(8 * 3600, ge=60)

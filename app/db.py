@@ -39,9 +39,10 @@ def create_engine(settings: Settings) -> AsyncEngine:
     if url.get_backend_name() == "sqlite":
         ensure_sqlite_folder(settings.database_url)
         engine = create_async_engine(
-            url, echo=settings.db_echo, connect_args={"timeout": 30}, pool_size=5, max_overflow=10
+            url, echo=settings.db_echo, connect_args={"timeout": settings.sqlite_busy_timeout_seconds},
+            pool_size=5, max_overflow=10,
         )
-        _configure_sqlite(engine)
+        _configure_sqlite(engine, busy_timeout_ms=round(settings.sqlite_busy_timeout_seconds * 1000))
         return engine
     return create_async_engine(
         url,
@@ -52,7 +53,7 @@ def create_engine(settings: Settings) -> AsyncEngine:
     )
 
 
-def _configure_sqlite(engine: AsyncEngine) -> None:
+def _configure_sqlite(engine: AsyncEngine, *, busy_timeout_ms: int) -> None:
     @event.listens_for(engine.sync_engine, "connect")
     def _on_connect(dbapi_connection, _record):  # type: ignore[no-untyped-def]
         # Take transaction control away from the driver so "begin" below decides how to start one.
@@ -61,7 +62,7 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
         cursor.close()
 
     @event.listens_for(engine.sync_engine, "begin")
