@@ -1,5 +1,7 @@
 # `make run`: set up and serve the demo town on SQLite at http://127.0.0.1:8000
-# `make test`: set up and run every test (PostgreSQL tests skip, saying why, if no server answers)
+# `make test`: set up and run every test (PostgreSQL tests skip, saying why, if no server answers), on every
+#   core, then list the ten slowest. `make test PYTEST_ARGS="tests/test_workflow.py -k sqlite"` narrows it;
+#   `MINYI_TEST_DEEP=1 make test` runs the deep variant (docs/testing.md).
 
 PYTHON ?= python3
 VENV := .venv
@@ -26,8 +28,12 @@ install: $(STAMP) $(NODE_STAMP)
 run: install
 	$(BIN)/minyi serve --demo
 
+# Workers: one per core (`make test WORKERS=0` runs in this process).
+WORKERS ?= auto
+PYTEST_ARGS ?=
+
 test: install
-	$(BIN)/pytest
+	$(BIN)/pytest -n $(WORKERS) --dist worksteal --durations=10 $(PYTEST_ARGS)
 
 migrate: install
 	$(BIN)/minyi migrate

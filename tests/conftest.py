@@ -12,6 +12,7 @@ overrides it). When no server answers, PostgreSQL tests are skipped with the rea
 from __future__ import annotations
 
 import asyncio
+import gc
 import itertools
 import os
 import shutil
@@ -27,8 +28,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app import migrate
 from app.config import Settings
-from app.main import create_app
 from app.services import auth as auth_service
+from tests.support.apps import build_app
 
 # Abuse limits (app/api/abuse.py) are lifted for every test that is not about them: the suite submits,
 # tracks and logs in from one address far more often than a resident would. Set in the environment so that
@@ -67,6 +68,15 @@ def _pg_available() -> str | None:
     except Exception as exc:  # any connection failure: report why
         return f"{type(exc).__name__}: {exc}"
     return None
+
+
+@pytest.fixture(autouse=True)
+def _unfrozen_garbage_collector() -> Iterator[None]:
+    """An app's lifespan freezes the collector's view of everything alive (app/main.py), right for a
+    server but, in a test process, a leak of every test's objects from then on: undone after each test."""
+    yield
+    if gc.get_freeze_count():
+        gc.unfreeze()
 
 
 @pytest.fixture(autouse=True)
@@ -162,7 +172,7 @@ def settings(db_url: str) -> Settings:
 
 @pytest.fixture
 async def app(settings: Settings) -> AsyncIterator[object]:
-    application = create_app(settings)
+    application = build_app(settings)
     yield application
     await application.state.engine.dispose()
 
