@@ -13,7 +13,7 @@ import httpx
 import pytest
 from sqlalchemy import func, select
 
-from app.main import create_app
+from tests.support.apps import build_app
 from app.models import OpinionForm
 from tests.conftest import REDIS_URL, make_settings
 from tests.factories import PASSWORD, build_world
@@ -28,7 +28,7 @@ LIFTED: dict[str, Any] = {
 
 
 async def _app(db_url: str, **limits: Any) -> Any:
-    return create_app(make_settings(db_url, **{**LIFTED, **limits}))
+    return build_app(make_settings(db_url, **{**LIFTED, **limits}))
 
 
 def _client(app: Any, ip: str = "127.0.0.1") -> httpx.AsyncClient:

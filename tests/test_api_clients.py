@@ -18,7 +18,7 @@ from fastapi import FastAPI
 from sqlalchemy import select, update
 
 from app.db import transaction
-from app.main import create_app
+from tests.support.apps import build_app
 from app.models import ApiClient, OpinionForm, utcnow
 from app.services import rate_limit
 from tests.conftest import make_settings
@@ -366,7 +366,7 @@ async def apps(db_url: str, count: int, *, prefix: str | None = None,
     try:
         for _ in range(count):
             settings = make_settings(db_url, supervise_interval_seconds=0, **overrides)
-            application = create_app(settings)
+            application = build_app(settings)
             if prefix is not None:
                 await application.state.rate_limiter.aclose()
                 application.state.rate_limiter = rate_limit.create(settings, prefix=prefix)

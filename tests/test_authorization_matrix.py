@@ -69,7 +69,7 @@ from starlette.routing import Mount
 from app.api import abuse
 from app.api.deps import SESSION_COOKIE
 from app.db import transaction
-from app.main import create_app
+from tests.support.apps import build_app
 from app.models import OpinionForm, Resident, utcnow
 from app.services import auth as auth_service
 from app.services import residents as resident_service
@@ -411,7 +411,7 @@ def endpoints(app: FastAPI) -> set[tuple[str, str]]:
 
 
 def test_every_endpoint_has_a_row(tmp_path: Path) -> None:
-    app = create_app(make_settings(f"sqlite+aiosqlite:///{tmp_path / 'routes.db'}"))
+    app = build_app(make_settings(f"sqlite+aiosqlite:///{tmp_path / 'routes.db'}"))
     routes = endpoints(app)
     assert len(routes) > 100, "the walk over the routes found almost nothing: did FastAPI change how it lists them?"
     missing = sorted(routes - set(TABLE))
@@ -798,7 +798,7 @@ async def town(
     with pytest.MonkeyPatch.context() as patch:
         # Real argon2, cheap (as conftest does per test): this world lives for the whole module.
         patch.setattr(auth_service, "_hasher", PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1))
-        app = create_app(settings)
+        app = build_app(settings)
         state = app.state
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://testserver") as http:
             try:
@@ -1073,7 +1073,7 @@ def pages(app: FastAPI) -> set[tuple[str, str]]:
 
 
 def test_every_page_has_a_row(tmp_path: Path) -> None:
-    app = create_app(make_settings(f"sqlite+aiosqlite:///{tmp_path / 'routes.db'}"))
+    app = build_app(make_settings(f"sqlite+aiosqlite:///{tmp_path / 'routes.db'}"))
     routes = pages(app)
     assert len(routes) > 40, "the walk over the pages found almost nothing: did FastAPI change how it lists them?"
     missing = sorted(routes - set(PAGES))

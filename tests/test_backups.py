@@ -23,7 +23,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from app import migrate
 from app.db import transaction
-from app.main import create_app
+from tests.support.apps import build_app
 from app.models import Base
 from app.services import audit as audit_service
 from app.services import demo as demo_service
@@ -173,7 +173,7 @@ async def test_backup_then_restore_into_another_database_gives_back_every_table_
     assert any("backup.create" in row for row in (await snapshot(db_url))["audit_event"])
 
     # The restored database serves: a new form takes the next ids and tracking number.
-    restored_app = create_app(make_settings(empty_db_url, photo_dir=tmp_path / "photos"))
+    restored_app = build_app(make_settings(empty_db_url, photo_dir=tmp_path / "photos"))
     try:
         transport = httpx.ASGITransport(app=restored_app)  # type: ignore[arg-type]
         async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as restored:
@@ -250,7 +250,7 @@ async def test_restore_refuses_a_database_in_use_without_force_and_replaces_it_w
     assert code == 0, err
 
     # The target is in use: its own form, and a line in its append-only audit log.
-    target_app = create_app(make_settings(migrated_spare_url, photo_dir=tmp_path / "photos"))
+    target_app = build_app(make_settings(migrated_spare_url, photo_dir=tmp_path / "photos"))
     try:
         transport = httpx.ASGITransport(app=target_app)  # type: ignore[arg-type]
         async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as target:

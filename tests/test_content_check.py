@@ -15,7 +15,7 @@ from sqlalchemy import func, select
 
 from app.config import Settings
 from app.db import transaction
-from app.main import create_app
+from tests.support.apps import build_app
 from app.models import OpinionForm
 from tests.conftest import wechat_settings
 from tests.factories import build_world
@@ -168,7 +168,7 @@ async def test_only_what_residents_send_through_wechat_is_checked(
 async def test_with_the_check_off_residents_text_is_not_sent_to_wechat(
     db_url: str, fake_wechat: FakeWeChat
 ) -> None:
-    app = create_app(wechat_settings(db_url, fake_wechat, wechat_content_check=False))
+    app = build_app(wechat_settings(db_url, fake_wechat, wechat_content_check=False))
     fake_wechat.risky_words.add("违禁词")
     try:
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://testserver") as http:

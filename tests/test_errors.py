@@ -83,9 +83,9 @@ async def test_absurd_unit_id_in_a_body_is_422(client, sessionmaker):
 
 
 async def test_body_over_the_limit_is_413_by_content_length(db_url):
-    from app.main import create_app
+    from tests.support.apps import build_app
 
-    app = create_app(make_settings(db_url, max_body_bytes=2048))
+    app = build_app(make_settings(db_url, max_body_bytes=2048))
     try:
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as http:
             response = await http.post("/api/v1/forms", json={"content": "长" * 3000})
@@ -97,9 +97,9 @@ async def test_body_over_the_limit_is_413_by_content_length(db_url):
 
 
 async def test_chunked_body_over_the_limit_is_413(db_url):
-    from app.main import create_app
+    from tests.support.apps import build_app
 
-    app = create_app(make_settings(db_url, max_body_bytes=2048))
+    app = build_app(make_settings(db_url, max_body_bytes=2048))
 
     async def chunks():
         for _ in range(10):
@@ -144,10 +144,10 @@ async def test_a_request_that_fails_after_writing_leaves_nothing_behind(app, ses
 
 
 async def test_healthz_does_not_need_the_database(tmp_path):
-    from app.main import create_app
+    from tests.support.apps import build_app
 
     # A database URL that cannot be opened: /healthz still answers, /readyz says why not.
-    app = create_app(make_settings("postgresql+asyncpg://nobody@127.0.0.1:1/none"))
+    app = build_app(make_settings("postgresql+asyncpg://nobody@127.0.0.1:1/none"))
     try:
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as http:
             health = await http.get("/healthz")

@@ -27,7 +27,7 @@ from sqlalchemy import func, select
 
 from app import migrate
 from app.db import transaction
-from app.main import create_app
+from tests.support.apps import build_app
 from app.models import DeliveryStatus, OpinionForm, WebhookDelivery
 from app.services import logs
 from tests.conftest import make_settings, wechat_settings
@@ -266,7 +266,7 @@ async def test_the_outbox_backlog_equals_the_pending_webhook_deliveries(client, 
 
 
 async def test_wechat_errors_are_counted_by_api_and_errcode(db_url, fake_wechat: FakeWeChat):
-    application = create_app(wechat_settings(db_url, fake_wechat, worker_in_process=False,
+    application = build_app(wechat_settings(db_url, fake_wechat, worker_in_process=False,
                                              supervise_interval_seconds=0))
     try:
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=application), base_url="http://t") as http:
@@ -293,7 +293,7 @@ async def test_wechat_errors_are_counted_by_api_and_errcode(db_url, fake_wechat:
 
 async def test_metrics_ask_for_the_token_when_one_is_set(db_url):
     token = "metrics-token-0123456789"
-    application = create_app(make_settings(db_url, metrics_token=token))
+    application = build_app(make_settings(db_url, metrics_token=token))
     try:
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=application), base_url="http://t") as http:
             anonymous = await http.get("/metrics")
@@ -327,7 +327,7 @@ async def test_readyz_names_the_schema_revision(client):
 
 async def test_readyz_is_503_schema_outdated_behind_the_latest_migration(db_url):
     await migrate.downgrade(db_url, "0005")
-    application = create_app(make_settings(db_url))
+    application = build_app(make_settings(db_url))
     try:
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=application), base_url="http://t") as http:
             response = await http.get("/readyz")
@@ -352,7 +352,7 @@ async def test_readyz_is_503_database_unavailable_and_metrics_still_answer(db_en
     # Nothing listens on the port; a folder is no SQLite database.
     url = (f"postgresql+asyncpg://nobody@127.0.0.1:{_free_port()}/none" if db_engine == "postgresql"
            else f"sqlite+aiosqlite:///{tmp_path}")
-    application = create_app(make_settings(url))
+    application = build_app(make_settings(url))
     try:
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=application), base_url="http://t") as http:
             response = await http.get("/readyz")

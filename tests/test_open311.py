@@ -22,7 +22,7 @@ from sqlalchemy import func, insert, select, update
 from sqlalchemy.orm import joinedload
 
 from app.db import transaction
-from app.main import create_app
+from tests.support.apps import build_app
 from app.models import Category, OpinionForm, Workroom, utcnow
 from tests.conftest import make_settings
 from tests.factories import World, act, answered_form, assigned_form, build_world, submit
@@ -247,7 +247,7 @@ async def test_discovery_is_served_in_xml_and_json_with_the_endpoint(client, wor
 async def test_discovery_reads_its_texts_from_settings(db_url):
     settings = make_settings(db_url, open311_contact="洛社镇联络办 0510-12345678", open311_endpoint_type="test",
                              public_url="https://minyi.example.cn")
-    application = create_app(settings)
+    application = build_app(settings)
     try:
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=application), base_url="http://testserver") as http:
             answer = read_json(await http.get("/open311/discovery.json"))
@@ -377,7 +377,7 @@ async def test_another_jurisdiction_in_the_query_of_a_post_is_a_404(client, worl
 
 
 async def test_a_custom_jurisdiction_from_settings_is_the_one_served(db_url):
-    application = create_app(make_settings(db_url, open311_jurisdiction_id="wuxi.huishan.luoshe"))
+    application = build_app(make_settings(db_url, open311_jurisdiction_id="wuxi.huishan.luoshe"))
     try:
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=application), base_url="http://testserver") as http:
             ok = await http.get(f"{BASE}/services.json", params={"jurisdiction_id": "wuxi.huishan.luoshe"})

@@ -16,7 +16,7 @@ from sqlalchemy import select, text
 from app import crypto
 from app.config import Settings
 from app.db import transaction
-from app.main import create_app
+from tests.support.apps import build_app
 from app.models import AuditEvent, OpinionForm, Representative, Resident, ResidentToken, utcnow
 from app.services import personal_data as personal_data_service
 from tests.conftest import make_settings
@@ -71,7 +71,7 @@ async def test_staff_who_see_personal_data_find_forms_by_phone_whatever_its_spel
 
 async def test_rotation_re_encrypts_everything_under_the_new_key_and_encrypts_old_plain_text(db_url):
     old_key, new_key = Fernet.generate_key().decode(), Fernet.generate_key().decode()
-    first = create_app(make_settings(db_url, personal_data_keys=old_key))
+    first = build_app(make_settings(db_url, personal_data_keys=old_key))
     try:
         async with __import__("httpx").AsyncClient(transport=__import__("httpx").ASGITransport(app=first),
                                                    base_url="http://testserver") as client:
@@ -84,7 +84,7 @@ async def test_rotation_re_encrypts_everything_under_the_new_key_and_encrypts_ol
     finally:
         await first.state.engine.dispose()
 
-    second = create_app(make_settings(db_url, personal_data_keys=f"{new_key},{old_key}"))
+    second = build_app(make_settings(db_url, personal_data_keys=f"{new_key},{old_key}"))
     try:
         counts = await personal_data_service.rotate_keys(second.state.sessionmaker)
         assert counts["opinion_form.submitter_name"] == 2 and counts["opinion_form.submitter_phone"] == 2

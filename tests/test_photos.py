@@ -21,7 +21,7 @@ from PIL import Image, ImageCms, PngImagePlugin
 from sqlalchemy import func, select
 
 from app.db import transaction
-from app.main import create_app
+from tests.support.apps import build_app
 from app.models import ApiClient, FormPhoto, OpinionForm, Resident
 from app.services import api_clients as api_client_service
 from app.services import residents as resident_service
@@ -349,7 +349,7 @@ async def test_six_photos_under_any_field_name_are_taken(client, sessionmaker, p
 
 async def test_a_photo_over_the_size_cap_is_413(db_url, tmp_path):
     settings = make_settings(db_url, photo_dir=tmp_path / "photos", photo_max_bytes=20_000)
-    app = create_app(settings)
+    app = build_app(settings)
     try:
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as http:
             big = noise_jpeg(200)
@@ -368,7 +368,7 @@ async def test_a_photo_over_the_size_cap_is_413(db_url, tmp_path):
 async def test_a_photo_that_cannot_be_stored_is_503_and_leaves_no_form_and_no_row(db_url, tmp_path):
     blocker = tmp_path / "not-a-folder"
     blocker.write_text("a file where the photo folder should be")
-    app = create_app(make_settings(db_url, photo_dir=blocker / "photos"))
+    app = build_app(make_settings(db_url, photo_dir=blocker / "photos"))
     try:
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as http:
             assert_problem(await submit_with_photos(http, [jpeg()]), 503, "photo_storage_unavailable")
@@ -383,7 +383,7 @@ async def test_a_photo_that_cannot_be_stored_is_503_and_leaves_no_form_and_no_ro
 async def test_uploads_may_exceed_the_general_body_limit_but_not_their_own(db_url, tmp_path):
     # General limit 2 KiB; uploads get 6 × 30 000 + 64 KiB.
     settings = make_settings(db_url, photo_dir=tmp_path / "photos", max_body_bytes=2048, photo_max_bytes=30_000)
-    app = create_app(settings)
+    app = build_app(settings)
     photo = noise_jpeg(80)
     assert 4096 < len(photo) < 30_000
     try:
@@ -408,7 +408,7 @@ async def test_uploads_may_exceed_the_general_body_limit_but_not_their_own(db_ur
 
 async def test_chunked_uploads_are_counted_as_they_arrive(db_url, tmp_path):
     settings = make_settings(db_url, photo_dir=tmp_path / "photos", max_body_bytes=2048, photo_max_bytes=20_000)
-    app = create_app(settings)  # upload limit: 6 × 20 000 + 65 536 = 185 536 bytes
+    app = build_app(settings)  # upload limit: 6 × 20 000 + 65 536 = 185 536 bytes
     boundary = "minyi-test-boundary"
 
     def multipart(photo_count: int, photo: bytes, padding: str = "") -> list[bytes]:

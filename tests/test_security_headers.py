@@ -16,7 +16,7 @@ import pytest
 from fastapi import FastAPI
 from fastapi.routing import iter_route_contexts
 
-from app.main import create_app
+from tests.support.apps import build_app
 from tests.conftest import make_settings, screenshot
 from tests.factories import PASSWORD, build_world, submit
 from tests.test_imports import REP_HEADER, csv_bytes
@@ -248,7 +248,7 @@ async def test_hsts_is_sent_over_https_only(app: FastAPI, sessionmaker) -> None:
 
 
 async def test_hsts_is_never_sent_when_set_to_zero(db_url: str) -> None:
-    app = create_app(make_settings(db_url, hsts_seconds=0))
+    app = build_app(make_settings(db_url, hsts_seconds=0))
     try:
         async with app_client(app, base_url="https://test") as secure:
             response = await secure.get("/healthz")
@@ -259,7 +259,7 @@ async def test_hsts_is_never_sent_when_set_to_zero(db_url: str) -> None:
 
 
 async def test_hsts_follows_the_scheme_a_trusted_proxy_reports(db_url: str) -> None:
-    app = create_app(make_settings(db_url, trusted_proxies="10.0.0.0/8", hsts_seconds=600))
+    app = build_app(make_settings(db_url, trusted_proxies="10.0.0.0/8", hsts_seconds=600))
     forwarded = {"X-Forwarded-Proto": "https", "X-Forwarded-For": "198.51.100.7"}
     try:
         async with app_client(app, client=("10.0.0.2", 4000)) as via_proxy, \

@@ -9,7 +9,7 @@ import httpx
 from sqlalchemy import event
 
 from app.db import create_engine, create_sessionmaker, transaction
-from app.main import create_app
+from tests.support.apps import build_app
 from app.services import forms as form_service
 from app.services.auth import ANONYMOUS
 from tests.conftest import make_settings
@@ -54,7 +54,7 @@ async def test_a_local_write_is_seen_by_the_next_poll_at_once(client, sessionmak
 
 
 async def test_another_process_write_shows_after_the_time_to_live(db_url, sessionmaker):
-    app = create_app(make_settings(db_url, stats_cache_seconds=3))
+    app = build_app(make_settings(db_url, stats_cache_seconds=3))
     other = create_engine(make_settings(db_url))  # "another process": its own engine and sessions
     try:
         world = await build_world(app.state.sessionmaker)
@@ -75,7 +75,7 @@ async def test_another_process_write_shows_after_the_time_to_live(db_url, sessio
 
 
 async def test_cache_can_be_turned_off(db_url):
-    app = create_app(make_settings(db_url, stats_cache_seconds=0))
+    app = build_app(make_settings(db_url, stats_cache_seconds=0))
     other = create_engine(make_settings(db_url))
     try:
         world = await build_world(app.state.sessionmaker)

@@ -27,7 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from app.config import Settings
 from app.db import create_engine, create_sessionmaker, transaction
 from app.errors import AppError
-from app.main import create_app
+from tests.support.apps import build_app
 from app.models import FormStatus, HandlingUnit, OpinionForm, User, Workroom, utcnow
 from app.services import auth as auth_service
 from app.services import forms as form_service
@@ -264,7 +264,7 @@ class Town:
 
 async def play(settings: Settings, actions: list[tuple[Any, ...]], filters: list[tuple[Any, ...]]) -> None:
     engine = create_engine(settings)
-    app = create_app(settings)
+    app = build_app(settings)
     try:
         sessionmaker = create_sessionmaker(engine)
         town = Town(sessionmaker, settings)

@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.config import TZ
 from app.db import transaction
-from app.main import create_app
+from tests.support.apps import build_app
 from app.models import IdempotencyRecord, OpinionForm, ServicePoint, Workroom
 from app.services import forms as form_service
 from app.services.auth import ANONYMOUS
@@ -270,7 +270,7 @@ async def test_tracking_numbers_follow_on_one_by_one(client):
 
 
 async def test_tracking_prefix_comes_from_settings(db_url):
-    application = create_app(make_settings(db_url, tracking_prefix="QX"))
+    application = build_app(make_settings(db_url, tracking_prefix="QX"))
     try:
         transport = httpx.ASGITransport(app=application)
         async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:

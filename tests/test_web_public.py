@@ -251,11 +251,11 @@ async def test_qr_codes_posters_and_calendars_use_the_configured_public_address(
     """Behind a proxy the request's own host may be an internal one: MINYI_PUBLIC_URL is what gets printed."""
     import httpx as _httpx
 
-    from app.main import create_app
+    from tests.support.apps import build_app
     from tests.conftest import make_settings
 
     world = await build_world(sessionmaker)
-    app = create_app(make_settings(db_url, public_url="https://minyi.luoshe.gov.cn"))
+    app = build_app(make_settings(db_url, public_url="https://minyi.luoshe.gov.cn"))
     try:
         async with _httpx.AsyncClient(transport=_httpx.ASGITransport(app=app), base_url="http://10.0.0.5:8000") as http:
             svg = await http.get("/w/LS-01/qr.svg")

@@ -32,7 +32,7 @@ from app import migrate
 from app.config import Settings
 from app.db import create_engine, create_sessionmaker, transaction
 from app.errors import Invalid
-from app.main import create_app
+from tests.support.apps import build_app
 from app.models import ApiClient, FormChange, Webhook, WebhookAttempt, WebhookDelivery, utcnow
 from app.services import api_clients as api_client_service
 from app.services import webhooks as webhook_service
@@ -604,7 +604,7 @@ async def test_two_workers_at_once_never_send_the_same_delivery_twice(client, se
 
 async def test_the_in_process_worker_runs_with_the_app_and_stops_with_it(db_url, receiver):
     settings = make_settings(db_url, worker_poll_seconds=0.05, supervise_interval_seconds=0)
-    application = create_app(settings)
+    application = build_app(settings)
     async with application.router.lifespan_context(application):
         transport = httpx.ASGITransport(app=application)
         async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
@@ -625,7 +625,7 @@ async def test_the_worker_survives_database_errors_and_carries_on(empty_db_url, 
         with caplog.at_level(logging.ERROR, logger="app.services.worker"):
             await eventually(lambda: sum("webhook delivery round failed" in r.message for r in caplog.records) >= 2)
         await migrate.upgrade(empty_db_url)
-        application = create_app(make_settings(empty_db_url))
+        application = build_app(make_settings(empty_db_url))
         try:
             transport = httpx.ASGITransport(app=application)
             async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:

@@ -19,7 +19,7 @@ from sqlalchemy import func, select
 
 from app.config import Settings
 from app.db import transaction
-from app.main import create_app
+from tests.support.apps import build_app
 from app.models import Resident, ResidentToken
 from tests.conftest import make_settings, wechat_settings
 from tests.factories import act, build_world, submit
@@ -165,7 +165,7 @@ async def test_wechat_down_is_503_and_creates_nobody(
 
 
 async def test_a_wrong_app_secret_is_502_not_the_residents_fault(db_url: str, fake_wechat: FakeWeChat) -> None:
-    app = create_app(wechat_settings(db_url, fake_wechat, wechat_app_secret="wrong-secret"))
+    app = build_app(wechat_settings(db_url, fake_wechat, wechat_app_secret="wrong-secret"))
     try:
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://testserver") as http:
             response = await http.post(LOGIN, json={"code": fake_wechat.issue_code("o_alice")})
@@ -178,7 +178,7 @@ async def test_a_wrong_app_secret_is_502_not_the_residents_fault(db_url: str, fa
 
 
 async def test_wechat_not_configured_is_503(db_url: str, fake_wechat: FakeWeChat) -> None:
-    app = create_app(make_settings(db_url))
+    app = build_app(make_settings(db_url))
     try:
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://testserver") as http:
             response = await http.post(LOGIN, json={"code": fake_wechat.issue_code("o_alice")})
