@@ -51,3 +51,19 @@ def test_the_integration_guide_covers_every_contract_path_for_integrators():
     paths |= {"/api/v1/wechat/login", "/api/v1/me/forms", "/api/v1/me/subscriptions", "/api/v1/api-clients",
               "/api/v1/webhooks", "/api/v1/changes"}
     assert sorted(path for path in paths if path not in INTEGRATION) == []
+
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_the_testing_guide_and_make_test_agree():
+    """`make test` runs on every core and lists the ten slowest tests; the guide names the switches the
+    suite reads (the deep variant, the shuffled order) and the time budget."""
+    guide = (ROOT / "docs" / "testing.md").read_text(encoding="utf-8")
+    makefile = (ROOT / "Makefile").read_text(encoding="utf-8")
+    support = (ROOT / "tests" / "support" / "__init__.py").read_text(encoding="utf-8")
+    recipe = makefile.split("\ntest: install\n", 1)[1].split("\n\n", 1)[0]
+    assert "--durations=10" in recipe and "-n $(WORKERS)" in recipe
+    assert "MINYI_TEST_DEEP" in support and "MINYI_TEST_DEEP=1 make test" in guide
+    assert "--random-order-seed" in guide and "15 minutes" in guide
+    assert "docs/testing.md" in README

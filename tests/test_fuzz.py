@@ -7,7 +7,8 @@ its schema. A failure prints the request that reproduces it (a curl line; secret
 
 The admin run goes everywhere: schemathesis' coverage phase (boundary values, missing and wrongly typed
 fields) and then generated inputs. The public run, which mostly meets 401 outside the public operations,
-only takes generated inputs. Both are derandomized, so a run is the same run every time.
+only takes generated inputs. Both are derandomized, so a run is the same run every time. The everyday run
+takes 4 generated inputs per operation, the deep one (`MINYI_TEST_DEEP=1`) 15.
 """
 
 from __future__ import annotations
@@ -38,10 +39,13 @@ from app.services import auth as auth_service
 from app.services import forms as form_service
 from app.services.auth import ANONYMOUS
 from tests.conftest import wechat_settings
+from tests.support import DEEP
 from tests.factories import World, build_world
 from tests.fake_wechat import FakeWeChat
 
-EXAMPLES_PER_OPERATION = 15
+# Generated inputs per operation (after the admin's coverage phase, which is the same in both): a few in the
+# everyday run, 15 in the deep one (`MINYI_TEST_DEEP=1`, docs/testing.md).
+EXAMPLES_PER_OPERATION = 15 if DEEP else 4
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
 LOGOUT = "/api/v1/auth/logout"
 
