@@ -17,6 +17,7 @@ from tests.support.apps import build_app
 from app.models import OpinionForm
 from tests.conftest import REDIS_URL, make_settings
 from tests.factories import PASSWORD, build_world
+from tests.support.logins import request_token
 
 CSRF_META = re.compile(r'<meta name="csrf-token" content="([^"]+)"')
 FORM = {"content": "菜场门口的排水沟堵了，一下雨就积水。", "category": "environment"}
@@ -212,19 +213,15 @@ async def test_the_tracking_page_shows_the_lock(db_url, make):
 # --- logins ---------------------------------------------------------------------------------------------
 
 
-async def _login(client: httpx.AsyncClient, username: str, password: str) -> httpx.Response:
-    return await client.post("/api/v1/auth/token", data={"username": username, "password": password})
-
-
 async def test_failed_logins_lock_the_account_until_an_admin_lifts_it(db_url, make):
     app = await make(db_url, login_failures_before_lock=3)
     world = await build_world(app.state.sessionmaker)
     async with _client(app) as client:
         for _ in range(3):
-            assert (await _login(client, "coordinator", "wrong-password")).status_code == 401
-        body = _limited(await _login(client, "coordinator", PASSWORD), "account_locked")
+            assert (await request_token(client, "coordinator", "wrong-password")).status_code == 401
+        body = _limited(await request_token(client, "coordinator", PASSWORD), "account_locked")
         assert "管理员" in body["detail"]
-        assert (await _login(client, "rep", PASSWORD)).status_code == 200  # other accounts are not held
+        assert (await request_token(client, "rep", PASSWORD)).status_code == 200  # other accounts are not held
 
         listed = await client.get("/api/v1/lockouts", headers=world.auth("admin"))
         assert listed.status_code == 200, listed.text
@@ -235,7 +232,7 @@ async def test_failed_logins_lock_the_account_until_an_admin_lifts_it(db_url, ma
 
         lifted = await client.delete("/api/v1/lockouts/login/coordinator", headers=world.auth("admin"))
         assert lifted.status_code == 204, lifted.text
-        assert (await _login(client, "coordinator", PASSWORD)).status_code == 200
+        assert (await request_token(client, "coordinator", PASSWORD)).status_code == 200
         assert (await client.get("/api/v1/lockouts", headers=world.auth("admin"))).json() == []
         again = await client.delete("/api/v1/lockouts/login/coordinator", headers=world.auth("admin"))
         assert again.status_code == 404 and again.json()["code"] == "lockout_not_found"
@@ -260,17 +257,17 @@ async def test_unknown_usernames_lock_like_real_ones(db_url, make):
     app = await make(db_url, login_failures_before_lock=2)
     async with _client(app) as client:
         for _ in range(2):
-            assert (await _login(client, "nobody-here", "x")).status_code == 401
-        _limited(await _login(client, "nobody-here", "x"), "account_locked")
+            assert (await request_token(client, "nobody-here", "x")).status_code == 401
+        _limited(await request_token(client, "nobody-here", "x"), "account_locked")
 
 
 async def test_login_attempts_past_the_ip_limit_get_429(db_url, make):
     app = await make(db_url, login_per_ip_per_minute=2)
     await build_world(app.state.sessionmaker)
     async with _client(app) as client:
-        assert (await _login(client, "admin", PASSWORD)).status_code == 200
-        assert (await _login(client, "rep", PASSWORD)).status_code == 200
-        _limited(await _login(client, "coordinator", PASSWORD), "rate_limited")
+        assert (await request_token(client, "admin", PASSWORD)).status_code == 200
+        assert (await request_token(client, "rep", PASSWORD)).status_code == 200
+        _limited(await request_token(client, "coordinator", PASSWORD), "rate_limited")
 
 
 async def test_the_login_page_shows_the_lock(db_url, make):

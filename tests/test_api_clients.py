@@ -24,24 +24,14 @@ from app.services import rate_limit
 from tests.conftest import make_settings
 from tests.factories import World, build_world
 from tests.conftest import REDIS_URL
+from tests.support.problems import assert_problem
 from tests.test_rate_limit import UNREACHABLE_REDIS
 
-PROBLEM_JSON = "application/problem+json"
 FORM = {"content": "小区门口的人行道被占用，老人出行不便。", "category": "urban_traffic"}
 
 
 def key_header(key: str) -> dict[str, str]:
     return {"X-API-Key": key}
-
-
-def assert_problem(response: httpx.Response, status: int, code: str | None = None) -> dict[str, Any]:
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"].startswith(PROBLEM_JSON)
-    body = response.json()
-    assert body["status"] == status and body["detail"]
-    if code is not None:
-        assert body["code"] == code, body
-    return body
 
 
 async def new_client(

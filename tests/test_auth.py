@@ -11,41 +11,16 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 from sqlalchemy import func, select, update
 
 from app.db import transaction
 from app.models import AuthToken, User, utcnow
 from tests.factories import PASSWORD, build_world
+from tests.support.logins import bearer, request_token, token_of
+from tests.support.problems import assert_problem
 
 ROOT = Path(__file__).resolve().parent.parent
-PROBLEM_JSON = "application/problem+json"
-
-
-async def login(client: httpx.AsyncClient, username: str, password: str = PASSWORD) -> httpx.Response:
-    return await client.post("/api/v1/auth/token", data={"username": username, "password": password})
-
-
-async def token_of(client: httpx.AsyncClient, username: str, password: str = PASSWORD) -> str:
-    response = await login(client, username, password)
-    assert response.status_code == 200, response.text
-    return response.json()["access_token"]
-
-
-def bearer(token: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}"}
-
-
-def assert_problem(response: httpx.Response, status: int, code: str | None = None) -> dict[str, Any]:
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"].startswith(PROBLEM_JSON)
-    body = response.json()
-    assert {"type", "title", "status", "detail", "code"} <= body.keys()
-    assert body["status"] == status
-    if code is not None:
-        assert body["code"] == code
-    return body
 
 
 async def user_row(sessionmaker, username: str) -> User | None:
@@ -58,7 +33,7 @@ async def user_row(sessionmaker, username: str) -> User | None:
 
 async def test_login_with_right_password_returns_bearer_token(client, sessionmaker, settings):
     await build_world(sessionmaker)
-    response = await login(client, "coordinator")
+    response = await request_token(client, "coordinator")
     assert response.status_code == 200, response.text
     body = response.json()
     assert body["token_type"] == "bearer"
@@ -76,8 +51,8 @@ async def test_each_login_issues_a_different_token(client, sessionmaker):
 
 async def test_wrong_password_and_unknown_user_get_the_same_401(client, sessionmaker):
     await build_world(sessionmaker)
-    wrong_password = await login(client, "admin", "not-the-password")
-    unknown_user = await login(client, "nobody", PASSWORD)
+    wrong_password = await request_token(client, "admin", "not-the-password")
+    unknown_user = await request_token(client, "nobody", PASSWORD)
     body = assert_problem(wrong_password, 401, "invalid_credentials")
     assert_problem(unknown_user, 401, "invalid_credentials")
     assert wrong_password.json() == unknown_user.json()
@@ -86,14 +61,14 @@ async def test_wrong_password_and_unknown_user_get_the_same_401(client, sessionm
 
 async def test_login_is_case_sensitive_on_the_password(client, sessionmaker):
     await build_world(sessionmaker)
-    assert_problem(await login(client, "admin", PASSWORD.upper()), 401, "invalid_credentials")
+    assert_problem(await request_token(client, "admin", PASSWORD.upper()), 401, "invalid_credentials")
 
 
 async def test_inactive_user_cannot_log_in(client, sessionmaker):
     await build_world(sessionmaker)
     async with transaction(sessionmaker) as session:
         await session.execute(update(User).where(User.username == "handler_a").values(active=False))
-    assert_problem(await login(client, "handler_a"), 401)
+    assert_problem(await request_token(client, "handler_a"), 401)
 
 
 async def test_deactivating_a_user_invalidates_their_existing_tokens(client, sessionmaker):
@@ -214,7 +189,7 @@ async def test_expired_token_is_refused(client, sessionmaker):
 async def test_token_expires_at_is_login_time_plus_expires_in(client, sessionmaker):
     await build_world(sessionmaker)
     before = utcnow()
-    response = await login(client, "admin")
+    response = await request_token(client, "admin")
     after = utcnow()
     token, expires_in = response.json()["access_token"], response.json()["expires_in"]
     async with transaction(sessionmaker) as session:
@@ -371,8 +346,8 @@ async def test_duplicate_username_is_409_username_taken(client, sessionmaker):
     response = await client.post("/api/v1/users", json=body, headers=world.auth("admin"))
     assert_problem(response, 409, "username_taken")
     # the existing user keeps their password
-    assert (await login(client, "coordinator")).status_code == 200
-    assert (await login(client, "coordinator", "another-password")).status_code == 401
+    assert (await request_token(client, "coordinator")).status_code == 200
+    assert (await request_token(client, "coordinator", "another-password")).status_code == 401
     async with transaction(sessionmaker) as session:
         count = await session.scalar(select(func.count()).select_from(User).where(User.username == "coordinator"))
     assert count == 1
@@ -461,7 +436,7 @@ async def test_cli_bad_role_exits_nonzero_and_creates_nothing(client, sessionmak
     assert "superuser" in result.stderr
     assert "Traceback" not in result.stderr
     assert await user_row(sessionmaker, "boss") is None
-    assert_problem(await login(client, "boss", "cli-password-1"), 401)
+    assert_problem(await request_token(client, "boss", "cli-password-1"), 401)
 
 
 async def test_cli_handler_without_unit_exits_nonzero_and_creates_nothing(client, sessionmaker, db_url):
@@ -479,8 +454,8 @@ async def test_cli_duplicate_username_exits_nonzero_and_keeps_the_old_password(c
     assert result.returncode != 0
     assert "admin" in result.stderr
     assert "Traceback" not in result.stderr
-    assert (await login(client, "admin")).status_code == 200
-    assert (await login(client, "admin", "cli-password-1")).status_code == 401
+    assert (await request_token(client, "admin")).status_code == 200
+    assert (await request_token(client, "admin", "cli-password-1")).status_code == 401
 
 
 async def test_cli_short_password_is_refused_like_the_api(client, sessionmaker, db_url):

@@ -1,6 +1,12 @@
-"""Backups (issue 8, point 6): `minyi backup` and `minyi restore`, run as real commands in subprocesses on
-both engines. A round trip restores into a different database and every table (every one the database
-holds: Base.metadata's and alembic_version) is compared row by row with the source."""
+"""Backups (issue 8, point 6): `minyi backup` and `minyi restore` on both engines. A round trip restores
+into a different database and every table (every one the database holds: Base.metadata's and
+alembic_version) is compared row by row with the source.
+
+The round trip runs the real command line in subprocesses on each engine. The other tests run the same
+typer app (`app.cli.cli`: its argument parsing, the backup service, the audit lines, the messages and exit
+codes) in this process, with the settings a subprocess would build, which saves a Python start-up and an
+app import per command. In the deep variant (`MINYI_TEST_DEEP=1`, docs/testing.md) every command is a
+real subprocess."""
 
 from __future__ import annotations
 
@@ -10,18 +16,24 @@ import io
 import os
 import sqlite3
 import sys
+import traceback
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
 import httpx
 import pytest
 from PIL import Image
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource
 from sqlalchemy import MetaData, select, text
 from sqlalchemy.ext.asyncio import create_async_engine
+from typer.testing import CliRunner
 
-from app import migrate
+from app import cli as cli_module
+from app import crypto, migrate
+from app.config import Settings
 from app.db import transaction
 from tests.support.apps import build_app
 from app.models import Base
@@ -29,6 +41,7 @@ from app.services import audit as audit_service
 from app.services import demo as demo_service
 from tests.conftest import empty_database, fresh_database, make_settings, pg_url
 from tests.factories import submit
+from tests.support import DEEP
 
 MINYI = [sys.executable, "-c", "from app.cli import main; main()"]
 ROOT = Path(__file__).resolve().parent.parent
@@ -64,14 +77,62 @@ def _env(db_url: str) -> dict[str, str]:
     return env
 
 
-async def minyi(db_url: str, *args: str) -> tuple[int, str, str]:
-    """The real command in a subprocess; the event loop (and the app in this process) keeps running."""
+async def minyi(db_url: str, *args: str, subprocess: bool = False) -> tuple[int, str, str]:
+    """`minyi ARGS` against ``db_url``: (exit code, stdout, stderr). The real command in a subprocess when
+    ``subprocess`` is set and in the deep variant, otherwise the same typer app in this process (see
+    ``minyi_in_process``). Either way the event loop (and the app in this process) keeps running."""
+    if subprocess or DEEP:
+        return await minyi_subprocess(db_url, *args)
+    return await asyncio.to_thread(minyi_in_process, db_url, *args)
+
+
+async def minyi_subprocess(db_url: str, *args: str) -> tuple[int, str, str]:
+    """The real command in a subprocess."""
     process = await asyncio.create_subprocess_exec(
         *MINYI, *args, env=_env(db_url), cwd=ROOT,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
     stdout, stderr = await asyncio.wait_for(process.communicate(), timeout=120)
     assert process.returncode is not None
     return process.returncode, stdout.decode(), stderr.decode()
+
+
+class CommandSettings(Settings):
+    """The settings `minyi` builds in ``_env(db_url)``'s environment, in its working directory ROOT: the
+    two MINYI_* variables given there (passed in) and ROOT/.env, never the MINYI_* variables of this
+    process (the tests' lifted abuse limits, say), which the subprocess does not see."""
+
+    @classmethod
+    def settings_customise_sources(
+            cls, settings_cls: type[BaseSettings], init_settings: PydanticBaseSettingsSource,
+            env_settings: PydanticBaseSettingsSource, dotenv_settings: PydanticBaseSettingsSource,
+            file_secret_settings: PydanticBaseSettingsSource) -> tuple[PydanticBaseSettingsSource, ...]:
+        return init_settings, dotenv_settings, file_secret_settings
+
+
+def command_settings(db_url: str) -> Settings:
+    given = {k[len("MINYI_"):].lower(): v for k, v in _env(db_url).items() if k.startswith("MINYI_")}
+    return CommandSettings(_env_file=ROOT / ".env", **given)  # type: ignore[arg-type]
+
+
+def minyi_in_process(db_url: str, *args: str) -> tuple[int, str, str]:
+    """`minyi ARGS` through typer's CliRunner against ``app.cli.cli`` (what ``main()`` runs), in a worker
+    thread (the commands call asyncio.run). ``get_settings`` answers ``command_settings(db_url)``; the
+    process-wide state a command changes (the personal-data key ring, set by every engine it creates) is
+    put back afterwards. An unexpected exception exits 1 with its traceback on stderr, as the real command
+    does."""
+    settings = command_settings(db_url)
+    ring = {name: (value.copy() if isinstance(value, list | set) else value)
+            for name, value in vars(crypto.ring).items()}
+    try:
+        with mock.patch.object(cli_module, "get_settings", lambda: settings):
+            result = CliRunner().invoke(cli_module.cli, list(args))
+    finally:
+        vars(crypto.ring).update(ring)
+    stderr = result.stderr
+    if result.exception is not None and not isinstance(result.exception, SystemExit):
+        assert result.exc_info is not None
+        stderr += "".join(traceback.format_exception(*result.exc_info))
+    return result.exit_code, result.stdout, stderr
 
 
 def tiny_jpeg() -> bytes:
@@ -151,7 +212,8 @@ async def test_backup_then_restore_into_another_database_gives_back_every_table_
 
     backup_file = tmp_path / "backups" / "minyi.backup"
     backup_file.parent.mkdir()
-    code, out, err = await minyi(db_url, "backup", str(backup_file))
+    # The real command line, end to end, on each engine (the other tests run the same app in-process).
+    code, out, err = await minyi(db_url, "backup", str(backup_file), subprocess=True)
     assert code == 0, err
     head = migrate.head_revision()
     assert f"backup written to {backup_file}: {db_engine}," in out
@@ -159,7 +221,7 @@ async def test_backup_then_restore_into_another_database_gives_back_every_table_
     assert backup_file.stat().st_size > 0
     assert os.listdir(backup_file.parent) == ["minyi.backup"]  # no temporary file left beside it
 
-    code, out, err = await minyi(empty_db_url, "restore", str(backup_file))
+    code, out, err = await minyi(empty_db_url, "restore", str(backup_file), subprocess=True)
     assert code == 0, err
     assert f"into {db_engine}: {len(source)} tables, schema {head}" in out
     assert "minyi migrate" not in out

@@ -20,7 +20,9 @@ from app.models import OpinionForm
 from tests.conftest import wechat_settings
 from tests.factories import build_world
 from tests.fake_wechat import MSG_SEC_CHECK, FakeWeChat
-from tests.test_wechat_residents import TEMPLATE, assert_problem, login
+from tests.support.logins import wechat_login
+from tests.support.problems import assert_problem
+from tests.test_wechat_residents import TEMPLATE
 
 FORMS = "/api/v1/forms"
 BODY = {"content": "村口路灯坏了三盏，晚上走路看不清，请尽快修复。", "category": "urban_traffic"}
@@ -52,7 +54,7 @@ async def created(response: httpx.Response) -> dict[str, Any]:
 async def test_risky_text_is_refused_and_nothing_is_written(
     client: httpx.AsyncClient, fake_wechat: FakeWeChat, sessionmaker: Any
 ) -> None:
-    alice = await login(client, fake_wechat, "o_alice")
+    alice = await wechat_login(client, fake_wechat, "o_alice")
     fake_wechat.risky_words.add("违禁词")
 
     body = assert_problem(await client.post(FORMS, json={**BODY, "content": "这里有违禁词。"}, headers=alice),
@@ -65,7 +67,7 @@ async def test_risky_text_is_refused_and_nothing_is_written(
 async def test_the_location_and_name_are_checked_too(
     client: httpx.AsyncClient, fake_wechat: FakeWeChat, sessionmaker: Any
 ) -> None:
-    alice = await login(client, fake_wechat, "o_alice")
+    alice = await wechat_login(client, fake_wechat, "o_alice")
     fake_wechat.risky_words.add("违禁词")
 
     for extra in ({"location": "违禁词路"}, {"submitter_name": "违禁词"}):
@@ -77,7 +79,7 @@ async def test_the_location_and_name_are_checked_too(
 async def test_passing_text_is_accepted_unflagged_with_wechats_verdict_kept(
     client: httpx.AsyncClient, fake_wechat: FakeWeChat, sessionmaker: Any
 ) -> None:
-    alice = await login(client, fake_wechat, "o_alice")
+    alice = await wechat_login(client, fake_wechat, "o_alice")
 
     form = await created(await client.post(FORMS, json={**BODY, "location": "村口", "submitter_name": "王阿姨"},
                                            headers=alice))
@@ -95,7 +97,7 @@ async def test_text_for_review_is_accepted_and_flagged_for_the_office(
     client: httpx.AsyncClient, fake_wechat: FakeWeChat, sessionmaker: Any
 ) -> None:
     world = await build_world(sessionmaker)
-    alice = await login(client, fake_wechat, "o_alice")
+    alice = await wechat_login(client, fake_wechat, "o_alice")
     fake_wechat.review_words.add("敏感")
     plain = await created(await client.post(FORMS, json=BODY, headers=alice))
 
@@ -114,7 +116,7 @@ async def test_text_for_review_is_accepted_and_flagged_for_the_office(
 async def test_review_with_an_idempotency_key_is_flagged_and_replayed_alike(
     client: httpx.AsyncClient, fake_wechat: FakeWeChat, sessionmaker: Any
 ) -> None:
-    alice = await login(client, fake_wechat, "o_alice")
+    alice = await wechat_login(client, fake_wechat, "o_alice")
     fake_wechat.review_words.add("敏感")
     headers = {**alice, "Idempotency-Key": "wx-form-1"}
     body = {**BODY, "content": "有点敏感的意见。"}
@@ -129,7 +131,7 @@ async def test_review_with_an_idempotency_key_is_flagged_and_replayed_alike(
 async def test_wechat_down_accepts_the_form_flagged_check_unavailable(
     client: httpx.AsyncClient, fake_wechat: FakeWeChat, sessionmaker: Any
 ) -> None:
-    alice = await login(client, fake_wechat, "o_alice")
+    alice = await wechat_login(client, fake_wechat, "o_alice")
     fake_wechat.down = True
 
     form = await created(await client.post(FORMS, json=BODY, headers=alice))
@@ -141,7 +143,7 @@ async def test_wechat_down_accepts_the_form_flagged_check_unavailable(
 async def test_a_resident_wechat_will_not_check_is_accepted_flagged_with_the_errcode(
     client: httpx.AsyncClient, fake_wechat: FakeWeChat, sessionmaker: Any
 ) -> None:
-    alice = await login(client, fake_wechat, "o_alice")
+    alice = await wechat_login(client, fake_wechat, "o_alice")
     fake_wechat.stale_users.add("o_alice")  # 61010: not in the mini-program within the last two hours
 
     form = await created(await client.post(FORMS, json=BODY, headers=alice))
@@ -172,7 +174,7 @@ async def test_with_the_check_off_residents_text_is_not_sent_to_wechat(
     fake_wechat.risky_words.add("违禁词")
     try:
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://testserver") as http:
-            alice = await login(http, fake_wechat, "o_alice")
+            alice = await wechat_login(http, fake_wechat, "o_alice")
             form = await created(await http.post(FORMS, json={**BODY, "content": "这里有违禁词。"}, headers=alice))
     finally:
         await app.state.wechat.aclose()

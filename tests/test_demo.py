@@ -8,6 +8,7 @@ from app.db import transaction
 from app.models import OpinionForm, Representative, ServicePoint, User, Workroom
 from app.services import demo as demo_service
 from app.services import stats as stats_service
+from tests.support.logins import bearer, token_of
 
 
 async def _load(sessionmaker, settings) -> bool:
@@ -17,8 +18,8 @@ async def _load(sessionmaker, settings) -> bool:
 
 async def test_demo_town_has_107_forms_of_which_92_answered(client, sessionmaker, settings):
     assert await _load(sessionmaker, settings) is True
-    token = (await client.post("/api/v1/auth/token", data={"username": "office", "password": "minyi-office"})).json()
-    summary = (await client.get("/api/v1/stats/summary", headers={"Authorization": f"Bearer {token['access_token']}"})).json()
+    token = await token_of(client, "office", "minyi-office")
+    summary = (await client.get("/api/v1/stats/summary", headers=bearer(token))).json()
     assert summary["collected"] == 107
     assert summary["answered"] == 92
     assert summary["answer_rate"] == round(92 / 107, 4)
@@ -76,10 +77,10 @@ async def test_demo_town_has_a_month_of_rosters_with_check_ins(client, sessionma
         own.sort(key=lambda s: s.starts_at)
         assert all(a.ends_at <= b.starts_at for a, b in zip(own, own[1:]))
     days = {s.starts_at.astimezone(TZ).date() for s in shifts}
-    token = (await client.post("/api/v1/auth/token", data={"username": "office", "password": "minyi-office"})).json()
+    token = await token_of(client, "office", "minyi-office")
     attendance = await client.get("/api/v1/attendance", params={"group": "workroom", "from": min(days).isoformat(),
                                                                 "to": max(days).isoformat()},
-                                  headers={"Authorization": f"Bearer {token['access_token']}"})
+                                  headers=bearer(token))
     assert attendance.status_code == 200, attendance.text
     rows = attendance.json()["items"]
     assert sum(r["planned"] for r in rows) == len(shifts)

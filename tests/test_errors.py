@@ -11,19 +11,7 @@ from app.models import FormEvent, OpinionForm, StatCell, TrackingSequence
 from app.services import stats as stats_service
 from tests.conftest import make_settings
 from tests.factories import act, build_world, submit
-
-PROBLEM = "application/problem+json"
-
-
-def assert_problem(response: httpx.Response, status: int, code: str | None = None) -> dict:
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"].startswith(PROBLEM)
-    body = response.json()
-    assert {"type", "title", "status", "detail", "code"} <= set(body)
-    assert body["status"] == status
-    if code:
-        assert body["code"] == code
-    return body
+from tests.support.problems import assert_problem
 
 
 async def test_unknown_path_is_a_404_problem(client):

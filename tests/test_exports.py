@@ -23,6 +23,7 @@ from app.models import ExportJob, OpinionForm, utcnow
 from app.services import exports as export_service
 from tests.conftest import make_settings
 from tests.factories import World, act, answered_form, assigned_form, build_world, submit
+from tests.support.problems import assert_problem
 
 FORM_HEADERS = [
     "编号", "状态", "提交时间", "类别", "工作室", "渠道", "意见内容", "提交人", "联系电话", "地点", "同意公开",
@@ -90,16 +91,6 @@ async def listed(client: httpx.AsyncClient, world: World, who: str = "coordinato
 def column(rows: list[list[Any]], header: str) -> list[Any]:
     index = rows[0].index(header)
     return [row[index] for row in rows[1:]]
-
-
-def assert_problem(response: httpx.Response, status: int, code: str | None = None) -> dict[str, Any]:
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"].startswith("application/problem+json"), response.headers
-    problem = response.json()
-    assert problem["status"] == status
-    if code is not None:
-        assert problem["code"] == code, problem
-    return problem
 
 
 async def seed(client: httpx.AsyncClient, world: World) -> dict[str, dict[str, Any]]:

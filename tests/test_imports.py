@@ -4,7 +4,9 @@ column), big imports as background jobs, templates, and the roster, attendance a
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import io
+from collections.abc import AsyncIterator
 from datetime import date, datetime, time, timedelta
 from typing import Any
 
@@ -17,6 +19,7 @@ from app.config import TZ
 from app.db import transaction
 from app.models import Representative, Shift
 from app.services import exports as export_service
+from app.services import imports as import_service
 from tests.factories import World, build_world, submit
 
 REP_HEADER = ["姓名", "层级", "电话", "工作室编号"]
@@ -74,6 +77,46 @@ def workbook(response: httpx.Response) -> Any:
 
 def rows_of(sheet: Any) -> list[list[Any]]:
     return [list(row) for row in sheet.iter_rows(values_only=True)]
+
+
+class ImportGate:
+    """The test's hold on an app's background imports (``ImportRunner.pace``): a job stops after its first
+    committed progress step — ``running``, ``import_service.CHUNK`` rows checked, nothing written — until
+    ``release()``. No timing: the job cannot move on, nor finish, before the test lets it."""
+
+    HELD_WITHIN = 120  # seconds: only so that a job that never gets there fails the test instead of hanging it
+
+    def __init__(self) -> None:
+        self._held = asyncio.Event()
+        self._open = asyncio.Event()
+        self.steps: list[int] = []  # the progress each step reported, in order
+
+    async def __call__(self, job_id: int, progress: int) -> None:
+        self.steps.append(progress)
+        self._held.set()
+        await self._open.wait()
+
+    async def held(self) -> None:
+        """Until a job is stopped at the gate."""
+        await asyncio.wait_for(self._held.wait(), self.HELD_WITHIN)
+
+    def release(self) -> None:
+        self._open.set()
+
+
+@contextlib.asynccontextmanager
+async def hold_imports(app: Any) -> AsyncIterator[ImportGate]:
+    """Background imports ``app`` starts inside the block are held at an ``ImportGate``. On the way out the
+    gate opens, and a job still running (a test that failed mid-way) is cancelled, so none outlives its test."""
+    runner: import_service.ImportRunner = app.state.imports
+    gate = ImportGate()
+    runner.pace = gate
+    try:
+        yield gate
+    finally:
+        runner.pace = None
+        gate.release()
+        await runner.shutdown()
 
 
 # --- representatives ---------------------------------------------------------------------------------
@@ -219,7 +262,7 @@ async def test_bad_shift_rows_are_named(client, world, sessionmaker):
     assert await count(sessionmaker, Shift) == 0
 
 
-async def test_a_large_shifts_file_runs_as_a_background_job_with_progress(client, world, sessionmaker):
+async def test_a_large_shifts_file_runs_as_a_background_job_with_progress(client, app, world, sessionmaker):
     async with transaction(sessionmaker) as session:
         people = [Representative(name=f"代表{i:02d}", level="town") for i in range(10)]
         session.add_all(people)
@@ -232,22 +275,26 @@ async def test_a_large_shifts_file_runs_as_a_background_job_with_progress(client
             code = "LS-01" if i % 2 else "LS-02"
             rows.append([code, (start + timedelta(days=day)).isoformat(), "09:00", "11:30", "", str(rep_id)])
     assert len(rows) == 1001
-    response = await upload(client, world, "shifts", "全年值班.csv", csv_bytes(rows))
-    assert response.status_code == 202, response.text
-    job = response.json()
-    assert job["total"] == 1000 and job["status"] in ("pending", "running", "done")
-    seen = []
-    for _ in range(600):
+    async with hold_imports(app) as gate:
+        response = await upload(client, world, "shifts", "全年值班.csv", csv_bytes(rows))
+        assert response.status_code == 202, response.text
+        job = response.json()
+        assert job["total"] == 1000 and job["status"] in ("pending", "running")  # answered before the job ends
+        await gate.held()
         polled = await client.get(f"/api/v1/imports/{job['id']}", headers=world.auth("coordinator"))
         assert polled.status_code == 200, polled.text
-        job = polled.json()
-        seen.append(job["progress"])
-        if job["status"] in ("done", "failed"):
-            break
-        await asyncio.sleep(0.05)
+        assert {k: polled.json()[k] for k in ("status", "progress", "total", "imported")} == {
+            "status": "running", "progress": import_service.CHUNK, "total": 1000, "imported": 0,
+        }
+        assert await count(sessionmaker, Shift) == 0  # checked rows are not written until every row is
+        gate.release()
+        await app.state.imports.join()
+    polled = await client.get(f"/api/v1/imports/{job['id']}", headers=world.auth("coordinator"))
+    assert polled.status_code == 200, polled.text
+    job = polled.json()
     assert job["status"] == "done", job["errors"][:5]
     assert job["progress"] == job["total"] == 1000 and job["imported"] == 1000
-    assert seen == sorted(seen)
+    assert gate.steps == list(range(import_service.CHUNK, 1001, import_service.CHUNK))  # progress, chunk by chunk
     assert await count(sessionmaker, Shift) == 1000
     # admin may read it too; another staff member may not
     assert (await client.get(f"/api/v1/imports/{job['id']}", headers=world.auth("admin"))).status_code == 200

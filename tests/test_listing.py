@@ -13,6 +13,7 @@ from sqlalchemy import update
 from app.db import transaction
 from app.models import OpinionForm
 from tests.factories import World, act, answered_form, assigned_form, build_world, submit
+from tests.support.problems import assert_problem
 
 # --- helpers -----------------------------------------------------------------------------------------
 
@@ -52,14 +53,6 @@ async def walk(
 async def set_columns(sessionmaker: Any, form_id: int, **values: Any) -> None:
     async with transaction(sessionmaker) as session:
         await session.execute(update(OpinionForm).where(OpinionForm.id == form_id).values(**values))
-
-
-def assert_problem(response: httpx.Response, status: int, code: str) -> dict[str, Any]:
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"].startswith("application/problem+json"), response.headers
-    problem = response.json()
-    assert problem["status"] == status and problem["code"] == code, problem
-    return problem
 
 
 def b64(raw: bytes) -> str:

@@ -23,7 +23,8 @@ from app.services.wechat import WeChatClient
 from tests.conftest import wechat_settings
 from tests.factories import World, act, build_world, submit
 from tests.fake_wechat import SUBSCRIBE_SEND, VALUE_RULES, FakeWeChat
-from tests.test_wechat_residents import SUBSCRIPTIONS, TEMPLATE, login
+from tests.support.logins import wechat_login
+from tests.test_wechat_residents import SUBSCRIPTIONS, TEMPLATE
 
 LONG_REPLY = "经城建办现场核实，村口三盏路灯线路老化，已于本周更换全部线路和灯具，并新增一盏太阳能路灯。"
 
@@ -92,7 +93,7 @@ async def test_a_reply_sends_one_notice_with_values_fitted_to_wechats_rules(
     client: httpx.AsyncClient, fake_wechat: FakeWeChat, app: Any, sessionmaker: Any
 ) -> None:
     world = await build_world(sessionmaker)
-    alice = await login(client, fake_wechat, "o_alice")
+    alice = await wechat_login(client, fake_wechat, "o_alice")
     await subscribe(client, fake_wechat, alice, "o_alice")
     form = await answered(client, world, alice)
 
@@ -122,7 +123,7 @@ async def test_without_a_credit_nothing_is_sent(
     client: httpx.AsyncClient, fake_wechat: FakeWeChat, app: Any, sessionmaker: Any
 ) -> None:
     world = await build_world(sessionmaker)
-    alice = await login(client, fake_wechat, "o_alice")
+    alice = await wechat_login(client, fake_wechat, "o_alice")
     await answered(client, world, alice)
 
     assert await send(app) == 1
@@ -136,7 +137,7 @@ async def test_wechat_counting_no_credit_is_refused_and_our_count_is_cleared(
     client: httpx.AsyncClient, fake_wechat: FakeWeChat, app: Any, sessionmaker: Any
 ) -> None:
     world = await build_world(sessionmaker)
-    alice = await login(client, fake_wechat, "o_alice")
+    alice = await wechat_login(client, fake_wechat, "o_alice")
     # The mini-program reported two accepts WeChat never counted (or the resident turned notices off since).
     await ok(client.post(SUBSCRIPTIONS, json={"template_id": TEMPLATE, "accepted": 2}, headers=alice))
     await answered(client, world, alice)
@@ -153,7 +154,7 @@ async def test_a_value_wechat_rejects_is_failed_with_its_errcode_and_the_credit_
     client: httpx.AsyncClient, fake_wechat: FakeWeChat, app: Any, sessionmaker: Any, settings: Settings
 ) -> None:
     world = await build_world(sessionmaker)
-    alice = await login(client, fake_wechat, "o_alice")
+    alice = await wechat_login(client, fake_wechat, "o_alice")
     await subscribe(client, fake_wechat, alice, "o_alice")
     await answered(client, world, alice)
     # A template key mapped to a source that cannot fit its type: an amount is not a status.
@@ -173,7 +174,7 @@ async def test_wechat_down_at_send_keeps_the_reply_and_the_notice_goes_later(
     client: httpx.AsyncClient, fake_wechat: FakeWeChat, app: Any, sessionmaker: Any
 ) -> None:
     world = await build_world(sessionmaker)
-    alice = await login(client, fake_wechat, "o_alice")
+    alice = await wechat_login(client, fake_wechat, "o_alice")
     await subscribe(client, fake_wechat, alice, "o_alice")
     fake_wechat.down = True
     form = await answered(client, world, alice)  # the reply itself never waits for WeChat
@@ -200,7 +201,7 @@ async def test_wechat_down_for_good_fails_the_notice_after_a_few_attempts(
     client: httpx.AsyncClient, fake_wechat: FakeWeChat, app: Any, sessionmaker: Any
 ) -> None:
     world = await build_world(sessionmaker)
-    alice = await login(client, fake_wechat, "o_alice")
+    alice = await wechat_login(client, fake_wechat, "o_alice")
     await subscribe(client, fake_wechat, alice, "o_alice")
     await answered(client, world, alice)
     await app.state.wechat.access_token()  # so each attempt reaches the send endpoint
@@ -221,7 +222,7 @@ async def test_a_send_whose_answer_never_came_is_never_sent_again(
     client: httpx.AsyncClient, fake_wechat: FakeWeChat, app: Any, sessionmaker: Any
 ) -> None:
     world = await build_world(sessionmaker)
-    alice = await login(client, fake_wechat, "o_alice")
+    alice = await wechat_login(client, fake_wechat, "o_alice")
     await subscribe(client, fake_wechat, alice, "o_alice", n=2)
     await answered(client, world, alice)
     impatient = WeChatClient(base_url=fake_wechat.base_url, app_id=fake_wechat.app_id,
@@ -246,7 +247,7 @@ async def test_a_worker_that_stopped_mid_send_leaves_a_notice_nobody_resends(
     client: httpx.AsyncClient, fake_wechat: FakeWeChat, app: Any, sessionmaker: Any
 ) -> None:
     world = await build_world(sessionmaker)
-    alice = await login(client, fake_wechat, "o_alice")
+    alice = await wechat_login(client, fake_wechat, "o_alice")
     await subscribe(client, fake_wechat, alice, "o_alice", n=2)
     await answered(client, world, alice)
     await app.state.wechat.access_token()
@@ -274,7 +275,7 @@ async def test_a_form_answered_again_after_reopening_gets_a_second_notice(
     client: httpx.AsyncClient, fake_wechat: FakeWeChat, app: Any, sessionmaker: Any
 ) -> None:
     world = await build_world(sessionmaker)
-    alice = await login(client, fake_wechat, "o_alice")
+    alice = await wechat_login(client, fake_wechat, "o_alice")
     await subscribe(client, fake_wechat, alice, "o_alice", n=2)
     form = await answered(client, world, alice, reply="已修好。")
     await send(app)
@@ -294,7 +295,7 @@ async def test_two_workers_at_once_send_each_notice_once(
     world = await build_world(sessionmaker)
     residents = {}
     for openid in ("o_a", "o_b", "o_c"):
-        residents[openid] = await login(client, fake_wechat, openid)
+        residents[openid] = await wechat_login(client, fake_wechat, openid)
         await subscribe(client, fake_wechat, residents[openid], openid, n=2)
         await answered(client, world, residents[openid])
     await app.state.wechat.access_token()
@@ -312,7 +313,7 @@ async def test_no_template_configured_fails_the_notice_without_sending(
     client: httpx.AsyncClient, fake_wechat: FakeWeChat, app: Any, sessionmaker: Any, settings: Settings
 ) -> None:
     world = await build_world(sessionmaker)
-    alice = await login(client, fake_wechat, "o_alice")
+    alice = await wechat_login(client, fake_wechat, "o_alice")
     await subscribe(client, fake_wechat, alice, "o_alice")
     await answered(client, world, alice)
 
@@ -328,7 +329,7 @@ async def test_no_wechat_configured_fails_the_notice_without_sending(
     client: httpx.AsyncClient, fake_wechat: FakeWeChat, app: Any, sessionmaker: Any
 ) -> None:
     world = await build_world(sessionmaker)
-    alice = await login(client, fake_wechat, "o_alice")
+    alice = await wechat_login(client, fake_wechat, "o_alice")
     await subscribe(client, fake_wechat, alice, "o_alice")
     await answered(client, world, alice)
 

@@ -26,12 +26,13 @@ from app.models import ApiClient, FormPhoto, OpinionForm, Resident
 from app.services import api_clients as api_client_service
 from app.services import residents as resident_service
 from tests.conftest import make_settings
-from tests.factories import PASSWORD, act, answered_form, build_world
+from tests.factories import act, answered_form, build_world
+from tests.support.logins import sign_in
+from tests.support.problems import assert_problem
 
 FORMS = "/api/v1/forms"
 CONTENT = "小区门口的井盖松动，车一过就响，晚上很吵。"
 FIELDS = {"content": CONTENT, "category": "urban_traffic"}
-PROBLEM_FIELDS = {"type", "title", "status", "detail", "code"}
 GPS_IFD = 0x8825
 ORIENTATION = 0x0112
 RED, BLUE = (255, 0, 0), (0, 0, 255)
@@ -108,15 +109,6 @@ def colour_at(image: Image.Image, xy: tuple[int, int]) -> str:
 
 
 # --- helpers -----------------------------------------------------------------------------------------
-
-
-def assert_problem(response: httpx.Response, status: int, code: str) -> dict[str, Any]:
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"].startswith("application/problem+json")
-    body = response.json()
-    assert PROBLEM_FIELDS <= body.keys(), body
-    assert body["status"] == status and body["code"] == code, body
-    return body
 
 
 async def submit_with_photos(client: httpx.AsyncClient, photos: list[bytes], *, name: str = "file",
@@ -661,10 +653,7 @@ async def test_public_tracking_never_shows_photos(client, sessionmaker):
 async def test_the_office_form_page_shows_thumbnails_that_the_session_cookie_can_open(client, sessionmaker):
     world = await build_world(sessionmaker)
     created = (await submit_with_photos(client, [jpeg(exif=gps_exif(orientation=6).tobytes()), png()])).json()
-    login = await client.get("/login")
-    token = re.search(r'<meta name="csrf-token" content="([^"]+)"', login.text).group(1)  # type: ignore[union-attr]
-    signed = await client.post("/login", data={"username": "coordinator", "password": PASSWORD, "csrf_token": token})
-    assert signed.status_code == 303
+    await sign_in(client, "coordinator")
 
     page = await client.get(f"/office/forms/{created['id']}")
     assert page.status_code == 200

@@ -14,8 +14,8 @@ from sqlalchemy import func, select
 from app.db import transaction
 from app.models import Category, HandlingUnit, Representative, Workroom
 from tests.factories import World, build_world
+from tests.support.problems import PROBLEM_JSON, assert_problem
 
-PROBLEM_JSON = "application/problem+json"
 SEEDED_CATEGORIES = {
     "urban_traffic": ("城建交通", 15),
     "environment": ("环境卫生", 10),
@@ -27,17 +27,6 @@ SEEDED_CATEGORIES = {
     "other": ("其他", 15),
 }
 WORKROOM = {"code": "LS-03", "name": "东街社区党代表工作室", "address": "洛社镇东街 8 号", "area": "第三网格"}
-
-
-def assert_problem(response: httpx.Response, status: int, code: str | None = None) -> dict[str, Any]:
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"].startswith(PROBLEM_JSON)
-    body = response.json()
-    assert {"type", "title", "status", "detail", "code"} <= body.keys()
-    assert body["status"] == status
-    if code is not None:
-        assert body["code"] == code
-    return body
 
 
 async def count(sessionmaker, model: type) -> int:

@@ -20,6 +20,7 @@ from app.db import transaction
 from app.models import FormEvent, OpinionForm
 from app.services import stats as stats_service
 from tests.factories import World, act, answered_form, assigned_form, build_world, submit
+from tests.support.problems import assert_problem
 
 NOTE = "内部备注：村支书说施工方是其亲戚，请注意回避。"
 INTERNAL_NOTE = "费用由村集体垫付，暂不对外公开。"
@@ -79,15 +80,6 @@ async def summary(client: httpx.AsyncClient, world: World) -> dict[str, Any]:
     response = await client.get("/api/v1/stats/summary", headers=world.auth("coordinator"))
     assert response.status_code == 200, response.text
     return response.json()
-
-
-def assert_problem(response: httpx.Response, status: int, code: str) -> dict[str, Any]:
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"].startswith("application/problem+json"), response.headers
-    problem = response.json()
-    assert problem["status"] == status
-    assert problem["code"] == code, problem
-    return problem
 
 
 def only_new_event(before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any]:

@@ -13,6 +13,7 @@ from sqlalchemy import func, select
 from app.config import TZ
 from app.models import Shift, ShiftSwap
 from tests.factories import World, build_world
+from tests.support.problems import assert_problem
 
 SHIFTS = "/api/v1/workrooms/{}/shifts"
 
@@ -20,15 +21,6 @@ SHIFTS = "/api/v1/workrooms/{}/shifts"
 def local(text: str) -> str:
     """A Shanghai wall-clock time as the API writes it (with +08:00)."""
     return datetime.fromisoformat(text).replace(tzinfo=TZ).isoformat()
-
-
-def assert_problem(response: httpx.Response, status: int, code: str) -> dict[str, Any]:
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"].startswith("application/problem+json")
-    problem = response.json()
-    assert problem["code"] == code, problem
-    assert problem["detail"] and problem["title"]
-    return problem
 
 
 async def add(

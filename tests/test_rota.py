@@ -15,18 +15,11 @@ from app.config import TZ
 from app.models import Shift
 from app.services import rosters as roster_service
 from tests.factories import World, build_world
+from tests.support.problems import assert_problem
 
 
 def local(text: str) -> str:
     return datetime.fromisoformat(text).replace(tzinfo=TZ).isoformat()
-
-
-def assert_problem(response: httpx.Response, status: int, code: str) -> dict[str, Any]:
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"].startswith("application/problem+json")
-    problem = response.json()
-    assert problem["code"] == code, problem
-    return problem
 
 
 async def shift_count(sessionmaker) -> int:

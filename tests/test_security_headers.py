@@ -19,9 +19,9 @@ from fastapi.routing import iter_route_contexts
 from tests.support.apps import build_app
 from tests.conftest import make_settings, screenshot
 from tests.factories import PASSWORD, build_world, submit
+from tests.support.logins import csrf_of, login
 from tests.test_imports import REP_HEADER, csv_bytes
 from tests.test_web_public import add_point, post_submit
-from tests.test_web_session import csrf_of, login
 
 # Every GET route outside /api/, /open311/ and /static/: who opens it, the address, and what it answers
 # (page: our HTML; script; other: JSON, SVG…; docs: FastAPI's API docs). A new route without a row here

@@ -38,6 +38,7 @@ from app.services import workflow
 from app.services.auth import ANONYMOUS, Principal
 from app.services.forms import Submission
 from tests.factories import World, build_world
+from tests.support.problems import assert_problem
 
 D = date
 FIELDS = (
@@ -191,12 +192,6 @@ async def items(client: httpx.AsyncClient, world: World, endpoint: str, key: str
     response = await get(client, world, endpoint, **query)
     assert response.status_code == 200, response.text
     return {item[key]: numbers(item) for item in response.json()["items"]}
-
-
-def assert_problem(response: httpx.Response, status: int, code: str) -> None:
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"].startswith("application/problem+json")
-    assert response.json()["code"] == code, response.json()
 
 
 # --- the summary ---------------------------------------------------------------------------------------

@@ -24,12 +24,12 @@ from app.services import forms as form_service
 from app.services.auth import ANONYMOUS
 from tests.conftest import make_settings
 from tests.factories import World, build_world, submit
+from tests.support.problems import assert_problem
 
 FORMS = "/api/v1/forms"
 CONTENT = "村口路灯坏了三盏，晚上走路看不清，请尽快修复。"
 BODY = {"content": CONTENT, "category": "urban_traffic"}
 TRACKING_NO = re.compile(r"^LS(\d{4})-(\d{5})$")
-PROBLEM_FIELDS = {"type", "title", "status", "detail", "code"}
 
 
 # --- helpers -----------------------------------------------------------------------------------------
@@ -63,16 +63,6 @@ async def make_service_point(sessionmaker: async_sessionmaker[AsyncSession], wor
         session.add(point)
         await session.flush()
         return point.id
-
-
-def assert_problem(response: httpx.Response, status: int, code: str) -> dict[str, Any]:
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"].startswith("application/problem+json")
-    body = response.json()
-    assert PROBLEM_FIELDS <= body.keys(), body
-    assert body["status"] == status
-    assert body["code"] == code, body
-    return body
 
 
 def assert_validation_problem(response: httpx.Response, field: str) -> dict[str, Any]:

@@ -13,7 +13,7 @@ from app.config import TZ
 from app.models import Shift, ShiftSwap, utcnow
 from app.web.duty import today_by_workroom
 from tests.factories import World, build_world
-from tests.test_web_session import login
+from tests.support.logins import login, sign_in
 
 
 async def add_shift(client: httpx.AsyncClient, world: World, who: str, starts_at: datetime, ends_at: datetime,
@@ -25,13 +25,6 @@ async def add_shift(client: httpx.AsyncClient, world: World, who: str, starts_at
     )
     assert response.status_code == 201, response.text
     return int(response.json()["id"])
-
-
-async def sign_in(client: httpx.AsyncClient, username: str) -> str:
-    client.cookies.clear()
-    response = await login(client, username)
-    assert response.status_code == 303, response.text
-    return client.cookies["minyi_csrf"]
 
 
 async def get_shift(sessionmaker, shift_id: int) -> Shift:
@@ -126,7 +119,7 @@ async def test_the_check_in_button_shows_only_inside_the_window_and_records_the_
     now = local_now()
     open_id = await add_shift(client, world, "rep", now - timedelta(minutes=10), now + timedelta(hours=1))
     later_id = await add_shift(client, world, "rep", now + timedelta(hours=3), now + timedelta(hours=5))
-    token = await sign_in(client, "rep")
+    token = await sign_in(client, "rep", fresh=True)
     rep_page = await client.get("/rep")
     assert 'hx-get="/rep/duty"' in rep_page.text and 'href="/rep/duty"' in rep_page.text
     mine = await client.get("/rep/duty", headers={"HX-Request": "true"})
@@ -149,7 +142,7 @@ async def test_checking_in_outside_the_window_shows_the_services_message(client,
     world = await build_world(sessionmaker)
     now = local_now()
     later_id = await add_shift(client, world, "rep", now + timedelta(hours=3), now + timedelta(hours=5))
-    token = await sign_in(client, "rep")
+    token = await sign_in(client, "rep", fresh=True)
     response = await client.post(f"/rep/shifts/{later_id}/check-in", data={"csrf_token": token})
     assert response.status_code == 409 and "签到时间为开始前 30 分钟至结束" in response.text
     toast = await client.post(f"/rep/shifts/{later_id}/check-in", data={"csrf_token": token},
@@ -162,7 +155,7 @@ async def test_a_check_in_without_the_csrf_token_is_refused_and_changes_nothing(
     world = await build_world(sessionmaker)
     now = local_now()
     shift_id = await add_shift(client, world, "rep", now - timedelta(minutes=10), now + timedelta(hours=1))
-    await sign_in(client, "rep")
+    await sign_in(client, "rep", fresh=True)
     assert (await client.post(f"/rep/shifts/{shift_id}/check-in", data={})).status_code == 403
     assert (await client.post(f"/rep/shifts/{shift_id}/check-in", data={"csrf_token": "x" * 43})).status_code == 403
     assert (await get_shift(sessionmaker, shift_id)).checked_in_at is None
@@ -172,7 +165,7 @@ async def test_another_representative_cannot_check_in_someone_else_s_shift(clien
     world = await build_world(sessionmaker)
     now = local_now()
     shift_id = await add_shift(client, world, "rep", now - timedelta(minutes=10), now + timedelta(hours=1))
-    token = await sign_in(client, "rep2")
+    token = await sign_in(client, "rep2", fresh=True)
     response = await client.post(f"/rep/shifts/{shift_id}/check-in", data={"csrf_token": token})
     assert response.status_code == 403 and "只有值班代表本人可以签到" in response.text
     assert "<html" in response.text  # the error page
@@ -183,7 +176,7 @@ async def test_my_duty_needs_a_signed_in_representative(client, sessionmaker) ->
     await build_world(sessionmaker)
     response = await client.get("/rep/duty")
     assert response.status_code == 303 and response.headers["location"] == "/login?next=/rep/duty"
-    await sign_in(client, "coordinator")
+    await sign_in(client, "coordinator", fresh=True)
     assert (await client.get("/rep/duty")).status_code == 403
 
 
@@ -194,7 +187,7 @@ async def test_a_swap_request_is_accepted_by_the_other_representative(client, se
     world = await build_world(sessionmaker)
     now = local_now()
     shift_id = await add_shift(client, world, "rep", now + timedelta(days=2), now + timedelta(days=2, hours=2))
-    token = await sign_in(client, "rep")
+    token = await sign_in(client, "rep", fresh=True)
     page = await client.get("/rep/duty")
     assert f'action="/rep/shifts/{shift_id}/swap"' in page.text and "李代表" in page.text
     response = await client.post(f"/rep/shifts/{shift_id}/swap", data={
@@ -208,7 +201,7 @@ async def test_a_swap_request_is_accepted_by_the_other_representative(client, se
     assert f'action="/rep/swaps/{swap.id}/cancel"' in page.text
     assert f'action="/rep/shifts/{shift_id}/swap"' not in page.text  # one open request per shift
 
-    token = await sign_in(client, "rep2")
+    token = await sign_in(client, "rep2", fresh=True)
     page = await client.get("/rep/duty")
     assert "张代表 请我替班" in page.text and "当天开会" in page.text
     assert f'action="/rep/swaps/{swap.id}/accept"' in page.text
@@ -219,7 +212,7 @@ async def test_a_swap_request_is_accepted_by_the_other_representative(client, se
     page = await client.get("/rep/duty")
     assert "待审批" in page.text and f'action="/rep/swaps/{swap.id}/accept"' not in page.text
 
-    await sign_in(client, "rep")
+    await sign_in(client, "rep", fresh=True)
     assert "待审批" in (await client.get("/rep/duty")).text
 
 
@@ -228,9 +221,9 @@ async def test_a_swap_request_can_be_declined_and_a_pending_one_cancelled(client
     now = local_now()
     shift_id = await add_shift(client, world, "rep", now + timedelta(days=2), now + timedelta(days=2, hours=2))
     rep2 = str(world.representatives["rep2"].id)
-    token = await sign_in(client, "rep")
+    token = await sign_in(client, "rep", fresh=True)
     await client.post(f"/rep/shifts/{shift_id}/swap", data={"csrf_token": token, "to_representative_id": rep2})
-    token2 = await sign_in(client, "rep2")
+    token2 = await sign_in(client, "rep2", fresh=True)
     (swap,) = await swaps(sessionmaker)
     assert (await client.post(f"/rep/swaps/{swap.id}/decline", data={"csrf_token": token2})).status_code == 303
     (swap,) = await swaps(sessionmaker)
@@ -238,7 +231,7 @@ async def test_a_swap_request_can_be_declined_and_a_pending_one_cancelled(client
     again = await client.post(f"/rep/swaps/{swap.id}/accept", data={"csrf_token": token2})
     assert again.status_code == 409  # the service's state rule, shown as a message
 
-    token = await sign_in(client, "rep")
+    token = await sign_in(client, "rep", fresh=True)
     assert "对方已拒绝" in (await client.get("/rep/duty")).text
     await client.post(f"/rep/shifts/{shift_id}/swap", data={"csrf_token": token, "to_representative_id": rep2})
     second = (await swaps(sessionmaker))[-1]
@@ -252,7 +245,7 @@ async def test_a_swap_form_without_a_representative_is_refused(client, sessionma
     world = await build_world(sessionmaker)
     now = local_now()
     shift_id = await add_shift(client, world, "rep", now + timedelta(days=2), now + timedelta(days=2, hours=2))
-    token = await sign_in(client, "rep")
+    token = await sign_in(client, "rep", fresh=True)
     response = await client.post(f"/rep/shifts/{shift_id}/swap", data={"csrf_token": token, "to_representative_id": ""})
     assert response.status_code == 422 and "请选择换班的代表" in response.text
     assert await swaps(sessionmaker) == []

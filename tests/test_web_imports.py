@@ -3,19 +3,24 @@ import runs (htmx polling, or a meta refresh without scripts), and the export li
 
 from __future__ import annotations
 
+import asyncio
 import re
+import socket
+from collections.abc import AsyncIterator
 from datetime import date, timedelta
 from typing import Any
 
+import pytest
+import uvicorn
 from sqlalchemy import func, select
 
 from app.db import transaction
-from app.models import ImportJob, Representative, Shift, User
-from app.models.base import utcnow
+from app.models import Representative, Shift
+from app.services.imports import CHUNK
 from tests.conftest import screenshot
 from tests.factories import PASSWORD, build_world
-from tests.test_imports import REP_HEADER, SHIFT_HEADER, csv_bytes
-from tests.test_web_session import csrf_of, login
+from tests.support.logins import csrf_of, login
+from tests.test_imports import REP_HEADER, SHIFT_HEADER, csv_bytes, hold_imports
 
 
 async def _upload(client, kind: str, name: str, content: bytes):  # type: ignore[no-untyped-def]
@@ -64,7 +69,35 @@ async def test_whole_file_problems_rerender_the_form_and_only_the_office_may_imp
     assert (await client.get("/office/imports")).status_code == 403
 
 
-async def test_a_big_import_shows_its_progress_in_the_browser(live_server: str, phone, sessionmaker, tmp_path) -> None:  # type: ignore[no-untyped-def]
+@pytest.fixture
+async def served_app(app: Any) -> AsyncIterator[str]:
+    """The test's own app — the one ``sessionmaker`` writes through and ``hold_imports`` holds — served by
+    uvicorn on this test's event loop: its base URL. (``live_server`` serves the app from a process of its
+    own, whose import runner a test cannot hold.) The socket is bound before uvicorn starts: no port race."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    config = uvicorn.Config(app, log_config=None, log_level="warning", access_log=False, lifespan="on",
+                            timeout_graceful_shutdown=10)
+    server = uvicorn.Server(config)
+    serving = asyncio.create_task(server.serve(sockets=[sock]))
+
+    async def started() -> None:
+        while not server.started:
+            if serving.done():
+                serving.result()  # the startup's exception, if it raised one
+                raise RuntimeError("the server stopped while starting")
+            await asyncio.sleep(0.01)
+
+    try:
+        await asyncio.wait_for(started(), 60)
+        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
+    finally:
+        server.should_exit = True
+        await serving
+        sock.close()
+
+
+async def test_a_big_import_shows_its_progress_in_the_browser(served_app: str, app, phone, sessionmaker, tmp_path) -> None:  # type: ignore[no-untyped-def]
     await build_world(sessionmaker)
     async with transaction(sessionmaker) as session:
         people = [Representative(name=f"代表{i:02d}", level="town") for i in range(10)]
@@ -79,39 +112,30 @@ async def test_a_big_import_shows_its_progress_in_the_browser(live_server: str, 
     path = tmp_path / "全年值班.csv"
     path.write_bytes(csv_bytes(rows))
     page = await phone.new_page()
-    await page.goto(f"{live_server}/login?next=/office/imports")
+    await page.goto(f"{served_app}/login?next=/office/imports")
     await page.fill("#username", "coordinator")
     await page.fill("#password", PASSWORD)
     await page.click("button[type=submit]:has-text('登录')")
-    await page.wait_for_url(f"{live_server}/office/imports")
+    await page.wait_for_url(f"{served_app}/office/imports")
 
-    # The page while a job runs, and how it updates itself: the test drives the job's pace by writing the
-    # job's state itself (a real import may finish before the browser asks, which made this test flaky).
-    async with transaction(sessionmaker) as session:
-        coordinator = await session.scalar(select(User).where(User.username == "coordinator"))
-        held = ImportJob(user_id=coordinator.id, kind="shifts", file_name="进行中.csv", status="running",
-                         total=1500, progress=600)
-        session.add(held)
-        await session.flush()
-        held_id = held.id
-    await page.goto(f"{live_server}/office/imports/{held_id}")
-    statuses = {await page.get_attribute("#import-job", "data-status")}
-    assert await page.inner_text("[data-progress]") == "600"
-    async with transaction(sessionmaker) as session:
-        job = await session.get(ImportJob, held_id)
-        job.status, job.progress, job.imported, job.errors = "done", 1500, 1500, []
-        job.finished_at = job.updated_at = utcnow()
-    await page.wait_for_selector("#import-job[data-status=done]", timeout=15_000)  # polled every second
-    statuses.add(await page.get_attribute("#import-job", "data-status"))
-    assert statuses == {"running", "done"}, statuses  # the page showed the job while it ran, then updated itself
-
-    # A real import of the whole file through the page, to its end.
-    await page.goto(f"{live_server}/office/imports")
-    await page.check("input[name=kind][value=shifts]")
-    await page.set_input_files("#f-file", str(path))
-    await page.click("button[type=submit]:has-text('上传并导入')")
-    await page.wait_for_url(f"{live_server}/office/imports/*")
-    await page.wait_for_selector("#import-job[data-status=done], #import-job[data-status=failed]", timeout=60_000)
+    # The test holds the real job after its first chunk (running, CHUNK rows checked, nothing written) for
+    # as long as it looks at the page, then lets it finish: no race between the import and the browser.
+    async with hold_imports(app) as gate:
+        await page.check("input[name=kind][value=shifts]")
+        await page.set_input_files("#f-file", str(path))
+        await page.click("button[type=submit]:has-text('上传并导入')")
+        await page.wait_for_url(f"{served_app}/office/imports/*")
+        await gate.held()
+        # The page may first have shown the job pending, or at 0 rows; it polls every second until it shows this.
+        shown = "n => document.querySelector('#import-job[data-status=running] [data-progress]')?.textContent === n"
+        await page.wait_for_function(shown, arg=str(CHUNK), timeout=30_000)
+        assert await page.get_attribute("#import-progress", "max") == "1500"
+        assert await page.get_attribute("#import-progress", "value") == str(CHUNK)
+        await screenshot(page, "imports-running")
+        assert await _count(sessionmaker, Shift) == 0
+        gate.release()
+        await app.state.imports.join()  # the job has ended; the page, untouched since, must find out by itself
+    await page.wait_for_selector("#import-job[data-status=done], #import-job[data-status=failed]", timeout=30_000)
     assert await page.get_attribute("#import-job", "data-status") == "done", await page.inner_text("#import-job")
     assert await page.inner_text("[data-imported]") == "1500"
     await screenshot(page, "imports-done")

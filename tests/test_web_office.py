@@ -8,18 +8,8 @@ import httpx
 from sqlalchemy import func, select
 
 from app.models import FormEvent, OpinionForm
-from tests.factories import PASSWORD, act, assigned_form, build_world, submit
-
-CSRF_META = re.compile(r'<meta name="csrf-token" content="([^"]+)">')
-
-
-async def sign_in(client: httpx.AsyncClient, who: str) -> str:
-    """Sign in through /login as ``who``; returns the CSRF token the pages carry."""
-    page = await client.get("/login")
-    token = CSRF_META.search(page.text).group(1)  # type: ignore[union-attr]
-    response = await client.post("/login", data={"username": who, "password": PASSWORD, "csrf_token": token})
-    assert response.status_code == 303, response.text
-    return token
+from tests.factories import act, assigned_form, build_world, submit
+from tests.support.logins import sign_in
 
 
 def stat(html: str, name: str) -> str:

@@ -16,8 +16,8 @@ from app.services import forms as form_service
 from app.services.auth import ANONYMOUS
 from tests.conftest import screenshot
 from tests.factories import PASSWORD, World, act, build_world, submit
+from tests.support.logins import login
 from tests.test_browser_a11y import CONTRAST
-from tests.test_web_session import login
 
 REVIEWED = {"suggest": "review", "label": 20003, "trace_id": "t-1"}
 

@@ -14,17 +14,11 @@ from sqlalchemy import select
 
 from app.db import transaction
 from app.models import OpinionForm, ServicePoint, utcnow
-from tests.factories import PASSWORD, build_world, submit
+from tests.factories import build_world, submit
+from tests.support.logins import csrf_of, sign_in
 
 CONTENT = "村口路灯坏了三盏，晚上走路看不清，请尽快修复。"
-CSRF_META = re.compile(r'<meta name="csrf-token" content="([^"]+)"')
 CONSENT = re.compile(r'<input type="checkbox" id="f-public" name="public" value="true"[^>]*>')
-
-
-def csrf_of(page: httpx.Response) -> str:
-    match = CSRF_META.search(page.text)
-    assert match, page.text[:500]
-    return match.group(1)
 
 
 def consent_box(html: str) -> str:
@@ -47,14 +41,6 @@ def is_ticked(html: str) -> bool:
 async def stored_forms(sessionmaker) -> list[OpinionForm]:
     async with sessionmaker() as session:
         return list(await session.scalars(select(OpinionForm).order_by(OpinionForm.id)))
-
-
-async def sign_in(client: httpx.AsyncClient, who: str) -> str:
-    """Sign in through /login; returns the CSRF token for the following posts."""
-    token = csrf_of(await client.get("/login"))
-    response = await client.post("/login", data={"username": who, "password": PASSWORD, "csrf_token": token})
-    assert response.status_code == 303, response.text
-    return token
 
 
 async def add_point(sessionmaker, world) -> int:

@@ -2,30 +2,14 @@
 
 from __future__ import annotations
 
-import re
 
-import httpx
 from sqlalchemy import func, select
 
 from app.models import OpinionForm
-from tests.factories import PASSWORD, build_world, submit
+from tests.factories import build_world, submit
+from tests.support.logins import sign_in
 
 CONTENT = "菜市场门口的下水道堵了，下雨天污水漫到摊位。"
-
-
-def csrf_of(page: httpx.Response) -> str:
-    match = re.search(r'<meta name="csrf-token" content="([^"]+)"', page.text)
-    assert match, page.text[:500]
-    return match.group(1)
-
-
-async def login(client: httpx.AsyncClient, username: str) -> str:
-    """Sign in through /login; returns the CSRF token for the following posts."""
-    page = await client.get("/login")
-    token = csrf_of(page)
-    response = await client.post("/login", data={"username": username, "password": PASSWORD, "csrf_token": token})
-    assert response.status_code == 303, response.text
-    return token
 
 
 async def form_count(sessionmaker) -> int:
@@ -42,11 +26,11 @@ async def test_the_entry_page_needs_a_signed_in_representative(client, sessionma
     await build_world(sessionmaker)
     response = await client.get("/rep")
     assert response.status_code == 303 and response.headers["location"] == "/login?next=/rep"
-    await login(client, "handler_a")
+    await sign_in(client, "handler_a")
     response = await client.get("/rep")
     assert response.status_code == 403 and "仅供党代表" in response.text
     client.cookies.clear()
-    await login(client, "rep")
+    await sign_in(client, "rep")
     page = await client.get("/rep")
     assert page.status_code == 200
     assert 'id="rep-form"' in page.text and 'name="category"' in page.text and "今天我录入的" in page.text
@@ -56,7 +40,7 @@ async def test_the_entry_page_needs_a_signed_in_representative(client, sessionma
 
 async def test_a_post_without_the_csrf_token_is_refused_and_saves_nothing(client, sessionmaker) -> None:
     await build_world(sessionmaker)
-    await login(client, "rep")
+    await sign_in(client, "rep")
     response = await client.post("/rep/forms", data={"content": CONTENT, "source": "w:LS-01"})
     assert response.status_code == 403
     response = await client.post("/rep/forms", data={"content": CONTENT, "csrf_token": "x" * 43})
@@ -68,7 +52,7 @@ async def test_a_valid_entry_is_saved_as_entered_by_the_representative_and_redir
     client, sessionmaker
 ) -> None:
     world = await build_world(sessionmaker)
-    token = await login(client, "rep")
+    token = await sign_in(client, "rep")
     response = await client.post("/rep/forms", data={
         "csrf_token": token, "content": CONTENT, "category": "urban_traffic", "source": "w:LS-01",
         "submitter_name": "王阿姨", "submitter_phone": "13800001111", "location": "菜市场东门",
@@ -86,7 +70,7 @@ async def test_a_valid_entry_is_saved_as_entered_by_the_representative_and_redir
 
 async def test_invalid_input_rerenders_with_messages_and_keeps_what_was_typed(client, sessionmaker) -> None:
     await build_world(sessionmaker)
-    token = await login(client, "rep")
+    token = await sign_in(client, "rep")
     response = await client.post("/rep/forms", data={
         "csrf_token": token, "content": CONTENT, "submitter_phone": "12ab", "submitter_name": "王阿姨",
         "source": "w:LS-02",  # not my workroom
@@ -104,7 +88,7 @@ async def test_invalid_input_rerenders_with_messages_and_keeps_what_was_typed(cl
 
 async def test_the_same_idempotency_key_twice_writes_exactly_one_form(client, sessionmaker) -> None:
     await build_world(sessionmaker)
-    token = await login(client, "rep")
+    token = await sign_in(client, "rep")
     headers = {"Idempotency-Key": "0b7c1e9e-8f7d-4a53-a1f6-2f7f4c8f1d10", "Accept": "application/json",
                "X-CSRF-Token": token}
     body = {"content": CONTENT, "category": "urban_traffic", "source": "w:LS-01"}
@@ -125,7 +109,7 @@ async def test_today_lists_only_the_forms_i_entered(client, sessionmaker) -> Non
     # a resident's form in my workroom (visible to me, but not entered by me) and one of rep2
     await submit(client, content="居民自己提交的意见，在我的工作室。", workroom_code="LS-01")
     await submit(client, headers=world.auth("rep2"), content="李代表录入的意见。")
-    token = await login(client, "rep")
+    token = await sign_in(client, "rep")
     await client.post("/rep/forms", data={"csrf_token": token, "content": CONTENT, "source": "w:LS-01"})
     page = await client.get("/rep")
     today = page.text.split('id="today"', 1)[1]
@@ -138,7 +122,7 @@ async def test_today_lists_only_the_forms_i_entered(client, sessionmaker) -> Non
 
 async def test_answer_on_spot_marks_my_form_answered(client, sessionmaker) -> None:
     world = await build_world(sessionmaker)
-    token = await login(client, "rep")
+    token = await sign_in(client, "rep")
     await client.post("/rep/forms", data={"csrf_token": token, "content": CONTENT, "source": "w:LS-01"})
     (form,) = await forms(sessionmaker)
     assert f"/rep/forms/{form.id}/answer-on-spot" in (await client.get("/rep")).text

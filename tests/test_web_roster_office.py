@@ -11,7 +11,7 @@ from sqlalchemy import func, select
 from app.config import TZ
 from app.models import Shift
 from tests.factories import build_world, submit
-from tests.test_web_session import login
+from tests.support.logins import login, sign_in
 
 PAGES = ("/office/rosters", "/office/rota", "/office/swaps", "/office/attendance", "/office/service-points",
          "/office/funnel")
@@ -20,12 +20,6 @@ PAGES = ("/office/rosters", "/office/rota", "/office/swaps", "/office/attendance
 def next_monday() -> date:
     today = datetime.now(TZ).date()
     return today + timedelta(days=7 - today.weekday())
-
-
-async def sign_in(client: httpx.AsyncClient, who: str) -> str:
-    response = await login(client, who)
-    assert response.status_code == 303, response.text
-    return client.cookies["minyi_csrf"]
 
 
 async def shift_count(sessionmaker) -> int:  # type: ignore[no-untyped-def]

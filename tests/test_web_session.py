@@ -2,23 +2,11 @@
 
 from __future__ import annotations
 
-import re
 
 import httpx
 
 from tests.factories import PASSWORD, build_world
-
-
-def csrf_of(page: httpx.Response) -> str:
-    match = re.search(r'<meta name="csrf-token" content="([^"]+)"', page.text)
-    assert match, page.text[:500]
-    return match.group(1)
-
-
-async def login(client: httpx.AsyncClient, username: str, password: str = PASSWORD, **extra: str) -> httpx.Response:
-    page = await client.get("/login")
-    return await client.post("/login", data={"username": username, "password": password,
-                                              "csrf_token": csrf_of(page), **extra})
+from tests.support.logins import csrf_of, login
 
 
 async def test_login_sets_a_protected_session_cookie_and_goes_home_by_role(client, sessionmaker) -> None:

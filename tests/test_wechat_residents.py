@@ -24,12 +24,13 @@ from app.models import Resident, ResidentToken
 from tests.conftest import make_settings, wechat_settings
 from tests.factories import act, build_world, submit
 from tests.fake_wechat import CODE2SESSION, FakeWeChat
+from tests.support.logins import wechat_login
+from tests.support.problems import assert_problem
 
 LOGIN = "/api/v1/wechat/login"
 MY_FORMS = "/api/v1/me/forms"
 SUBSCRIPTIONS = "/api/v1/me/subscriptions"
 TEMPLATE = "TPL"
-PROBLEM_FIELDS = {"type", "title", "status", "detail", "code"}
 
 
 @pytest.fixture
@@ -38,14 +39,7 @@ def settings(db_url: str, fake_wechat: FakeWeChat, tmp_path: Path) -> Settings:
                            supervise_interval_seconds=0, photo_dir=tmp_path / "photos")
 
 
-# --- helpers (the notice and content-check tests use them too) ---------------------------------------
-
-
-async def login(client: httpx.AsyncClient, fake: FakeWeChat, openid: str, unionid: str | None = None) -> dict[str, str]:
-    """Log ``openid`` in through the API: the headers carrying its token."""
-    response = await client.post(LOGIN, json={"code": fake.issue_code(openid, unionid)})
-    assert response.status_code == 200, response.text
-    return {"Authorization": f"Bearer {response.json()['access_token']}"}
+# --- helpers -----------------------------------------------------------------------------------------
 
 
 async def resident_count(sessionmaker: Any) -> int:
@@ -58,15 +52,6 @@ async def resident_of(sessionmaker: Any, openid: str) -> Resident:
         resident = await session.scalar(select(Resident).where(Resident.openid == openid))
         assert resident is not None
         return resident
-
-
-def assert_problem(response: httpx.Response, status: int, code: str) -> dict[str, Any]:
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"].startswith("application/problem+json")
-    body = response.json()
-    assert PROBLEM_FIELDS <= body.keys()
-    assert body["code"] == code, body
-    return body
 
 
 # --- login -------------------------------------------------------------------------------------------
@@ -93,9 +78,9 @@ async def test_login_creates_the_resident_and_returns_a_working_token(
 async def test_a_returning_resident_is_the_same_resident_with_a_new_token(
     client: httpx.AsyncClient, fake_wechat: FakeWeChat, sessionmaker: Any
 ) -> None:
-    first = await login(client, fake_wechat, "o_alice", "u_alice")
+    first = await wechat_login(client, fake_wechat, "o_alice", "u_alice")
     before = await resident_of(sessionmaker, "o_alice")
-    second = await login(client, fake_wechat, "o_alice")  # no unionid this time: the known one is kept
+    second = await wechat_login(client, fake_wechat, "o_alice")  # no unionid this time: the known one is kept
 
     assert first != second
     assert await resident_count(sessionmaker) == 1
@@ -211,8 +196,8 @@ async def test_a_login_body_that_is_not_json_is_422(client: httpx.AsyncClient, f
 async def test_forms_posted_with_a_residents_token_are_theirs_only(
     client: httpx.AsyncClient, fake_wechat: FakeWeChat, sessionmaker: Any
 ) -> None:
-    alice = await login(client, fake_wechat, "o_alice")
-    bob = await login(client, fake_wechat, "o_bob")
+    alice = await wechat_login(client, fake_wechat, "o_alice")
+    bob = await wechat_login(client, fake_wechat, "o_bob")
     mine = await submit(client, alice, location="村口", submitter_name="王阿姨")
     await submit(client)  # an anonymous form: nobody's
     resident = await resident_of(sessionmaker, "o_alice")
@@ -234,7 +219,7 @@ async def test_forms_posted_with_a_residents_token_are_theirs_only(
 
 
 async def test_my_forms_carry_the_ids_of_their_photos(client: httpx.AsyncClient, fake_wechat: FakeWeChat) -> None:
-    alice = await login(client, fake_wechat, "o_alice")
+    alice = await wechat_login(client, fake_wechat, "o_alice")
     form = await submit(client, alice)
     image = io.BytesIO()
     Image.new("RGB", (40, 30), (200, 30, 30)).save(image, format="PNG")
@@ -250,8 +235,8 @@ async def test_my_forms_carry_the_ids_of_their_photos(client: httpx.AsyncClient,
 async def test_another_residents_form_is_the_same_404_as_an_unknown_one(
     client: httpx.AsyncClient, fake_wechat: FakeWeChat
 ) -> None:
-    alice = await login(client, fake_wechat, "o_alice")
-    bob = await login(client, fake_wechat, "o_bob")
+    alice = await wechat_login(client, fake_wechat, "o_alice")
+    bob = await wechat_login(client, fake_wechat, "o_bob")
     form = await submit(client, alice)
 
     theirs = assert_problem(await client.get(f"{MY_FORMS}/{form['id']}", headers=bob), 404, "form_not_found")
@@ -279,7 +264,7 @@ async def test_the_timeline_shows_the_case_and_never_the_offices_notes(
     client: httpx.AsyncClient, fake_wechat: FakeWeChat, sessionmaker: Any
 ) -> None:
     world = await build_world(sessionmaker)
-    alice = await login(client, fake_wechat, "o_alice")
+    alice = await wechat_login(client, fake_wechat, "o_alice")
     form = await submit(client, alice)
     await expect_ok(act(client, world, "coordinator", form["id"], "assign",
                         {"unit_id": world.units["A"].id, "instructions": "批办意见：请城建办核实"}))
@@ -307,7 +292,7 @@ async def expect_ok(action: Any) -> dict[str, Any]:
 async def test_my_forms_page_newest_first_with_a_cursor(
     client: httpx.AsyncClient, fake_wechat: FakeWeChat
 ) -> None:
-    alice = await login(client, fake_wechat, "o_alice")
+    alice = await wechat_login(client, fake_wechat, "o_alice")
     ids = [(await submit(client, alice, content=f"第{n}条意见"))["id"] for n in range(3)]
 
     first = (await client.get(MY_FORMS, params={"limit": 2}, headers=alice)).json()
@@ -324,8 +309,8 @@ async def test_my_forms_page_newest_first_with_a_cursor(
 
 
 async def test_reported_accepts_add_up_per_template(client: httpx.AsyncClient, fake_wechat: FakeWeChat) -> None:
-    alice = await login(client, fake_wechat, "o_alice")
-    bob = await login(client, fake_wechat, "o_bob")
+    alice = await wechat_login(client, fake_wechat, "o_alice")
+    bob = await wechat_login(client, fake_wechat, "o_bob")
 
     assert (await client.get(SUBSCRIPTIONS, headers=alice)).json() == {"items": []}
     await expect_ok(client.post(SUBSCRIPTIONS, json={"template_id": TEMPLATE, "accepted": 2}, headers=alice))
@@ -342,7 +327,7 @@ async def test_reported_accepts_add_up_per_template(client: httpx.AsyncClient, f
 
 
 async def test_concurrent_reports_all_count(client: httpx.AsyncClient, fake_wechat: FakeWeChat) -> None:
-    alice = await login(client, fake_wechat, "o_alice")
+    alice = await wechat_login(client, fake_wechat, "o_alice")
 
     responses = await asyncio.gather(*(
         client.post(SUBSCRIPTIONS, json={"template_id": TEMPLATE, "accepted": 1}, headers=alice) for _ in range(6)
@@ -366,7 +351,7 @@ async def test_concurrent_reports_all_count(client: httpx.AsyncClient, fake_wech
 async def test_a_bad_report_is_422_and_changes_nothing(
     client: httpx.AsyncClient, fake_wechat: FakeWeChat, body: dict[str, Any]
 ) -> None:
-    alice = await login(client, fake_wechat, "o_alice")
+    alice = await wechat_login(client, fake_wechat, "o_alice")
 
     assert_problem(await client.post(SUBSCRIPTIONS, json=body, headers=alice), 422, "validation_error")
 
@@ -376,7 +361,7 @@ async def test_a_bad_report_is_422_and_changes_nothing(
 async def test_a_disabled_resident_cannot_log_in_and_its_tokens_stop_working(
     client: httpx.AsyncClient, fake_wechat: FakeWeChat, sessionmaker: Any
 ) -> None:
-    alice = await login(client, fake_wechat, "o_alice")
+    alice = await wechat_login(client, fake_wechat, "o_alice")
     async with transaction(sessionmaker) as session:
         resident = await session.scalar(select(Resident).where(Resident.openid == "o_alice"))
         assert resident is not None

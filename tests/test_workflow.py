@@ -21,6 +21,7 @@ from app.db import transaction
 from app.models import FormEvent, OpinionForm
 from app.services import stats as stats_service
 from tests.factories import World, act, answered_form, assigned_form, build_world, submit
+from tests.support.problems import assert_problem
 
 ACTIONS = ("assign", "reassign", "reply", "close", "decline", "reopen")
 # Which action each status allows; every other (status, action) pair must be refused with 409.
@@ -103,16 +104,6 @@ async def summary(client: httpx.AsyncClient, world: World) -> dict[str, Any]:
 async def counters_match_recount(sessionmaker: Any) -> list[dict[str, Any]]:
     async with transaction(sessionmaker) as session:
         return await stats_service.verify(session)
-
-
-def assert_problem(response: httpx.Response, status: int, code: str) -> dict[str, Any]:
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"].startswith("application/problem+json"), response.headers
-    problem = response.json()
-    assert problem["status"] == status
-    assert problem["code"] == code, problem
-    assert problem["title"] and problem["detail"] and problem["type"]
-    return problem
 
 
 def local(value: str) -> datetime:

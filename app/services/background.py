@@ -17,6 +17,11 @@ class BackgroundTasks:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
+    async def join(self) -> None:
+        """Until every job running now has ended (a test's wait for a job it let go; shutdown cancels)."""
+        if self._tasks:
+            await asyncio.wait(list(self._tasks))
+
     async def shutdown(self) -> None:
         tasks = list(self._tasks)
         for task in tasks:

@@ -13,6 +13,8 @@ Imports
 - A job runs with its own sessions (``run_job`` takes ids and parsed rows): inline for small files, as an
   asyncio task (``ImportRunner``) for big ones. Checking advances ``progress`` a chunk at a time, each step
   in its own short transaction; the write and the job's ``done`` commit together, so ``done`` means written.
+- A test may hold a background job's pace (``ImportRunner.pace``, awaited after each committed progress
+  step) to see it mid-way; unset, as it always is outside tests, a job only yields to the event loop there.
 - A job the process stopped touching (a restart) is failed when read, as export jobs are.
 """
 
@@ -26,7 +28,7 @@ import logging
 import re
 import zipfile
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from typing import Any
@@ -59,6 +61,9 @@ MAX_ROWS = 20_000  # the request body limit (MINYI_MAX_BODY_BYTES, 1 MiB) is rea
 CHUNK = 100  # rows checked between two progress reports
 MAX_ERRORS = 500  # errors kept on a job (a wholly wrong file would otherwise store one per cell)
 STALE_AFTER = timedelta(minutes=10)
+
+# Awaited with (job id, rows checked so far) after each progress step of a background job is committed.
+Pace = Callable[[int, int], Awaitable[None]]
 
 # The template's headers, in order. Shifts name their representative by 代表姓名 or 代表编号 (either).
 HEADERS: dict[str, list[str]] = {
@@ -481,7 +486,8 @@ async def _finish(session: AsyncSession, job_id: int, **values: Any) -> None:
 
 
 async def _check(
-    sessionmaker: async_sessionmaker[AsyncSession], *, job_id: int, kind: str, rows: Sequence[Row], errors: RowErrors
+    sessionmaker: async_sessionmaker[AsyncSession], *, job_id: int, kind: str, rows: Sequence[Row], errors: RowErrors,
+    pace: Pace | None = None,
 ) -> list[Any]:
     """Check every row a chunk at a time, reporting progress between chunks; the shifts' overlaps last."""
     async with transaction(sessionmaker) as session:
@@ -504,6 +510,8 @@ async def _check(
             items += check_shift_rows(chunk, errors, people)
         await _update_job(sessionmaker, job_id, progress=start + len(chunk))
         await asyncio.sleep(0)  # let the requests polling this job in
+        if pace is not None:
+            await pace(job_id, start + len(chunk))
     if kind == "shifts" and items:
         async with transaction(sessionmaker) as session:
             checked = await roster_service.check_shifts(session, _specs(items), lock=False)
@@ -527,14 +535,15 @@ async def _write(session: AsyncSession, *, kind: str, items: Sequence[Any], acto
 
 
 async def run_job(
-    sessionmaker: async_sessionmaker[AsyncSession], *, job_id: int, kind: str, rows: Sequence[Row], actor_id: int
+    sessionmaker: async_sessionmaker[AsyncSession], *, job_id: int, kind: str, rows: Sequence[Row], actor_id: int,
+    pace: Pace | None = None,
 ) -> None:
     """Check every row, then write all of them in one transaction, or none. Never raises (but for
-    cancellation): an unexpected error fails the job."""
+    cancellation): an unexpected error fails the job. ``pace``: see ``ImportRunner.pace``."""
     try:
         await _update_job(sessionmaker, job_id, status="running", total=len(rows), progress=0)
         errors = RowErrors()
-        items = await _check(sessionmaker, job_id=job_id, kind=kind, rows=rows, errors=errors)
+        items = await _check(sessionmaker, job_id=job_id, kind=kind, rows=rows, errors=errors, pace=pace)
         if errors:
             async with transaction(sessionmaker) as session:
                 await _finish(session, job_id, status="failed", errors=errors.sorted(), imported=0)
@@ -606,10 +615,14 @@ class ImportRunner(BackgroundTasks):
     def __init__(self, sessionmaker: async_sessionmaker[AsyncSession]) -> None:
         super().__init__()
         self._sessionmaker = sessionmaker
+        # A test's hold on the pace of the jobs started from now on: awaited with (job id, rows checked)
+        # after each progress step is committed, so a test can keep a job mid-way (``running``, its
+        # progress shown) for as long as it looks, then let it go on. None outside tests.
+        self.pace: Pace | None = None
 
     def start(self, *, job_id: int, kind: str, rows: Sequence[Row], actor_id: int) -> None:
-        self.spawn(run_job(self._sessionmaker, job_id=job_id, kind=kind, rows=rows, actor_id=actor_id),
-                   name=f"import-{job_id}")
+        job = run_job(self._sessionmaker, job_id=job_id, kind=kind, rows=rows, actor_id=actor_id, pace=self.pace)
+        self.spawn(job, name=f"import-{job_id}")
 
 
 # --- exports to .xlsx --------------------------------------------------------------------------------
