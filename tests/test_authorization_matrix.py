@@ -42,7 +42,6 @@ fails until every page route has a row), walked by signed-in browsers in the sam
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import io
 import itertools
@@ -621,13 +620,10 @@ class Town:
         async def make() -> int:
             job = expect(await self.http.post("/api/v1/exports", json={"format": "csv"},
                                               headers=self.auth(COORD)), 202)
-            for _ in range(100):  # the file is written in the background: wait until it can be downloaded
-                read = expect(await self.http.get(f"/api/v1/exports/{job['id']}", headers=self.auth(COORD)), 200)
-                if read["status"] in ("done", "failed"):
-                    assert read["status"] == "done", read
-                    return int(job["id"])
-                await asyncio.sleep(0.05)
-            raise AssertionError(f"export job {job['id']} did not finish")
+            await self.app.state.exports.join()  # the file is written in the background: until it has been
+            read = expect(await self.http.get(f"/api/v1/exports/{job['id']}", headers=self.auth(COORD)), 200)
+            assert read["status"] == "done", read
+            return int(job["id"])
 
         return int(await self.shared("export", make))
 

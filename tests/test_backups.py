@@ -273,16 +273,21 @@ async def test_a_backup_taken_while_residents_submit_is_one_consistent_moment(
             await submit(client)
             submitted += 1
 
+    async def until(count: int) -> None:
+        while submitted < count:
+            if writer.done():  # the residents stopped: say why instead of waiting forever
+                writer.result()
+                raise AssertionError(f"the writer stopped after {submitted} forms")
+            await asyncio.sleep(0.01)
+
     writer = asyncio.create_task(residents())
     try:
-        while submitted < 3:
-            await asyncio.sleep(0.01)
+        await until(3)
         backup_file = tmp_path / "busy.backup"
         code, _out, err = await minyi(db_url, "backup", str(backup_file))
         assert code == 0, err
         after_backup = submitted
-        while submitted < after_backup + 3:  # writes continue after the backup, too
-            await asyncio.sleep(0.01)
+        await until(after_backup + 3)  # writes continue after the backup, too
     finally:
         keep_going.clear()
         await writer

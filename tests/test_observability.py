@@ -410,13 +410,17 @@ def test_serve_writes_json_lines_and_shares_counters_across_workers(served):
     for _ in range(4):
         samples = parse(httpx.get(f"{base}/metrics").text)
         totals.append(value(samples, "minyi_http_requests_total", method="GET", route="/healthz", status="200"))
-    time.sleep(0.2)  # the last access lines reach the file
 
     # Each scrape, whichever worker answers it, adds up both workers' counters.
     assert totals == [requests] * 4
     assert list(metrics_dir.glob("counter_*.db"))  # the workers count in the shared folder
-    lines = [json.loads(line) for line in stderr.read_text().splitlines() if line.strip()]
-    access = [line for line in lines if line["logger"] == "minyi.access" and line["path"] == "/healthz"]
+    deadline = time.monotonic() + 15
+    while True:  # a worker writes its access line after it answered: until all of them reached the file
+        lines = [json.loads(line) for line in stderr.read_text().splitlines() if line.strip()]
+        access = [line for line in lines if line["logger"] == "minyi.access" and line["path"] == "/healthz"]
+        if len(access) >= requests or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
     assert sorted(line["request_id"] for line in access) == sorted(f"mp-{i}" for i in range(requests))
     assert any(line["logger"].startswith("uvicorn") for line in lines)  # uvicorn's own lines, as JSON too
     assert not any(line["logger"] == "uvicorn.access" for line in lines)
