@@ -8,10 +8,8 @@ changes they expect instead of assuming they are visible at once.
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import secrets
-import time
 from typing import Any
 
 import httpx
@@ -25,6 +23,7 @@ from app.services import forms as form_service
 from app.services import webhooks as webhook_service
 from app.services.auth import Principal
 from tests.factories import act, answered_form, build_world, submit
+from tests.support.changes import read, read_until
 from tests.webhook_receiver import Receiver
 
 
@@ -39,39 +38,6 @@ async def api_client(sessionmaker, *, scopes: tuple[str, ...]) -> dict[str, str]
 async def stored_changes(sessionmaker) -> list[FormChange]:
     async with sessionmaker() as session:
         return list((await session.scalars(select(FormChange).order_by(FormChange.id))).all())
-
-
-async def read(client: httpx.AsyncClient, headers: dict[str, str], *, cursor: str | None = None,
-               limit: int | None = None) -> dict[str, Any]:
-    params: dict[str, Any] = {}
-    if cursor is not None:
-        params["cursor"] = cursor
-    if limit is not None:
-        params["limit"] = limit
-    response = await client.get("/api/v1/changes", params=params, headers=headers)
-    assert response.status_code == 200, response.text
-    return response.json()
-
-
-async def read_until(
-    client: httpx.AsyncClient, headers: dict[str, str], count: int, *, cursor: str | None = None, limit: int = 50,
-    within: float = 30.0,
-) -> tuple[list[dict[str, Any]], str | None]:
-    """Page through the feed from ``cursor`` until ``count`` items came (waiting, with a deadline, while a
-    page is empty); every page's items and the last cursor."""
-    items: list[dict[str, Any]] = []
-    deadline = time.monotonic() + within
-    while len(items) < count:
-        page = await read(client, headers, cursor=cursor, limit=limit)
-        assert len(page["items"]) <= limit
-        items += page["items"]
-        if page["items"]:
-            assert page["next_cursor"] is not None
-        cursor = page["next_cursor"]
-        if not page["items"]:
-            assert time.monotonic() < deadline, f"only {len(items)} of {count} changes within {within} s"
-            await asyncio.sleep(0.05)
-    return items, cursor
 
 
 async def test_the_feed_lists_every_public_step_in_order_with_the_webhooks_ids(client, sessionmaker, settings):
