@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import httpx
 from playwright.async_api import expect
 
@@ -139,3 +141,69 @@ async def test_a_form_the_server_refuses_is_kept_word_for_word_for_correcting(li
     await expect(page.locator("#rep-receipts li.ok")).to_have_count(1, timeout=25_000)
     forms = await api_forms(live_server)
     assert [f["content"] for f in forms] == [long_text.strip()]
+
+
+READ_CACHES = """() => caches.keys().then((names) => Promise.all(names.map((name) => caches.open(name)
+  .then((cache) => cache.keys()).then((requests) => [name, requests.map((r) => new URL(r.url).pathname)]))))"""
+
+
+async def test_signing_out_leaves_nothing_of_the_representative_on_a_shared_phone(
+        live_server, phone, sessionmaker) -> None:
+    """A representative signs out on a phone others use: their cached /rep pages, their waiting forms (after
+    asking, since one is unsent) and the remembered source go; another user's waiting form stays."""
+    await build_world(sessionmaker)
+    page = await phone.new_page()
+    await sign_in(page, live_server)
+    await page.reload()
+    await page.wait_for_function("() => navigator.serviceWorker.controller !== null")
+    cached = dict(await page.evaluate(READ_CACHES))
+    assert any(name.startswith("minyi-rep-") and "/rep" in paths for name, paths in cached.items()), cached
+    assert "minyi-rep-__ASSETS_VERSION__" not in cached  # the server named it after the assets
+
+    await phone.route("**/rep/forms", lambda route: route.abort())  # sends fail: the form stays waiting
+    await page.fill("#f-content", "退出前还没发出去的意见。")
+    await page.click("#rep-form button[type=submit]")
+    await expect(page.locator("#pending-count")).to_have_text("1 条待发送")
+    mine = await page.evaluate(READ_OUTBOX)
+    someone_elses = {"key": "other-user-form", "user": "999999", "fields": [["content", "别人的意见"]], "created": 1}
+    await page.evaluate(PUT_OUTBOX, [someone_elses])
+    await page.evaluate("localStorage.setItem('minyi.rep.source', 'market')")
+
+    asked: list[str] = []
+    answered = asyncio.Event()
+
+    def answer(accept: bool):
+        async def handle(dialog) -> None:
+            asked.append(dialog.message)
+            await (dialog.accept() if accept else dialog.dismiss())
+            answered.set()
+        return handle
+
+    page.once("dialog", answer(False))
+    await page.click("form[action='/logout'] button")
+    await asyncio.wait_for(answered.wait(), 20)
+    assert "1 条意见没有发送" in asked[0]
+    await expect(page.locator("#pending-count")).to_have_text("1 条待发送")
+    assert page.url == f"{live_server}/rep"  # declined: still signed in, nothing removed
+    assert len(await page.evaluate(READ_OUTBOX)) == 2
+
+    answered.clear()
+    page.once("dialog", answer(True))
+    await page.click("form[action='/logout'] button")
+    await asyncio.wait_for(answered.wait(), 20)
+    await page.wait_for_url(f"{live_server}/")
+    assert len(asked) == 2
+    assert await page.evaluate(READ_OUTBOX) == [someone_elses]  # only the other user's form is left
+    assert mine and mine[0]["user"] != someone_elses["user"]
+    assert not [name for name in await page.evaluate("caches.keys()") if name.startswith("minyi-rep-")]
+    assert await page.evaluate("localStorage.getItem('minyi.rep.source')") is None
+
+    # Offline, the phone has no copy of their entry page left to show.
+    await phone.unroute("**/rep/forms")
+    await phone.set_offline(True)
+    offline = await phone.new_page()
+    await offline.goto(f"{live_server}/rep")
+    assert "请联网后再打开此页" in await offline.content()
+    assert "退出前还没发出去的意见" not in await offline.content()
+    await phone.set_offline(False)
+

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import re
 
 from sqlalchemy import func, select
 
 from app.models import OpinionForm
+from app.web import rep
 from tests.factories import build_world, submit
 from tests.support.logins import sign_in
 
@@ -146,3 +148,29 @@ async def test_the_service_worker_is_served_from_the_root_uncached(client) -> No
     assert response.status_code == 200 and "javascript" in response.headers["content-type"]
     assert response.headers["Service-Worker-Allowed"] == "/" and response.headers["Cache-Control"] == "no-cache"
     assert '"/rep"' in response.text
+
+
+async def test_the_service_worker_cache_is_named_after_its_assets(tmp_path) -> None:
+    """Change a cached script and the worker's cache name changes; leave them and it stays."""
+    static = tmp_path / "static"
+    (static / "js").mkdir(parents=True)
+    (static / "css").mkdir()
+    sw = static / "js" / "sw.js"
+    sw.write_text(rep.SW_FILE.read_text(encoding="utf-8"), encoding="utf-8")
+    for name in ("css/app.css", "js/app.js", "js/offline.js"):
+        (static / name).write_text(f"/* {name} */", encoding="utf-8")
+    htmx = tmp_path / "htmx"
+    htmx.mkdir()
+    (htmx / "htmx.min.js").write_text("/* htmx */", encoding="utf-8")
+    roots = {"/static/vendor/htmx/": htmx, "/static/": static}
+
+    def name() -> str:
+        return re.search(r'var CACHE = "(minyi-rep-[0-9a-f]{16})";', rep.service_worker_source(sw, roots)).group(1)
+
+    first = name()
+    assert name() == first
+    (static / "js" / "offline.js").write_text("/* offline.js, changed */", encoding="utf-8")
+    second = name()
+    (htmx / "htmx.min.js").write_text("/* htmx 2.0.9 */", encoding="utf-8")
+    assert len({first, second, name()}) == 3
+    assert rep.VERSION_MARK not in rep.service_worker_source()

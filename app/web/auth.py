@@ -62,4 +62,7 @@ async def logout(request: Request, form: CheckedForm) -> Response:
             await auth_service.revoke_token(session, token)
     response = redirect("/")
     response.delete_cookie(SESSION_COOKIE, path="/")
+    # The browser's HTTP cache of this site goes too (pages seen while signed in); the service worker's page
+    # caches and the offline queue are cleared by app.js before this request, as the queue is per user.
+    response.headers["Clear-Site-Data"] = '"cache"'
     return response

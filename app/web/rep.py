@@ -11,6 +11,8 @@ that keeps the entry page openable with no network.
 
 from __future__ import annotations
 
+import hashlib
+import re
 import uuid
 from datetime import datetime, time, timedelta
 from pathlib import Path
@@ -257,8 +259,30 @@ async def answer_on_spot(request: Request, form_id: int, user: SignedIn, form: C
     return redirect("/rep")
 
 
+VERSION_MARK = "__ASSETS_VERSION__"
+STATIC_ROOTS = {"/static/vendor/htmx/": FRONTEND / "node_modules" / "htmx.org" / "dist",
+                "/static/": FRONTEND / "static"}
+
+
+def service_worker_source(sw_file: Path = SW_FILE, roots: dict[str, Path] = STATIC_ROOTS) -> str:
+    """sw.js with its cache named after the content of what it caches (itself and its SHELL's files).
+
+    Any change to a cached script or style gives a new cache name, so phones install the new worker, drop
+    the old cache and fetch the new files at once; nobody bumps a number by hand (sign-out, in app.js,
+    deletes every ``minyi-rep-*`` cache whatever its version).
+    """
+    text = sw_file.read_text(encoding="utf-8")
+    digest = hashlib.sha256(text.encode())
+    shell = re.search(r"var SHELL = \[(.*?)\];", text, re.S)
+    for url in re.findall(r'"(/static/[^"]+)"', shell.group(1) if shell else ""):
+        prefix = next(p for p in roots if url.startswith(p))  # "/static/" matches every SHELL file
+        path = roots[prefix] / url.removeprefix(prefix)
+        digest.update(url.encode() + b"\0" + (path.read_bytes() if path.is_file() else b""))
+    return text.replace(VERSION_MARK, digest.hexdigest()[:16])
+
+
 @router.get("/sw.js")
 async def service_worker() -> Response:
     """The service worker at the site root (its scope is /rep), never cached stale."""
-    return Response(Path(SW_FILE).read_text(encoding="utf-8"), media_type="text/javascript",
+    return Response(service_worker_source(), media_type="text/javascript",
                     headers={"Service-Worker-Allowed": "/", "Cache-Control": "no-cache"})

@@ -1,4 +1,5 @@
-// Minyi pages: htmx sends this page's CSRF token on every request it makes; toasts fade away.
+// Minyi pages: htmx sends this page's CSRF token on every request it makes; toasts fade away; signing
+// out clears what this user left on the phone.
 (function () {
   "use strict";
   document.addEventListener("htmx:configRequest", function (event) {
@@ -19,4 +20,60 @@
       if (toast) setTimeout(function () { toast.remove(); }, 6000);
     }
   });
+
+  // Signing out on a shared phone leaves nothing of this user offline: every cache of /rep pages (any
+  // version: the service worker names its cache after its assets), this user's forms still waiting in
+  // offline.js's queue (asked first when any is unsent: they are what the residents said) and the
+  // remembered source. The names follow offline.js and sw.js.
+  var OUTBOX_DB = "minyi-rep", OUTBOX = "outbox", PAGE_CACHES = "minyi-rep-", SOURCE_KEY = "minyi.rep.source";
+
+  function outbox(mode, action) {
+    return new Promise(function (resolve, reject) {
+      if (!window.indexedDB) return resolve([]);
+      var open = indexedDB.open(OUTBOX_DB, 1);
+      open.onupgradeneeded = function () { open.result.createObjectStore(OUTBOX, { keyPath: "key" }); };
+      open.onerror = function () { reject(open.error); };
+      open.onsuccess = function () {
+        var database = open.result, tx = database.transaction(OUTBOX, mode), result = action(tx.objectStore(OUTBOX));
+        tx.oncomplete = function () { database.close(); resolve(result && "result" in result ? result.result : undefined); };
+        tx.onerror = tx.onabort = function () { database.close(); reject(tx.error); };
+      };
+    });
+  }
+
+  function waitingKeys(user) {
+    return outbox("readonly", function (store) { return store.getAll(); }).then(function (all) {
+      return (all || []).filter(function (r) { return String(r.user) === String(user); })
+        .map(function (r) { return r.key; });
+    });
+  }
+
+  function forget(keys) {
+    var pages = window.caches ? caches.keys().then(function (names) {
+      return Promise.all(names.filter(function (n) { return n.indexOf(PAGE_CACHES) === 0; })
+        .map(function (n) { return caches.delete(n); }));
+    }) : Promise.resolve();
+    var queue = keys.length ? outbox("readwrite", function (store) {
+      keys.forEach(function (key) { store.delete(key); });
+    }) : Promise.resolve();
+    try { localStorage.removeItem(SOURCE_KEY); } catch (e) { /* no storage */ }
+    return Promise.all([pages.catch(function () {}), queue.catch(function () {})]);
+  }
+
+  document.addEventListener("submit", function (event) {
+    var form = event.target;
+    if (!form || !form.getAttribute || form.getAttribute("action") !== "/logout" || form.hasAttribute("data-cleared")) return;
+    event.preventDefault();
+    event.stopPropagation();  // capture phase: htmx's boost never sees it; the form is posted below, plainly
+    waitingKeys(form.getAttribute("data-user")).catch(function () { return []; }).then(function (keys) {
+      if (keys.length && !window.confirm("手机上还有 " + keys.length + " 条意见没有发送出去。退出会把它们从这部手机上删除，确定退出吗？")) {
+        return false;
+      }
+      return forget(keys).then(function () { return true; });
+    }).then(function (go) {
+      if (!go) return;
+      form.setAttribute("data-cleared", "");
+      form.submit();
+    });
+  }, true);
 })();

@@ -6,10 +6,9 @@
 // so a retry after a lost answer never makes a second form. "N 条待发送" shows what is still on the phone.
 (function () {
   "use strict";
-  var DB_NAME = "minyi-rep";
+  var DB_NAME = "minyi-rep";  // app.js's sign-out reads the same store: keep the names in step
   var STORE = "outbox";
   var SOURCE_KEY = "minyi.rep.source";
-  var PAGE_CACHE = "minyi-rep-v1";
   var RETRY_MS = 20000;
   var syncing = null;
 
@@ -287,13 +286,6 @@
   document.addEventListener("DOMContentLoaded", setUp);
   document.addEventListener("htmx:load", setUp);  // a boosted navigation back to /rep
   if (document.readyState !== "loading") setUp();
-
-  // A representative signing out leaves no copy of their pages in the cache (waiting forms stay, per user).
-  document.addEventListener("submit", function (event) {
-    if (event.target && event.target.getAttribute && event.target.getAttribute("action") === "/logout" && window.caches) {
-      caches.delete(PAGE_CACHE);
-    }
-  }, true);
 
   if ("serviceWorker" in navigator) {
     navigator.serviceWorker.register("/sw.js", { scope: "/rep" }).catch(function () {});

@@ -2,7 +2,9 @@
 // /rep pages: network first, the last good copy when offline. Styles and scripts: the cached copy at once,
 // refreshed in the background. POSTs are never touched (offline.js keeps unsent forms in IndexedDB).
 "use strict";
-var CACHE = "minyi-rep-v2";  // bumped when offline.js changes: phones fetch the new script at once
+// Named after the content of this file and of SHELL's files (GET /sw.js fills it in): a changed script
+// or style is a new cache, the old one is deleted on activation. Sign-out deletes every minyi-rep-* cache.
+var CACHE = "minyi-rep-__ASSETS_VERSION__";
 var SHELL = ["/rep", "/static/css/app.css", "/static/js/app.js", "/static/js/offline.js",
              "/static/vendor/htmx/htmx.min.js"];
 
