@@ -6,6 +6,7 @@ Every field here is documented in the README's configuration table; keep the two
 from __future__ import annotations
 
 import ipaddress
+import re
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
@@ -16,6 +17,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_SECRET = "dev-secret-change-me"
+# MINYI_ALLOWED_HOSTS items: a host name or IP (IPv6 with or without brackets), "*.domain", or "*".
+_HOST_PATTERN = re.compile(r"\*|(\*\.)?[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*\.?|\[?[0-9A-Fa-f:.]+\]?")
 # Times are stored in UTC and shown in the town's time zone (DESIGN: "Storage and scale").
 TZ = ZoneInfo("Asia/Shanghai")
 
@@ -51,6 +54,12 @@ class Settings(BaseSettings):
     # posters and calendar subscriptions. Unset: taken from each request (right behind a proxy only with
     # uvicorn's --proxy-headers).
     public_url: str | None = Field(None, pattern=r"^https?://[^/\s]+(/[^\s]*)?$")
+    # Host names the app answers to, comma separated ("*.example.cn": its subdomains; "*": any). Set: a
+    # request naming another host gets 400, and without MINYI_PUBLIC_URL absolute URLs (QR codes, posters,
+    # calendar and Open311 links) use the request's host only when listed. Unset: every host is served;
+    # absolute URLs come from MINYI_PUBLIC_URL, else (development and test only) from localhost,
+    # 127.0.0.1, ::1 or testserver (app/api/hosts.py).
+    allowed_hosts: str = Field("", max_length=2000)
 
 
     # --- WeChat mini-program (docs/integration.md) ---
@@ -129,9 +138,10 @@ class Settings(BaseSettings):
     # Logs: one JSON object per line (with the request id), or plain text for a terminal.
     log_format: Literal["json", "text"] = "json"
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
-    # When set, GET /metrics asks for "Authorization: Bearer <this>"; unset, it is open (keep it on an
-    # internal network).
+    # When set, GET /metrics asks for "Authorization: Bearer <this>". Unset: open in development and test;
+    # in production 404 unless MINYI_METRICS_OPEN says it is served open (on an internal network).
     metrics_token: str | None = Field(None, min_length=16, max_length=200)
+    metrics_open: bool = False
 
     @field_validator("trusted_proxies")
     @classmethod
@@ -141,6 +151,15 @@ class Settings(BaseSettings):
                 ipaddress.ip_network(item, strict=False)
             except ValueError as exc:
                 raise ValueError(f"MINYI_TRUSTED_PROXIES: {item!r} is not an IP address or network") from exc
+        return value
+
+    @field_validator("allowed_hosts")
+    @classmethod
+    def _hosts(cls, value: str) -> str:
+        for item in filter(None, (part.strip() for part in value.split(","))):
+            if not _HOST_PATTERN.fullmatch(item):
+                raise ValueError(f"MINYI_ALLOWED_HOSTS: {item!r} is not a host name, an IP address, "
+                                 "'*.domain' or '*'")
         return value
 
     @field_validator("personal_data_keys")
@@ -159,6 +178,11 @@ class Settings(BaseSettings):
     @property
     def personal_data_key_list(self) -> list[str]:
         return [part.strip() for part in self.personal_data_keys.split(",") if part.strip()]
+
+    @property
+    def allowed_host_list(self) -> list[str]:
+        """MINYI_ALLOWED_HOSTS as given (lower case, IPv6 without brackets): empty when unset."""
+        return [part.strip().lower().strip("[]") for part in self.allowed_hosts.split(",") if part.strip()]
 
     @property
     def trusted_proxy_list(self) -> list[str]:

@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from fastapi.responses import JSONResponse
 from fastapi.middleware.gzip import GZipMiddleware
 from fastapi.staticfiles import StaticFiles
@@ -18,7 +18,7 @@ from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app import __version__
-from app.api import observability, open311, problems
+from app.api import hosts, observability, open311, problems
 from app.api.headers import SecurityHeaders
 from app.api.limits import BodySizeLimit, UrlGuard
 from app.api.polls import AnswerPolls, PollAnswers
@@ -28,6 +28,7 @@ from app.db import create_engine, create_sessionmaker, transaction
 from app.services import exports as export_service
 from app.services import imports as import_service
 from app.services import lockouts, rate_limit, workflow
+from app.services import webhooks as webhook_service
 from app.services import wechat as wechat_service
 from app.services import worker as worker_service
 from app.services.intake import SubmissionQueue
@@ -69,7 +70,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         worker = None
         if settings.worker_in_process:
             # Its own sessions: what it writes (claims, attempts) is nothing the stats or token caches hold.
-            worker = worker_service.Worker(create_sessionmaker(engine), settings, wechat=app.state.wechat)
+            worker = worker_service.Worker(create_sessionmaker(engine), settings, wechat=app.state.wechat,
+                                           resolver=app.state.webhook_resolver)
             worker.start()
         yield
         if worker is not None:
@@ -92,6 +94,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version=__version__,
         description="党代表工作室意见征询、批办、答复与统计。Opinion forms, reply tracking and counts.",
         lifespan=lifespan,
+        # MINYI_ALLOWED_HOSTS, when set: a request naming another host is 400 on every route (app/api/hosts.py).
+        dependencies=[Depends(hosts.check_host)],
     )
     app.state.settings = settings
     app.state.engine = engine
@@ -107,6 +111,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.exports = export_service.ExportRunner(app.state.sessionmaker, settings.export_dir)
     app.state.imports = import_service.ImportRunner(app.state.sessionmaker)
     app.state.wechat = wechat_service.client_from_settings(settings, app.state.sessionmaker)
+    # How webhook receivers' names are resolved, at each delivery and ping (tests install their own).
+    app.state.webhook_resolver = webhook_service.system_resolver
     app.state.rate_limiter = rate_limit.create(settings)
     app.state.lockouts = lockouts.create(settings)
     app.state.poll_answers = PollAnswers(

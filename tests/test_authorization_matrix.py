@@ -145,6 +145,7 @@ def every(status: int) -> dict[str, int]:
 
 
 CONTENT = "村口路灯坏了三盏，晚上走路看不清，请尽快修复。"
+CALENDAR_YEAR = date.today().year + 5  # the working-day calendar rows' own days (entries reach five years ahead)
 OPEN311_FILED = {"service_code": "urban_traffic", "address_string": "洛社镇石塘湾村村口", "description": CONTENT}
 
 
@@ -356,6 +357,8 @@ TABLE: dict[tuple[str, str], Row] = {
         "/api/v1/webhooks/{hook}/rotate-secret"), {H: HIDDEN}),
     ("POST", "/api/v1/webhooks/{webhook_id}/test"): Row(ADMIN_ONLY, lambda t, c: t.on_webhook(
         "/api/v1/webhooks/{hook}/test"), {H: HIDDEN}),
+    ("POST", "/api/v1/webhooks/{webhook_id}/resume"): Row(ADMIN_ONLY, lambda t, c: t.on_webhook(
+        "/api/v1/webhooks/{hook}/resume"), {H: HIDDEN}),
     ("GET", "/api/v1/webhooks/{webhook_id}/deliveries"): Row(ADMIN_ONLY, lambda t, c: t.on_webhook(
         "/api/v1/webhooks/{hook}/deliveries"), {H: HIDDEN}),
     ("GET", "/api/v1/webhooks/{webhook_id}/deliveries/{delivery_id}"): Row(ADMIN_ONLY, lambda t, c: t.on_webhook(
@@ -373,6 +376,18 @@ TABLE: dict[tuple[str, str], Row] = {
     ("GET", "/api/v1/personal-data"): Row(ADMIN_ONLY, at("/api/v1/personal-data", params={"phone": "13900001111"})),
     ("POST", "/api/v1/personal-data/erase"): Row(ADMIN_ONLY, at("/api/v1/personal-data/erase",
                                                                 json={"phone": "13900001111"})),
+
+    # --- the working-day calendar (issue 15): the office reads it, admins change it. Days of their own in
+    # CALENDAR_YEAR (within the five years ahead an entry may be); the template's header row is public.
+    ("GET", "/api/v1/working-calendar"): Row(OFFICE, at("/api/v1/working-calendar", params={"year": "2026"})),
+    ("POST", "/api/v1/working-calendar/days"): Row(ADMIN_ONLY, lambda t, c: t.calendar_body()),
+    ("PATCH", "/api/v1/working-calendar/days/{day}"): Row(ADMIN_ONLY, at("/api/v1/working-calendar/days/2026-10-01",
+                                                                         json={"name": "国庆节"})),
+    ("DELETE", "/api/v1/working-calendar/days/{day}"): Row(ADMIN_ONLY, lambda t, c: t.on_calendar_day(
+        "/api/v1/working-calendar/days/{}")),
+    ("POST", "/api/v1/working-calendar/import"): Row(ADMIN_ONLY, at("/api/v1/working-calendar/import", files={
+        "file": ("通知.csv", f"日期,类型,名称\n{CALENDAR_YEAR}-12-31,放假,矩阵测试\n".encode(), "text/csv")})),
+    ("GET", "/api/v1/working-calendar/template.csv"): Row(ALL, at("/api/v1/working-calendar/template.csv")),
 
     # --- Open311 GeoReport v2: reads are public. Filing needs an api_key with forms:write (here sent as
     # X-API-Key); without one Open311 answers 403, anonymous callers included, as the spec says.
@@ -656,6 +671,22 @@ class Town:
 
     async def on_fresh_shift(self, template: str, **request: Any) -> Call:
         return Call(template.format(await self.shift()), **request)
+
+    def calendar_day(self) -> str:
+        """A day of CALENDAR_YEAR nobody entered yet (1 January on, one after another)."""
+        self._shared["calendar:days"] = self._shared.get("calendar:days", 0) + 1
+        return (date(CALENDAR_YEAR, 1, 1) + timedelta(days=self._shared["calendar:days"])).isoformat()
+
+    async def calendar_body(self) -> Call:
+        return Call("/api/v1/working-calendar/days", json={"day": self.calendar_day(), "kind": "holiday",
+                                                           "name": "矩阵测试"})
+
+    async def on_calendar_day(self, template: str, **request: Any) -> Call:
+        """A holiday entered now, for a row that changes or deletes it."""
+        day = self.calendar_day()
+        expect(await self.http.post("/api/v1/working-calendar/days", headers=self.auth(ADMIN),
+                                    json={"day": day, "kind": "holiday", "name": "矩阵测试"}), 201)
+        return Call(template.format(day), **request)
 
     async def rota(self, path: str, *, week: int | None) -> Call:
         """李代表 at LS-02 on one Monday about two years on: a week of its own per call unless ``week``."""
@@ -997,6 +1028,20 @@ PAGES: dict[tuple[str, str], PageRow] = {
     ("GET", "/office/imports"): PageRow(OFFICE, at("/office/imports")),
     ("POST", "/office/imports"): PageRow(OFFICE, lambda p, b: p.import_form(), see("/office/imports/{id}")),
     ("GET", "/office/imports/{job_id}"): PageRow(OFFICE, lambda p, b: p.import_job()),
+
+    # --- the working-day calendar: the office reads it, admins change it (days of CALENDAR_YEAR's December,
+    # apart from the API rows' days, which start in January).
+    ("GET", "/office/calendar"): PageRow(OFFICE, at("/office/calendar")),
+    ("POST", "/office/calendar/days"): PageRow({ADMIN}, at("/office/calendar/days", data={
+        "day": f"{CALENDAR_YEAR}-12-30", "kind": "holiday", "name": "矩阵页面"}),
+        see(f"/office/calendar?year={CALENDAR_YEAR}#day-{CALENDAR_YEAR}-12-30")),
+    ("POST", "/office/calendar/days/{day}/edit"): PageRow({ADMIN}, at("/office/calendar/days/2026-10-01/edit", data={
+        "kind": "holiday", "name": "国庆节"}), see("/office/calendar?year=2026#day-2026-10-01")),
+    ("POST", "/office/calendar/days/{day}/delete"): PageRow({ADMIN}, lambda p, b: p.town.on_calendar_day(
+        "/office/calendar/days/{}/delete"), see(f"/office/calendar?year={CALENDAR_YEAR}")),
+    ("POST", "/office/calendar/import"): PageRow({ADMIN}, at("/office/calendar/import", files={
+        "file": ("通知.csv", f"日期,类型,名称\n{CALENDAR_YEAR}-12-29,放假,矩阵页面\n".encode(), "text/csv")}),
+        see(f"/office/calendar?year={CALENDAR_YEAR}&imported=1")),
 }
 
 # The other values of a path's last segment, and other objects worth proving: (METHOD, path template,

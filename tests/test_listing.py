@@ -390,13 +390,14 @@ async def test_garbage_cursor_is_422_invalid_cursor(client, sessionmaker, cursor
 # --- phone masking -----------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("who", "shown"), [
-    ("coordinator", "13812345678"),
-    ("admin", "13812345678"),
-    ("handler_a", "138****5678"),
-    ("rep", "138****5678"),
+@pytest.mark.parametrize(("who", "shown", "name"), [
+    ("coordinator", "13812345678", "王女士"),
+    ("admin", "13812345678", "王女士"),
+    ("handler_a", "138****5678", "王**"),
+    ("rep", "138****5678", "王**"),
 ])
-async def test_submitter_phone_is_whole_for_the_office_and_masked_for_others(client, sessionmaker, who, shown):
+async def test_submitter_name_and_phone_are_whole_for_the_office_and_masked_for_others(
+        client, sessionmaker, who, shown, name):
     world = await build_world(sessionmaker)
     form = await assigned_form(client, world, "A", workroom_code="LS-01", submitter_name="王女士",
                                submitter_phone="13812345678")
@@ -406,6 +407,39 @@ async def test_submitter_phone_is_whole_for_the_office_and_masked_for_others(cli
 
     assert item["id"] == form["id"]
     assert item["submitter_phone"] == shown
-    assert item["submitter_name"] == "王女士"
+    assert item["submitter_name"] == name
     assert read.status_code == 200, read.text
     assert read.json()["submitter_phone"] == shown
+
+
+async def test_an_api_key_reads_the_case_not_the_offices_notes_or_instructions(client, sessionmaker):
+    """forms:read is the case as the public timeline tells it (services/disclosure.py): no internal notes,
+    no assignment instructions, no office-only steps, no staff names, names and phones masked."""
+    import secrets
+
+    from app.models import ApiClient
+    from app.services import api_clients as api_client_service
+
+    world = await build_world(sessionmaker)
+    key = "mk_" + secrets.token_urlsafe(32)
+    async with transaction(sessionmaker) as session:
+        session.add(ApiClient(name="只读客户端", scopes=["forms:read"], key_prefix=key[:8],
+                              key_hash=api_client_service.key_hash(key)))
+    form = await submit(client, submitter_name="王女士", submitter_phone="13812345678")
+    secret_note, secret_instructions = "内部备注：涉及补偿，勿外传", "批办说明：请先联系村书记"
+    assert (await act(client, world, "coordinator", form["id"], "assign",
+                      {"unit_id": world.units["A"].id, "instructions": secret_instructions})).status_code == 200
+    assert (await act(client, world, "coordinator", form["id"], "notes", {"note": secret_note})).status_code in (200, 201)
+    assert (await act(client, world, "handler_a", form["id"], "reply",
+                      {"reply": "已处理。", "internal_note": secret_note})).status_code == 200
+
+    office = (await client.get(f"/api/v1/forms/{form['id']}", headers=world.auth("coordinator"))).text
+    assert secret_note in office and secret_instructions in office and "王女士" in office
+    for path in (f"/api/v1/forms/{form['id']}", "/api/v1/forms"):
+        read = await client.get(path, headers={"X-API-Key": key})
+        assert read.status_code == 200, read.text
+        assert secret_note not in read.text and secret_instructions not in read.text
+        assert "王女士" not in read.text and "13812345678" not in read.text
+    detail = (await client.get(f"/api/v1/forms/{form['id']}", headers={"X-API-Key": key})).json()
+    assert [e["type"] for e in detail["events"]] == ["submitted", "assigned", "answered"]
+    assert detail["events"][-1]["note"] == "已处理。" and all(e["actor"] == "" for e in detail["events"])

@@ -481,15 +481,8 @@ async def test_anonymous_without_code_is_401_whether_or_not_the_form_exists(clie
     assert await counts(sessionmaker) == (1, 0)
 
 
-async def test_guessing_a_forms_code_is_rate_limited(client, sessionmaker):
-    form = await submit_json(client)
-    wrong = "000000" if form["verification_code"] != "000000" else "111111"
-    for _ in range(30):
-        assert (await client.get(f"{FORMS}/{form['id']}/photos", params={"code": wrong})).status_code == 404
-    # Even the right code waits now: the limit is on the form, not on wrong answers only.
-    limited = await client.get(f"{FORMS}/{form['id']}/photos", params={"code": form["verification_code"]})
-    assert_problem(limited, 429, "rate_limited")
-    assert int(limited.headers["retry-after"]) >= 1
+# Guessing a form's code through its photos (the per-IP limit, the tracking number's lock shared with
+# tracking): tests/test_verification_guard.py.
 
 
 async def test_a_resident_adds_and_reads_photos_of_their_own_forms_only(client, sessionmaker):

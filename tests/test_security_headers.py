@@ -52,6 +52,7 @@ PAGES: dict[str, tuple[str | None, str, str]] = {
     "/office/attendance": ("coordinator", "/office/attendance", "page"),
     "/office/service-points": ("coordinator", "/office/service-points", "page"),
     "/office/funnel": ("coordinator", "/office/funnel", "page"),
+    "/office/calendar": ("coordinator", "/office/calendar", "page"),
     "/office/imports": ("coordinator", "/office/imports", "page"),
     "/office/imports/{job_id}": ("coordinator", "/office/imports/{job}", "page"),
     "/sw.js": (None, "/sw.js", "script"),

@@ -29,7 +29,7 @@ from app.db import transaction
 from app.models import FormEvent, OpinionForm, User
 from app.services import forms as form_service
 from app.services import stats as stats_service
-from app.services import workflow
+from app.services import workflow, working_days
 from app.services.auth import ANONYMOUS, Principal
 from app.services.forms import Submission
 from tests.factories import World, act, build_world
@@ -45,8 +45,8 @@ LEVELS = ("none", "warning", "overdue", "escalated")
 def is_working(day: date) -> bool:
     try:
         return bool(chinese_calendar.is_workday(day))
-    except NotImplementedError:  # a year the package does not know yet
-        return day.weekday() < 5
+    except NotImplementedError:  # a year the package does not know yet: weekdays less the statutory days
+        return day.weekday() < 5 and day not in dict(working_days.statutory_holidays(day.year))
 
 
 def working_days_in(after: date, through: date) -> int:

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import re
+from datetime import datetime, timedelta
 
 import httpx
 from sqlalchemy import func, select
 
+from app.config import TZ
 from app.models import FormEvent, OpinionForm
 from tests.factories import act, assigned_form, build_world, submit
 from tests.support.logins import sign_in
@@ -222,8 +224,9 @@ async def test_the_handler_replies_returns_and_asks_for_more_time(client: httpx.
     assert returned.status_code == 303
     assert (await form_row(sessionmaker, second["id"])).status == "submitted"
 
+    in_a_year = (datetime.now(TZ).date() + timedelta(days=365)).isoformat()  # deadlines stay within two years
     asked = await client.post(f"/office/forms/{third['id']}/extension",
-                              data={"csrf_token": token, "due_at": "2099-12-31", "reason": "需要采购材料"})
+                              data={"csrf_token": token, "due_at": in_a_year, "reason": "需要采购材料"})
     assert asked.status_code == 303
     row = await form_row(sessionmaker, third["id"])
     assert row.extension_due_at is not None and row.extension_reason == "需要采购材料"

@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import re
 import xml.etree.ElementTree as ET
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import httpx
 from sqlalchemy import func, select
 
+from app.config import TZ
 from app.db import transaction
 from app.models import OpinionForm, ServicePoint, Workroom, utcnow
 from tests.factories import act, build_world, submit
@@ -190,13 +191,14 @@ async def test_tracking_shows_status_and_public_reply_but_never_internal_notes(c
 async def test_tracking_shows_the_deadline_while_assigned(client, sessionmaker):
     world = await build_world(sessionmaker)
     form = await submit(client)
+    due_on = (datetime.now(TZ) + timedelta(days=200)).date()  # deadlines stay within two years
     assigned = await act(client, world, "coordinator", form["id"], "assign",
-                         {"unit_id": world.units["A"].id, "due_at": "2030-06-28T18:00:00+08:00"})
+                         {"unit_id": world.units["A"].id, "due_at": f"{due_on.isoformat()}T18:00:00+08:00"})
     assert assigned.status_code == 200
     token = await csrf_token(client, "/track")
     page = await client.post("/track", data={"csrf_token": token, "no": form["tracking_no"],
                                              "code": form["verification_code"]})
-    assert page.status_code == 200 and "办理期限" in page.text and "2030-06-28" in page.text
+    assert page.status_code == 200 and "办理期限" in page.text and due_on.isoformat() in page.text
 
 
 async def test_tracking_with_a_wrong_code_or_unknown_number_is_a_friendly_404(client, sessionmaker):

@@ -11,7 +11,6 @@ import asyncio
 import base64
 import logging
 import os
-import secrets
 import signal
 import socket
 import subprocess
@@ -33,63 +32,18 @@ from app.config import Settings
 from app.db import create_engine, create_sessionmaker, transaction
 from app.errors import Invalid
 from tests.support.apps import build_app
-from app.models import ApiClient, FormChange, Webhook, WebhookAttempt, WebhookDelivery, utcnow
-from app.services import api_clients as api_client_service
+from app.models import ApiClient, FormChange, Webhook, WebhookDelivery, utcnow
 from app.services import webhooks as webhook_service
-from app.services.changes import EVENT_TYPES
 from app.services.worker import Worker
 from tests.conftest import make_settings
 from tests.factories import act, answered_form, assigned_form, build_world, submit
+from tests.support.webhooks import api_client, attempts, create_hook, deliver, deliveries, hooked
 from tests.webhook_receiver import Receiver
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
 # --- helpers -----------------------------------------------------------------------------------------
-
-
-async def api_client(sessionmaker, *, scopes=("webhooks",), name="社区服务小程序") -> dict[str, str]:
-    """An API client with ``scopes``; returns its X-API-Key header."""
-    key = "mk_" + secrets.token_urlsafe(32)
-    async with transaction(sessionmaker) as session:
-        session.add(ApiClient(name=name, scopes=list(scopes), key_prefix=key[:8],
-                              key_hash=api_client_service.key_hash(key)))
-    return {"X-API-Key": key}
-
-
-async def create_hook(
-    client: httpx.AsyncClient, headers: dict[str, str], url: str, events: list[str] | None = None
-) -> dict[str, Any]:
-    response = await client.post("/api/v1/webhooks", json={"url": url, "events": events or list(EVENT_TYPES)},
-                                 headers=headers)
-    assert response.status_code == 201, response.text
-    return response.json()
-
-
-async def hooked(client, world, receiver: Receiver, path: str = "hook", events: list[str] | None = None) -> dict[str, Any]:
-    """A webhook (made by the admin) delivering to ``receiver`` on ``path``, its secret registered there."""
-    hook = await create_hook(client, world.auth("admin"), receiver.url(path), events)
-    receiver.expect(path, hook["secret"])
-    return hook
-
-
-async def deliver(sessionmaker, settings: Settings, *, now=None, worker_id: str = "test-worker", **kwargs: Any) -> int:
-    async with webhook_service.http_client() as http:
-        return await webhook_service.deliver_due(sessionmaker, http, worker_id=worker_id, settings=settings, now=now,
-                                                 **kwargs)
-
-
-async def deliveries(sessionmaker) -> list[WebhookDelivery]:
-    async with sessionmaker() as session:
-        return list((await session.scalars(select(WebhookDelivery).order_by(WebhookDelivery.id))).all())
-
-
-async def attempts(sessionmaker, delivery_id: int | None = None) -> list[WebhookAttempt]:
-    query = select(WebhookAttempt).order_by(WebhookAttempt.id)
-    if delivery_id is not None:
-        query = query.where(WebhookAttempt.delivery_id == delivery_id)
-    async with sessionmaker() as session:
-        return list((await session.scalars(query)).all())
 
 
 async def change_ids(sessionmaker) -> list[str]:
@@ -400,7 +354,11 @@ async def test_a_delivery_that_keeps_failing_gives_up_after_about_a_day(client, 
     assert len(receiver.arrivals()) == 10
 
 
-async def test_timeouts_and_unreachable_receivers_are_failed_attempts(client, sessionmaker, settings, receiver):
+async def test_timeouts_and_unreachable_receivers_are_failed_attempts_with_one_neutral_text(
+    client, sessionmaker, settings, receiver, caplog
+):
+    """A closed port and a receiver that never answers read the same to the owner (so the delivery log
+    and the ping cannot be used to map ports); the log tells the operator which it was."""
     world = await build_world(sessionmaker)
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -411,13 +369,16 @@ async def test_timeouts_and_unreachable_receivers_are_failed_attempts(client, se
     await submit(client)
 
     quick = settings.model_copy(update={"webhook_timeout_seconds": 0.5})
-    assert await deliver(sessionmaker, quick) == 2
+    with caplog.at_level(logging.INFO, logger="app.services.webhooks"):
+        assert await deliver(sessionmaker, quick) == 2
     receiver.release()
     unreachable, slow = await deliveries(sessionmaker)
-    assert unreachable.status == "pending" and unreachable.last_status_code is None
-    assert "connection error" in unreachable.last_error
-    assert slow.status == "pending" and slow.last_status_code is None and "timeout" in slow.last_error
-    assert [a.error is not None for a in await attempts(sessionmaker)] == [True, True]
+    assert (unreachable.status, unreachable.last_status_code, unreachable.last_error) == (
+        "pending", None, webhook_service.UNREACHABLE)
+    assert (slow.status, slow.last_status_code, slow.last_error) == ("pending", None, webhook_service.UNREACHABLE)
+    assert [a.error for a in await attempts(sessionmaker)] == [webhook_service.UNREACHABLE] * 2
+    logged = " ".join(r.getMessage() for r in caplog.records)
+    assert "ConnectError" in logged and "no answer within 0.5 s" in logged
 
 
 async def test_410_gone_fails_the_delivery_and_disables_the_webhook(client, sessionmaker, settings, receiver):
@@ -712,3 +673,30 @@ async def test_a_worker_killed_mid_delivery_is_taken_over_and_every_event_arrive
     assert len(receiver.arrivals()) == len(expected) + 1
     tried = await attempts(sessionmaker)
     assert {a.worker for a in tried} == {"second"} and len(tried) == len(expected)  # the killed one recorded nothing
+
+
+async def test_a_delivery_log_shows_the_form_only_to_a_key_that_may_read_forms(client, sessionmaker, receiver):
+    """The log shows what the key's scopes may read (issue 15.5): with only ``webhooks``, which form and which
+    step; with ``forms:read`` as well, the body as sent; an admin reads every body."""
+    world = await build_world(sessionmaker)
+    secret = "小区东门路灯坏了，晚上看不清。"
+    hooks_only = await api_client(sessionmaker, name="只管回调")
+    reader = await api_client(sessionmaker, scopes=("webhooks", "forms:read"), name="也读意见")
+    seen: dict[str, Any] = {}
+    for name, headers in (("hooks_only", hooks_only), ("reader", reader)):
+        hook = await create_hook(client, headers, receiver.url(name), ["form.submitted"])
+        receiver.expect(name, hook["secret"])
+        seen[name] = (hook, headers)
+    form = await submit(client, content=secret)
+    for name, (hook, headers) in seen.items():
+        listed = await client.get(f"/api/v1/webhooks/{hook['id']}/deliveries", headers=headers)
+        assert listed.status_code == 200, listed.text
+        [delivery] = listed.json()["items"]
+        path = f"/api/v1/webhooks/{hook['id']}/deliveries/{delivery['id']}"
+        body = (await client.get(path, headers=headers)).json()["payload"]
+        office = (await client.get(path, headers=world.auth("admin"))).json()["payload"]
+        assert office["data"]["content"] == secret and body["type"] == "form.submitted"
+        if name == "hooks_only":
+            assert body["data"] == {"id": form["id"]} and secret not in str(body)
+        else:
+            assert body == office

@@ -5,18 +5,27 @@ independent ``standardwebhooks`` package against the secrets registered for that
 refuses timestamps more than 5 minutes old or ahead), processes each ``webhook-id`` once and answers a
 repeat with 200 without processing it again. Everything is recorded.
 
-It can be told to answer the next n requests with an error (``fail_next``) or to hang on them
-(``hang_next``: it processes the request, then keeps the connection waiting, like a receiver that is
-slow to answer), until ``release()`` or the given time.
+It can be told to answer the next n requests with an error or a redirect (``fail_next``) or to hang on
+them (``hang_next``: it processes the request, then keeps the connection waiting, like a receiver that is
+slow to answer), until ``release()`` or the given time. It counts every connection it accepts
+(``connections``), so a test can show that nothing connected at all; it listens on any loopback address
+(``host``) and, given a certificate (``tls_files``), speaks HTTPS.
+
+``EgressProxy`` stands in for the way out to the internet: a real HTTP proxy on 127.0.0.1 that records
+where each request wanted to go and refuses it, so a test can see which public address a delivery was
+aimed at without reaching the internet.
 """
 
 from __future__ import annotations
 
 import contextlib
+import datetime
 import json
+import ssl
 import threading
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 from standardwebhooks import Webhook
@@ -39,8 +48,9 @@ class Request:
 
 
 class Receiver:
-    def __init__(self) -> None:
+    def __init__(self, host: str = "127.0.0.1", port: int = 0, *, tls: tuple[Path, Path] | None = None) -> None:
         self._lock = threading.Lock()
+        self.connections = 0  # every connection accepted, verified or not
         self._secrets: dict[str, list[str]] = {}
         self.requests: list[Request] = []  # every verified request, in order of arrival
         self.rejected: list[tuple[str, str]] = []  # (path, why) of requests that failed verification
@@ -48,6 +58,7 @@ class Receiver:
         self._seen: dict[str, set[str]] = {}
         self._fail: list[int] = []
         self._fail_path: str | None = None
+        self._location: str | None = None
         self._hang = 0
         self._hang_seconds = 0.0
         self._hang_path: str | None = None
@@ -62,8 +73,21 @@ class Receiver:
             def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
                 pass
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        class Server(ThreadingHTTPServer):
+            def verify_request(self, request: Any, client_address: Any) -> bool:
+                with receiver._lock:
+                    receiver.connections += 1
+                return True
+
+        self._server = Server((host, port), Handler)
         self._server.daemon_threads = True
+        self.host = host
+        self.scheme = "http"
+        if tls is not None:
+            context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            context.load_cert_chain(*tls)
+            self._server.socket = context.wrap_socket(self._server.socket, server_side=True)
+            self.scheme = "https"
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
 
     # --- control -------------------------------------------------------------------------------------
@@ -84,18 +108,20 @@ class Receiver:
     def port(self) -> int:
         return self._server.server_address[1]
 
-    def url(self, path: str = "hook") -> str:
-        return f"http://127.0.0.1:{self.port}/{path}"
+    def url(self, path: str = "hook", *, host: str | None = None) -> str:
+        """This receiver's address for ``path``; ``host`` names it another way (a name a test resolves)."""
+        return f"{self.scheme}://{host or self.host}:{self.port}/{path}"
 
     def expect(self, path: str, *secrets: str) -> None:
         """Accept requests on ``path`` signed with any of ``secrets`` (replacing those registered before)."""
         with self._lock:
             self._secrets[path] = list(secrets)
 
-    def fail_next(self, count: int, status: int = 500, *, path: str | None = None) -> None:
-        """Answer the next ``count`` verified requests (on ``path``, or on any) with ``status``."""
+    def fail_next(self, count: int, status: int = 500, *, path: str | None = None, location: str | None = None) -> None:
+        """Answer the next ``count`` verified requests (on ``path``, or on any) with ``status`` (and a
+        ``Location`` header: a redirect); ``count`` 0 ends a run of failures."""
         with self._lock:
-            self._fail, self._fail_path = [status] * count, path
+            self._fail, self._fail_path, self._location = [status] * count, path, location
 
     def hang_next(self, count: int = 1, seconds: float = 60.0, *, path: str | None = None) -> None:
         """Process the next ``count`` new requests (on ``path``, or on any), then keep each waiting for
@@ -148,9 +174,10 @@ class Receiver:
             self._answer(handler, 400)
             return
         msg_id = headers["webhook-id"]
+        location = None
         with self._lock:
             if self._fail and self._fail_path in (None, path):
-                status, outcome = self._fail.pop(0), "failed"
+                status, outcome, location = self._fail.pop(0), "failed", self._location
             elif msg_id in self._seen.setdefault(path, set()):
                 status, outcome = 200, "duplicate"
             else:
@@ -164,14 +191,82 @@ class Receiver:
         if outcome == "hung":
             self.hanging.set()
             self._release.wait(self._hang_seconds)
-        self._answer(handler, status)
+        self._answer(handler, status, location)
 
     @staticmethod
-    def _answer(handler: BaseHTTPRequestHandler, status: int) -> None:
+    def _answer(handler: BaseHTTPRequestHandler, status: int, location: str | None = None) -> None:
         with contextlib.suppress(OSError):  # the sender may have given up (timeout, killed)
             payload = b'{"ok": true}' if status < 300 else b'{"error": "try again later"}'
             handler.send_response(status)
+            if location:
+                handler.send_header("location", location)
             handler.send_header("content-type", "application/json")
             handler.send_header("content-length", str(len(payload)))
             handler.end_headers()
             handler.wfile.write(payload)
+
+
+class EgressProxy:
+    """An HTTP proxy on 127.0.0.1 that records each request's target (``CONNECT host:port`` for HTTPS,
+    the absolute URL for HTTP) and refuses it with 403: where a delivery would have gone, with nothing
+    leaving the machine."""
+
+    def __init__(self) -> None:
+        self.targets: list[str] = []
+        proxy = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def _refuse(self) -> None:
+                proxy.targets.append(self.path)
+                self.send_response(403)
+                self.send_header("content-length", "0")
+                self.end_headers()
+
+            do_CONNECT = do_POST = do_GET = _refuse  # noqa: N815 (http.server's names)
+
+            def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+                pass
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    def __enter__(self) -> EgressProxy:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self._server.server_address[1]}"
+
+
+def tls_files(directory: Path, name: str) -> tuple[Path, Path, Path]:
+    """A certificate for ``name`` signed by a CA made here: (certificate, key, CA certificate), as files."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    now = datetime.datetime.now(datetime.UTC)
+    ca_key, key = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP256R1())
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Minyi test CA")])
+    ca = (x509.CertificateBuilder().subject_name(ca_name).issuer_name(ca_name).public_key(ca_key.public_key())
+          .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(hours=1))
+          .not_valid_after(now + datetime.timedelta(days=1))
+          .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+          .sign(ca_key, hashes.SHA256()))
+    leaf = (x509.CertificateBuilder().subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)]))
+            .issuer_name(ca_name).public_key(key.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(hours=1)).not_valid_after(now + datetime.timedelta(days=1))
+            .add_extension(x509.SubjectAlternativeName([x509.DNSName(name)]), critical=False)
+            .sign(ca_key, hashes.SHA256()))
+    paths = directory / f"{name}.crt", directory / f"{name}.key", directory / f"{name}-ca.crt"
+    paths[0].write_bytes(leaf.public_bytes(serialization.Encoding.PEM))
+    paths[1].write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    paths[2].write_bytes(ca.public_bytes(serialization.Encoding.PEM))
+    return paths

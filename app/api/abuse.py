@@ -1,12 +1,12 @@
-"""Abuse limits on what faces the open internet (OWASP ASVS V2.2, V11.1): public submissions, tracking
-look-ups and logins.
+"""Abuse limits on what faces the open internet (OWASP ASVS V2.2, V11.1): public submissions, verification
+codes (tracking look-ups, photos by ``?code=``) and logins.
 
-- Per client IP, a minute: public submissions (anonymous and WeChat residents), tracking look-ups and
-  login attempts (GCRA, ``services/rate_limit.py``).
-- Per subject: wrong verification codes for one tracking number, and failed logins of one account, lock
-  that number or account for a while (``services/lockouts.py``). While locked even the right code or
-  password is refused, so guessing gains nothing; an admin can lift a lock (``GET/DELETE
-  /api/v1/lockouts``). Unknown numbers and usernames are counted like real ones, so a lock reveals
+- Per client IP, a minute: public submissions (anonymous and WeChat residents), verification-code
+  attempts through any door and login attempts (GCRA, ``services/rate_limit.py``).
+- Per subject: wrong verification codes for one tracking number (through any door: the one guard is
+  ``services/verification.py``), and failed logins of one account, lock that number or account for a
+  while (``services/lockouts.py``). While locked even the right code or password is refused, so guessing
+  gains nothing; an admin can lift a lock (``GET/DELETE /api/v1/lockouts``). Unknown numbers and usernames are counted like real ones, so a lock reveals
   nothing about what exists.
 
 Every refusal is ``TooManyRequests`` (429 with ``Retry-After``). The client IP is the direct peer, or
@@ -21,10 +21,11 @@ import math
 from starlette.requests import Request
 
 from app.errors import TooManyRequests
+from app.services import verification
 from app.services.auth import Principal
 from app.services.lockouts import Lock
 
-TRACK = "track:"
+TRACK = verification.SUBJECT_PREFIX
 LOGIN = "login:"
 KINDS = {"track": TRACK, "login": LOGIN}
 
@@ -34,7 +35,15 @@ def client_ip(request: Request) -> str:
 
 
 def track_subject(tracking_no: str) -> str:
-    return TRACK + tracking_no.strip().upper()[:40]
+    return verification.subject(tracking_no)
+
+
+def verification_guard(request: Request) -> verification.Guard:
+    """The verification-code guard for this request: every door that takes a code passes it to
+    ``services/verification.py``."""
+    state = request.app.state
+    return verification.Guard(rate_limiter=state.rate_limiter, lockouts=state.lockouts, settings=state.settings,
+                              client_ip=client_ip(request))
 
 
 def login_subject(username: str) -> str:
@@ -72,15 +81,6 @@ async def _after(request: Request, kind: str, subject: str, *, ok: bool) -> None
     else:
         await lockouts.failed(subject, limit=getattr(settings, f"{kind}_failures_before_lock"),
                               window=settings.lockout_window_seconds, lock=getattr(settings, f"{kind}_lock_seconds"))
-
-
-async def before_track(request: Request, tracking_no: str) -> None:
-    await _before(request, "track", track_subject(tracking_no),
-                  "该编号查询码错误次数过多，已暂时锁定，请 {minutes} 分钟后再试。", "tracking_locked")
-
-
-async def after_track(request: Request, tracking_no: str, *, found: bool) -> None:
-    await _after(request, "track", track_subject(tracking_no), ok=found)
 
 
 async def before_login(request: Request, username: str) -> None:

@@ -9,6 +9,7 @@ from fastapi import Depends, Path, Query, Request
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.api import hosts
 from app.config import Settings
 from app.db import transaction
 from app.models import ApiClient, Resident, User
@@ -135,9 +136,9 @@ def bearer_token(credentials: Annotated[HTTPAuthorizationCredentials | None, Dep
 
 def public_url(request: Request, path: str) -> str:
     """An absolute URL for residents' phones (QR codes, calendar subscriptions): MINYI_PUBLIC_URL when
-    set, else this request's own base."""
-    base = request.app.state.settings.public_url or str(request.base_url)
-    return base.rstrip("/") + path
+    set, else this request's own base if its host is one the app may print (app/api/hosts.py; else 400
+    ``host_not_allowed``)."""
+    return hosts.base_url(request) + path
 
 
 def public_url_for(request: Request, name: str, *, query: dict[str, str] | None = None, **params: str) -> str:

@@ -8,6 +8,8 @@
   the matched route's path template (``/api/v1/forms/{form_id}``), ``unmatched`` when nothing matched:
   never a raw path. The database gauges (forms by status, the outbox) are read at scrape time. Each process
   counts on its own unless ``PROMETHEUS_MULTIPROC_DIR`` is set (prometheus-client's multiprocess mode).
+  With ``MINYI_METRICS_TOKEN`` it asks for that bearer token; in production without one it is 404
+  unless ``MINYI_METRICS_OPEN=true`` (issue 15.7).
 - ``GET /readyz``: the database answers and its schema is at the latest migration.
 """
 
@@ -29,14 +31,16 @@ from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_PLAIN_0_0_4, CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.multiprocess import MultiProcessCollector
-from sqlalchemy import case, column, func, inspect, select, table
+from sqlalchemy import case, column, func, inspect, literal_column, select, table
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.datastructures import MutableHeaders
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app import migrate
 from app.api.problems import http_problem, problem_response
+from app.config import TZ
 from app.errors import Unavailable
 from app.models import (
     DeliveryStatus,
@@ -48,7 +52,7 @@ from app.models import (
     WechatNotice,
     utcnow,
 )
-from app.services import logs
+from app.services import logs, working_calendar
 
 log = logging.getLogger("minyi")
 access_log = logging.getLogger("minyi.access")
@@ -212,15 +216,16 @@ async def form_counts(session: AsyncSession) -> dict[str, int]:
 
 
 async def outbox_counts(session: AsyncSession) -> dict[str, tuple[int, int]]:
-    """(pending, due now) of each outbox: webhook deliveries and WeChat reply notices, read over their
-    ``(status, next_attempt_at)`` indexes."""
+    """(pending, due now) of each outbox: webhook deliveries and WeChat reply notices, read over an index
+    each (reply notices: ``(status, next_attempt_at)``; webhook deliveries: the claim's partial index over
+    pending ones, which only a literal status lets either engine use)."""
     now = utcnow()
     result: dict[str, tuple[int, int]] = {}
     for kind, model, pending in (("webhook", WebhookDelivery, DeliveryStatus.pending),
                                  ("wechat_notice", WechatNotice, NoticeStatus.pending)):
         row = (await session.execute(
             select(func.count(), func.coalesce(func.sum(case((model.next_attempt_at <= now, 1), else_=0)), 0))
-            .where(model.status == pending)
+            .where(model.status == literal_column(f"'{pending.value}'"))
         )).one()
         result[kind] = (int(row[0]), int(row[1]))
     return result
@@ -323,12 +328,36 @@ async def readyz(request: Request) -> JSONResponse:
             f"数据库结构不是最新版本（当前 {current or '无'}，最新 {head}），请先运行 minyi migrate。",
             code="schema_outdated", extra={"current": current, "head": head},
         )
-    return JSONResponse({"status": "ok", "database": "ok", "schema": current})
+    return JSONResponse({"status": "ok", "database": "ok", "schema": current, "calendar": await _calendar(request)})
+
+
+async def _calendar(request: Request) -> dict[str, Any]:
+    """Ready either way; from 1 November it says when next year's holiday notice is still to be entered
+    (services/working_calendar.py), so monitoring shows it before deadlines run into that year."""
+    today = utcnow().astimezone(TZ).date()
+    try:
+        async with request.app.state.sessionmaker() as session:
+            reminder = await working_calendar.notice_reminder(session, today=today)
+    except Exception:  # the database answered the check above; a passing fault here is no reason to fail it
+        log.exception("readyz: reading the working calendar failed")
+        return {"status": "unknown"}
+    if reminder is None:
+        return {"status": "ok"}
+    return {"status": "notice_missing", "year": reminder.year, "notice": reminder.title, "detail": reminder.detail}
+
+
+def _served(settings: Any) -> bool:
+    """In production /metrics exists only behind a token, or when MINYI_METRICS_OPEN says so: what it
+    tells (routes, load, queues) is not for the open internet."""
+    return settings.environment != "production" or bool(settings.metrics_token) or settings.metrics_open
 
 
 @router.get("/metrics", include_in_schema=False)
 async def metrics(request: Request) -> Response:
-    if not _authorized(request, request.app.state.settings.metrics_token):
+    settings = request.app.state.settings
+    if not _served(settings):
+        raise StarletteHTTPException(status_code=404)  # answered as any unknown path is
+    if not _authorized(request, settings.metrics_token):
         # Answered here: outside /api/ the error handlers would render a page for a person.
         return problem_response(http_problem(401, "需要有效的指标访问令牌（Authorization: Bearer）。",
                                              code="metrics_token_required"),

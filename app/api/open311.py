@@ -24,6 +24,7 @@ from starlette.datastructures import UploadFile
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.formparsers import MultiPartException
 
+from app.api import abuse
 from app.api.deps import SessionDep, SettingsDep, client_principal, public_url
 from app.api.problems import HTTP_TITLES
 from app.config import Settings
@@ -324,14 +325,17 @@ async def _file_request(request: Request, fmt: str, settings: Settings) -> Respo
     data = open311_service.submission(filed)
     data = await content_check.screen(request.app.state.wechat, principal=principal, data=data, settings=settings)
     idempotency_key = request.headers.get("idempotency-key")
+    # Before anything is written: a host the app may not print refuses the request (400), not the answer.
+    track = public_url(request, "/track")
     try:
         if idempotency_key is None:
             accepted = await request.app.state.submissions.submit(principal, data)
-            return render(fmt, "service_requests", _filed(request, accepted), status_code=201)
+            return render(fmt, "service_requests", _filed(accepted, track), status_code=201)
         # A Minyi extension for clients on bad networks: a retried POST with the same Idempotency-Key gets
         # the first answer again instead of filing the opinion twice (as POST /api/v1/forms does).
         async with transaction(request.app.state.sessionmaker) as session:
-            scope = f"client:{principal.client.id}" if principal.client else "public"
+            scope = idempotency_service.scope_of(principal, client_address=abuse.client_ip(request),
+                                                 secret_key=settings.secret_key)
             replay = await idempotency_service.claim(
                 session, scope=scope, key=idempotency_key, secret_key=settings.secret_key,
                 request_hash=idempotency_service.request_hash(["open311", sorted(pairs)]),
@@ -343,7 +347,7 @@ async def _file_request(request: Request, fmt: str, settings: Settings) -> Respo
             (result,) = await form_service.submit_many(session, [(principal, data)], settings=settings)
             if isinstance(result, Exception):
                 raise result
-            body = _filed(request, result)
+            body = _filed(result, track)
             await idempotency_service.store(session, scope=scope, key=idempotency_key, status_code=201, body=body,
                                             secret_key=settings.secret_key)
         return render(fmt, "service_requests", body, status_code=201)
@@ -357,12 +361,11 @@ async def _file_request(request: Request, fmt: str, settings: Settings) -> Respo
         raise BadRequest(exc.detail, code=exc.code) from exc
 
 
-def _filed(request: Request, accepted: form_service.Accepted) -> list[dict[str, Any]]:
+def _filed(accepted: form_service.Accepted, track: str) -> list[dict[str, Any]]:
     form = accepted.form
     notice = open311_service.service_notice(form.category) or ""
     # The realtime answer goes to the filing client only: it carries what the resident needs to follow the
     # opinion on Minyi's own tracking page, whether or not it is published.
-    track = public_url(request, "/track")
     notice = (f"{notice} 回执编号 {form.tracking_no}，查询码 {accepted.code}，可在 {track} 查询办理进度。"
               f" Tracking number {form.tracking_no}, verification code {accepted.code}: {track}").strip()
     return [{"service_request_id": form.tracking_no, "service_notice": notice, "account_id": None}]

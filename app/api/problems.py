@@ -16,6 +16,7 @@ from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from app.errors import PROBLEM_JSON, AppError, problem_type
+from app.schemas import dates
 
 log = logging.getLogger("minyi")
 
@@ -72,17 +73,29 @@ async def app_error_handler(request: Request, exc: Exception) -> Response:
     return _respond(request, exc.to_problem(), exc.headers)
 
 
+def _field_name(loc: list[Any]) -> str:
+    """The field as the client named it: ``("query", "from")`` → ``from``, ``("body", "filters", "to")`` →
+    ``filters.to``."""
+    parts = loc[1:] if loc and loc[0] in ("body", "query", "path", "header", "cookie") else loc
+    return ".".join(str(part) for part in parts) or "body"
+
+
 async def validation_error_handler(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, RequestValidationError)
-    errors = [
-        {"loc": _jsonable(list(e.get("loc", ()))), "msg": str(e.get("msg", "")), "type": str(e.get("type", ""))}
-        for e in exc.errors()
-    ]
+    errors = []
+    named = []  # the date errors (app/schemas/dates.py), each naming its field: read by people, not programs
+    for e in exc.errors():
+        loc, msg, kind = _jsonable(list(e.get("loc", ()))), str(e.get("msg", "")), str(e.get("type", ""))
+        if kind in dates.ERROR_TYPES:
+            msg = f"{_field_name(loc)}：{msg}"
+            named.append(msg)
+        errors.append({"loc": loc, "msg": msg, "type": kind})
+    detail = "提交的内容未通过校验，请检查各字段。" + "".join(f"{msg}。" for msg in named)
     body = {
         "type": problem_type("validation_error"),
         "title": "内容有误 Unprocessable Content",
         "status": 422,
-        "detail": "提交的内容未通过校验，请检查各字段。",
+        "detail": detail,
         "code": "validation_error",
         "errors": errors,
     }

@@ -2,6 +2,7 @@
 
 from app.models.audit import AuditEvent
 from app.models.base import Base, UTCDateTime, utcnow
+from app.models.calendar import CalendarDay, CalendarRevision, DayKind, DaySource
 from app.models.exports import ExportJob, ExportStatus
 from app.models.forms import (
     STATUS_LABELS,
@@ -50,9 +51,13 @@ __all__ = [
     "AuditEvent",
     "AuthToken",
     "Base",
+    "CalendarDay",
     "CalendarFeed",
+    "CalendarRevision",
     "Category",
     "Channel",
+    "DayKind",
+    "DaySource",
     "DeliveryStatus",
     "EventType",
     "ExportJob",

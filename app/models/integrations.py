@@ -7,7 +7,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Boolean, FetchedValue, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import JSON, BigInteger, Boolean, FetchedValue, ForeignKey, Index, Integer, String, Text, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.models.base import Base, UTCDateTime, utcnow
@@ -136,6 +136,13 @@ class ApiClient(Base):
     last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
+class PauseReason(StrEnum):
+    """Why the delivery worker switched a webhook off (``Webhook.paused_reason``)."""
+
+    failing = "failing"  # no delivery reached the receiver for a day (services/webhooks.PAUSE_AFTER)
+    gone = "gone"  # the receiver answered 410 Gone
+
+
 class Webhook(Base):
     __tablename__ = "webhook"
 
@@ -148,6 +155,12 @@ class Webhook(Base):
     secret: Mapped[str] = mapped_column(String(500))  # encrypted with the app secret (services/webhooks.py)
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # The first failed attempt since the last delivered one (None: the receiver answers). A webhook that
+    # stays failing for a day is paused: switched off (``active`` false, so no new deliveries and no
+    # claims) with ``paused_at`` and ``paused_reason`` set, until its owner resumes it.
+    failing_since: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    paused_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    paused_reason: Mapped[str | None] = mapped_column(String(16))
 
 
 class FormChange(Base):
@@ -183,7 +196,19 @@ class WebhookDelivery(Base):
     (``claimed_until``): a worker that dies mid-delivery leaves it for another after the lease."""
 
     __tablename__ = "webhook_delivery"
-    __table_args__ = (Index("ix_webhook_delivery_status_next_attempt_at", "status", "next_attempt_at"),)
+    # The claim's two indexes (services/webhooks._claim), over pending rows only: delivered and failed ones,
+    # the bulk of the table, are never claimed. A webhook's pending deliveries in id order with their due
+    # time (its next due ones, read without the rest), and its leased ones (is one in flight?). There is
+    # no index on (status, next_attempt_at): with statistics from before a backlog ("pending is rare") the
+    # planner took it for the claim and read every due delivery of every webhook (issue 15); the outbox
+    # gauge counts over the first index instead.
+    __table_args__ = (
+        Index("ix_webhook_delivery_pending_webhook_id_id", "webhook_id", "id", "next_attempt_at",
+              postgresql_where=text("status = 'pending'"), sqlite_where=text("status = 'pending'")),
+        Index("ix_webhook_delivery_pending_webhook_id_claimed_until", "webhook_id", "claimed_until",
+              postgresql_where=text("status = 'pending' AND claimed_until IS NOT NULL"),
+              sqlite_where=text("status = 'pending' AND claimed_until IS NOT NULL")),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     webhook_id: Mapped[int] = mapped_column(ForeignKey("webhook.id", ondelete="CASCADE"), index=True)

@@ -10,6 +10,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainSeriali
 
 from app.config import TZ
 from app.errors import PROBLEM_JSON
+from app.schemas.dates import local_iso
 
 
 def _aware(value: object) -> object:
@@ -26,10 +27,11 @@ def _aware(value: object) -> object:
 
 
 # In: ISO 8601, an offset optional (local time when missing). Out: ISO 8601 in Asia/Shanghai, with offset.
+# For what the server reads back and sends; what a client sends is read by app/schemas/dates.py's types.
 LocalDateTime = Annotated[
     datetime,
     BeforeValidator(_aware),
-    PlainSerializer(lambda value: value.astimezone(TZ).isoformat(), return_type=str, when_used="json"),
+    PlainSerializer(local_iso, return_type=str, when_used="json"),
 ]
 
 T = TypeVar("T")

@@ -1,12 +1,12 @@
 from __future__ import annotations
 
-from datetime import date
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from app.models import ExportJob, FormStatus
 from app.schemas.common import DbId, InputModel, LocalDateTime
+from app.schemas.dates import BoundedDate
 from app.services.deadlines import Supervision
 
 ExportFormat = Literal["csv", "xlsx"]
@@ -25,8 +25,8 @@ class FormExportFilters(InputModel):
     overdue: bool | None = None
     q: Annotated[str | None, Field(max_length=100)] = None
     supervision: Supervision | None = None
-    submitted_from: date | None = None
-    submitted_to: date | None = None
+    submitted_from: BoundedDate | None = None
+    submitted_to: BoundedDate | None = None
 
 
 class ExportCreate(InputModel):

@@ -4,6 +4,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from app.models import RepresentativeLevel
 from app.schemas.common import InputModel
+from app.services.disclosure import mask_phone  # noqa: F401  (re-exported: the one policy)
 
 CODE_PATTERN = r"^[A-Za-z0-9-]{2,32}$"
 
@@ -13,17 +14,6 @@ def _refuse_null(value: object) -> object:
     if value is None:
         raise ValueError("此字段不能为空（null）；不修改请省略该字段。")
     return value
-
-
-def mask_phone(phone: str | None) -> str | None:
-    """``13812345678`` → ``138****5678``; shorter numbers keep their first and last quarter."""
-    if not phone:
-        return phone
-    digits = phone.strip()
-    if len(digits) >= 11:
-        return digits[:3] + "*" * (len(digits) - 7) + digits[-4:]
-    keep = max(1, len(digits) // 4)
-    return digits[:keep] + "*" * (len(digits) - 2 * keep) + digits[-keep:]
 
 
 class WorkroomCreate(InputModel):

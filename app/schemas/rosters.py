@@ -12,12 +12,13 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from app.models import Shift, SwapStatus
 from app.schemas.common import DbId, InputModel, LocalDateTime
+from app.schemas.dates import BoundedDate, BoundedDateTime
 
 
 class ShiftCreate(InputModel):
     representative_id: DbId
-    starts_at: LocalDateTime
-    ends_at: LocalDateTime
+    starts_at: BoundedDateTime
+    ends_at: BoundedDateTime
 
 
 class ShiftRead(BaseModel):
@@ -96,8 +97,8 @@ class RotaWorkroomIn(InputModel):
 class RotaRequest(InputModel):
     model_config = ConfigDict(populate_by_name=True)
 
-    from_: dt.date = Field(alias="from")
-    to: dt.date
+    from_: BoundedDate = Field(alias="from")
+    to: BoundedDate
     workrooms: list[RotaWorkroomIn] = Field(min_length=1, max_length=50)
     skip_holidays: bool = True
 

@@ -6,6 +6,7 @@ from pydantic import BaseModel, Field, field_validator, model_validator
 
 from app.models import PlaceType
 from app.schemas.common import DbId, InputModel, LocalDateTime
+from app.schemas.dates import BoundedDateTime
 from app.schemas.reference import CODE_PATTERN, _refuse_null
 
 
@@ -18,8 +19,8 @@ class ServicePointCreate(InputModel):
     title: str = Field(min_length=1, max_length=100)
     place_type: PlaceType = PlaceType.other
     location: str = Field("", max_length=200)
-    starts_at: LocalDateTime
-    ends_at: LocalDateTime
+    starts_at: BoundedDateTime
+    ends_at: BoundedDateTime
     representative_ids: list[DbId] = Field(default_factory=list, max_length=50)
 
     @field_validator("representative_ids")
@@ -41,8 +42,8 @@ class ServicePointUpdate(InputModel):
     title: str | None = Field(None, min_length=1, max_length=100)
     place_type: PlaceType | None = None
     location: str | None = Field(None, max_length=200)
-    starts_at: LocalDateTime | None = None
-    ends_at: LocalDateTime | None = None
+    starts_at: BoundedDateTime | None = None
+    ends_at: BoundedDateTime | None = None
     representative_ids: list[DbId] | None = Field(None, max_length=50)
 
     @field_validator("workroom_code", "title", "place_type", "location", "starts_at", "ends_at", "representative_ids")

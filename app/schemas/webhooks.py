@@ -33,11 +33,19 @@ class WebhookRead(BaseModel):
     events: list[str]
     active: bool
     created_at: LocalDateTime
+    failing_since: LocalDateTime | None = Field(
+        None, description="自上次送达以来第一次失败的时间；正常时为 null / first failure since the last delivery")
+    paused_at: LocalDateTime | None = Field(
+        None, description="投递进程暂停它的时间（此时 active 为 false）；用 POST …/resume 恢复 / when the worker paused it")
+    paused_reason: Literal["failing", "gone"] | None = Field(
+        None, description="failing：约一天没有一次送达；gone：接收方返回 410 / why it was paused")
 
     @classmethod
     def build(cls, webhook: Webhook) -> WebhookRead:
         return cls(id=webhook.id, client_id=webhook.client_id, url=webhook.url,
-                   events=webhook_service.event_list(webhook), active=webhook.active, created_at=webhook.created_at)
+                   events=webhook_service.event_list(webhook), active=webhook.active, created_at=webhook.created_at,
+                   failing_since=webhook.failing_since, paused_at=webhook.paused_at,
+                   paused_reason=webhook.paused_reason)  # type: ignore[arg-type]
 
 
 class WebhookCreated(WebhookRead):
@@ -97,9 +105,12 @@ class DeliveryDetail(DeliveryRead):
 
     @classmethod
     def build_detail(
-        cls, delivery: WebhookDelivery, change: FormChange, attempts: list[WebhookAttempt]
+        cls, delivery: WebhookDelivery, change: FormChange, attempts: list[WebhookAttempt], *, reads_forms: bool = True,
     ) -> DeliveryDetail:
-        return cls(**DeliveryRead.build(delivery, change).model_dump(), payload=webhook_service.payload(change),
+        body = webhook_service.payload(change)
+        if not reads_forms:  # the log shows what the key's scopes may read: without forms:read, only which form
+            body = {**body, "data": {"id": change.form_id}}
+        return cls(**DeliveryRead.build(delivery, change).model_dump(), payload=body,
                    attempt_log=[AttemptRead.build(a) for a in attempts])
 
 

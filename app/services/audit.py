@@ -114,9 +114,16 @@ def _row(event: AuditEvent) -> list[Any]:
     ]
 
 
+async def check_filters(session: AsyncSession, *, filters: AuditFilter) -> None:
+    """Run the export's query once (one row) in the request's session: whatever the database makes of the
+    filters happens before a streamed answer has sent its status (issue 15, point 2). The filters are
+    bounded already (app/schemas/dates.py); this is the belt to those braces."""
+    await session.scalars(_query(filters).limit(1))
+
+
 async def stream_csv(sessionmaker: async_sessionmaker[AsyncSession], *, filters: AuditFilter) -> AsyncIterator[bytes]:
     """The whole log (or the filtered part), oldest first, as UTF-8 CSV with a BOM (Excel opens it right),
-    read a page at a time so memory stays flat however long the log."""
+    read a page at a time so memory stays flat however long the log. Call ``check_filters`` first."""
     buffer = io.StringIO()
     writer = csv.writer(buffer)
     writer.writerow(CSV_COLUMNS)

@@ -45,8 +45,7 @@ from app.models import (
     User,
     utcnow,
 )
-from app.schemas.reference import mask_phone
-from app.services import deadlines, reference
+from app.services import deadlines, disclosure, reference
 from app.services import forms as form_service
 from app.services import stats as stats_service
 from app.services.background import BackgroundTasks
@@ -90,14 +89,6 @@ def _yes_no(value: bool | None) -> str:
     return "" if value is None else ("是" if value else "否")
 
 
-def mask_name(name: str | None) -> str | None:
-    """``张三丰`` → ``张**``: enough to tell forms apart in a list, not enough to identify the person."""
-    if not name:
-        return name
-    name = name.strip()
-    return name[:1] + "*" * max(1, len(name) - 1)
-
-
 def form_columns(*, show_personal: bool, now: datetime) -> list[Column]:
     """The columns of a forms export. Personal data is whole only for the office (``sees_personal_data``)."""
 
@@ -106,10 +97,10 @@ def form_columns(*, show_personal: bool, now: datetime) -> list[Column]:
         return SUPERVISION_LABELS.get(level, level)
 
     def name(form: OpinionForm) -> str | None:
-        return form.submitter_name if show_personal else mask_name(form.submitter_name)
+        return form.submitter_name if show_personal else disclosure.mask_name(form.submitter_name)
 
     def phone(form: OpinionForm) -> str | None:
-        return form.submitter_phone if show_personal else mask_phone(form.submitter_phone)
+        return form.submitter_phone if show_personal else disclosure.mask_phone(form.submitter_phone)
 
     return [
         Column("编号", "text", 16, lambda f: f.tracking_no),
@@ -289,6 +280,16 @@ async def validate_form_filter(
         raise Invalid(f"类别 {filters.category} 不存在。", code="unknown_category")
     if filters.submitted_from and filters.submitted_to and filters.submitted_from > filters.submitted_to:
         raise Invalid("开始日期不能晚于结束日期。", code="invalid_date_range")
+
+
+async def check_form_query(
+    session: AsyncSession, *, principal: Principal, filters: form_service.FormFilter, now: datetime
+) -> None:
+    """Run the export's query once (one row) in the request's session: whatever the database makes of the
+    filters happens before a streamed answer has sent its status (issue 15, point 2). The filters are
+    bounded already (app/schemas/dates.py); this is the belt to those braces."""
+    query = await form_service.filtered_query(session, principal=principal, filters=filters, now=now)
+    await session.scalars(query.limit(1))
 
 
 def filter_to_json(filters: form_service.FormFilter) -> dict[str, Any]:

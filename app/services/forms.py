@@ -36,7 +36,7 @@ from app.models import (
 )
 from app.schemas.common import MAX_ID
 from app.services import changes as change_service
-from app.services import deadlines, reference
+from app.services import deadlines, disclosure, reference, working_days
 from app.services import stats as stats_service
 from app.services.auth import Principal
 
@@ -52,6 +52,8 @@ def verification_hash(secret_key: str, tracking_no: str, code: str) -> str:
 
 
 def check_verification_code(secret_key: str, form: OpinionForm, code: str) -> bool:
+    """The bare comparison. Doors never call it: they go through services/verification.py, the one guard
+    (per-IP limit, per-number lock) for every place that takes a code."""
     return hmac.compare_digest(form.verification_hash, verification_hash(secret_key, form.tracking_no, code))
 
 
@@ -319,8 +321,9 @@ async def can_see(session: AsyncSession, principal: Principal, form: OpinionForm
 
 
 def sees_personal_data(principal: Principal) -> bool:
-    """Submitters' and representatives' phone numbers are shown whole only to the office."""
-    return principal.is_office
+    """Submitters' names and phone numbers, representatives' phones: whole only for the office
+    (services/disclosure.py holds the policy)."""
+    return disclosure.sees_personal_data(principal)
 
 
 # --- reading -----------------------------------------------------------------------------------------
@@ -335,6 +338,7 @@ def _with_references(query: Select[Any]) -> Select[Any]:
 
 
 async def get(session: AsyncSession, form_id: int, *, with_events: bool = False, for_update: bool = False) -> OpinionForm:
+    await working_days.load(session)  # the calendar its read (supervision, deadlines) counts on
     query = _with_references(select(OpinionForm).where(OpinionForm.id == form_id))
     if with_events:
         query = query.options(selectinload(OpinionForm.events), selectinload(OpinionForm.photos))
@@ -422,6 +426,7 @@ async def filtered_query(
 ) -> Select[Any]:
     """The forms ``principal`` may see that match ``filters``, unordered: the one definition of the list's
     filters, shared by the list, its count and the exports."""
+    await working_days.load(session)  # the ladder's cut-offs, and the rows' reads, count on this calendar
     query = select(OpinionForm)
     if with_references:
         query = _with_references(query)
@@ -501,11 +506,3 @@ async def unit_name(session: AsyncSession, unit_id: int | None) -> str | None:
 
 async def count_all(session: AsyncSession) -> int:
     return int(await session.scalar(select(func.count()).select_from(OpinionForm)) or 0)
-
-
-async def track(session: AsyncSession, *, tracking_no: str, code: str, secret_key: str) -> OpinionForm:
-    """Public tracking. An unknown number and a wrong code give the same answer, so neither can be probed."""
-    form = await get_by_tracking_no(session, tracking_no.strip().upper()) if tracking_no else None
-    if form is None or not check_verification_code(secret_key, form, code.strip()):
-        raise NotFound("未找到该编号的意见，或查询码不正确。", code="tracking_not_found")
-    return form

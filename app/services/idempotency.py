@@ -4,12 +4,18 @@ A key is claimed by inserting its row in the same transaction that does the work
 concurrent request with the same key blocks on the row until the first commits, then finds the stored
 answer; on SQLite the write lock serialises them the same way. Stored answers may hold a verification
 code, so they are encrypted with a key derived from the app secret and deleted after the window.
+
+Keys live in the caller's own namespace (``scope_of``): a staff user's, a resident's or an API client's
+for a signed-in caller, and for the anonymous public the client address's (a keyed hash of it, so no
+address is stored). The same key from another caller is another key: it files its own form, and never
+gets back the first caller's answer (which holds their tracking number and verification code).
 """
 
 from __future__ import annotations
 
 import base64
 import hashlib
+import hmac
 import json
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -22,6 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.errors import Conflict, Invalid
 from app.models import IdempotencyRecord, utcnow
+from app.services.auth import Principal
 
 MAX_KEY_LENGTH = 255
 
@@ -30,6 +37,19 @@ MAX_KEY_LENGTH = 255
 class Replay:
     status_code: int
     body: Any
+
+
+def scope_of(principal: Principal, *, client_address: str, secret_key: str) -> str:
+    """The namespace of ``principal``'s keys: ``user:<id>``, ``resident:<id>``, ``client:<id>``, or for the
+    anonymous public ``anon:<keyed hash of the client address>`` (45 characters: the column holds 64)."""
+    if principal.user is not None:
+        return f"user:{principal.user.id}"
+    if principal.resident is not None:
+        return f"resident:{principal.resident.id}"
+    if principal.client is not None:
+        return f"client:{principal.client.id}"
+    digest = hmac.new(secret_key.encode(), b"idempotency-scope:" + client_address.encode(), hashlib.sha256)
+    return "anon:" + digest.hexdigest()[:40]
 
 
 def request_hash(payload: Any) -> str:

@@ -44,6 +44,7 @@ from app.db import transaction
 from app.errors import Conflict, Invalid, NotFound, PermissionDenied
 from app.models import ImportJob, Representative, Role, Shift, User, Workroom, utcnow
 from app.models.reference import RepresentativeLevel
+from app.schemas import dates
 from app.schemas.reference import PHONE_PATTERN
 from app.services import reference as reference_service
 from app.services import rosters as roster_service
@@ -254,19 +255,22 @@ def _text(value: Any) -> str:
     return str(value).strip()
 
 
-def _parse_date(value: Any) -> date | None:
+def _parse_date(value: Any) -> date:
+    """A date cell (a real date, or text such as 2026-05-01, 2026/5/1, 2026年5月1日) within the window every
+    date input keeps (app/schemas/dates.py); ``dates.DateRangeError`` saying why otherwise."""
     if isinstance(value, datetime):
-        return value.date()
+        return dates.check_date(value.date())
     if isinstance(value, date):
-        return value
+        return dates.check_date(value)
     text = _text(value)
     match = re.fullmatch(r"(\d{4})[-/.年](\d{1,2})[-/.月](\d{1,2})日?", text)
-    if not match:
-        return None
     try:
-        return date(*map(int, match.groups()))
+        day = date(*map(int, match.groups())) if match else None
     except ValueError:
-        return None
+        day = None
+    if day is None:
+        raise dates.DateRangeError("date_invalid", f"“{text[:40]}”不是有效日期，应为 YYYY-MM-DD")
+    return dates.check_date(day)
 
 
 def _parse_time(value: Any) -> time | None:
@@ -384,11 +388,16 @@ def check_shift_rows(rows: Sequence[Row], errors: RowErrors, people: People) -> 
             errors.add(row, "工作室编号", f"工作室 {code} 不存在")
         elif not workroom.active:
             errors.add(row, "工作室编号", f"工作室 {code} 已停用，不能排班")
-        day = _parse_date(row.values.get("日期"))
+        day = None
         if _blank(row.values.get("日期")):
             errors.add(row, "日期", "必填")
-        elif day is None:
-            errors.add(row, "日期", f"“{_text(row.values.get('日期'))}”不是有效日期，应为 YYYY-MM-DD")
+        else:
+            try:
+                day = _parse_date(row.values.get("日期"))
+            except dates.DateRangeError as exc:
+                out_of_range = exc.kind == "date_out_of_range"
+                errors.add(row, "日期", f"“{_text(row.values.get('日期'))[:40]}”：{exc.message}" if out_of_range
+                           else exc.message)
         times = {}
         for column in ("开始", "结束"):
             value = row.values.get(column)

@@ -26,6 +26,7 @@ from sqlalchemy.orm import joinedload
 
 from app.errors import AppError, NotFound
 from app.models import STATUS_LABELS, Category, FormStatus, OpinionForm, Workroom
+from app.schemas import dates
 from app.schemas.reference import PHONE_PATTERN
 from app.services import forms as form_service
 
@@ -56,19 +57,22 @@ def w3_time(value: datetime) -> str:
 
 
 def parse_w3_time(name: str, text: str) -> datetime:
-    """A w3/ISO 8601 datetime with its zone (``Z`` or ``±HH:MM``), or a bare date read as 00:00 UTC."""
+    """A w3/ISO 8601 datetime with its zone (``Z`` or ``±HH:MM``), or a bare date read as 00:00 UTC, in UTC;
+    within the window every date input of Minyi keeps (app/schemas/dates.py)."""
     try:
-        if re.fullmatch(r"\d{4}-\d{2}-\d{2}", text):
-            return datetime.fromisoformat(text).replace(tzinfo=UTC)
         value = datetime.fromisoformat(text)
-        if value.tzinfo is not None:
-            value = value.astimezone(UTC)
-    except (ValueError, OverflowError) as exc:
+    except ValueError as exc:
         raise BadRequest(f"{name} 不是有效的时间，应如 2026-01-01T00:00:00Z。"
                          f" {name} is not a w3 datetime such as 2026-01-01T00:00:00Z.") from exc
+    if re.fullmatch(r"\d{4}-\d{2}-\d{2}", text):
+        value = value.replace(tzinfo=UTC)
     if value.tzinfo is None:
         raise BadRequest(f"{name} 须带时区（Z 或 +08:00）。 {name} must carry a time zone (Z or +08:00).")
-    return value
+    try:
+        return dates.check_datetime(value).astimezone(UTC)
+    except dates.DateRangeError as exc:
+        raise BadRequest(f"{name}：{exc.message}。 {name} must fall between {dates.EARLIEST} and {dates.LATEST},"
+                         f" its offset within ±14:00.") from exc
 
 
 # --- services ---------------------------------------------------------------------------------------

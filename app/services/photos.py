@@ -17,7 +17,9 @@
 
 Who may add or read a form's photos: the submitter (the resident whose token submitted it, the API client
 that submitted it, or anyone holding its verification code as ``?code=``) and staff who can see the form;
-an API client with ``forms:read`` may read them. Public tracking never shows photos.
+an API client with ``forms:read`` may read them. Public tracking never shows photos. A code is checked
+through the one verification guard (services/verification.py): the per-IP limit and the tracking number's
+lock hold here as they hold for tracking.
 """
 
 from __future__ import annotations
@@ -56,6 +58,7 @@ from app.errors import (
 )
 from app.models import FormPhoto, FormStatus, OpinionForm, Scope, utcnow
 from app.services import forms as form_service
+from app.services import verification
 from app.services.auth import Principal
 
 try:  # Pillow's colour management (LittleCMS); without it, colour profiles are dropped instead of applied
@@ -376,7 +379,7 @@ async def get_form(
     principal: Principal,
     form_id: int,
     code: str | None,
-    settings: Settings,
+    guard: verification.Guard,
     for_upload: bool = False,
 ) -> OpinionForm:
     """The form, if ``principal`` (or the verification ``code``) may see its photos, or add one
@@ -384,17 +387,20 @@ async def get_form(
 
     - Nobody signed in and no code: 401 ``login_required`` (before the database is asked: nothing leaks).
     - Unknown form, wrong code, another resident's or API client's form: the same 404 ``form_not_found``.
+    - A code is checked through ``guard``: past the client's limit, or while the form's number is locked
+      (even for the right code), 429 (``rate_limited`` / ``tracking_locked``).
     - Staff who cannot see the form (or an API client lacking the scope): 403 ``form_forbidden``.
     - Uploading to a closed or declined form: 409 ``form_closed``.
     """
     if principal.is_anonymous and code is None:
         raise Unauthorized("请登录，或在地址中附上查询码（?code=）。", code="login_required")
     form = await session.get(OpinionForm, form_id)
+    allowed = form is not None and await _allowed(session, principal, form, for_upload=for_upload)
+    if not allowed and code is not None:
+        # An unknown form is counted like a known one, so the guard's answers say nothing of what exists.
+        allowed = await verification.check(guard, form, form_id=form_id, code=code)
     if form is None:
         raise _hidden()
-    allowed = await _allowed(session, principal, form, for_upload=for_upload)
-    if not allowed and code is not None:
-        allowed = form_service.check_verification_code(settings.secret_key, form, code.strip())
     if not allowed:
         if code is not None or (principal.user is None and principal.client is None):
             raise _hidden()

@@ -22,7 +22,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
-import chinese_calendar
 from sqlalchemy import Select, and_, case, func, literal_column, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
@@ -30,7 +29,9 @@ from sqlalchemy.orm import selectinload
 from app.config import TZ
 from app.errors import Conflict, Invalid, NotFound, PermissionDenied
 from app.models import Representative, Role, Shift, ShiftSwap, SwapStatus, User, Workroom, utcnow
+from app.schemas import dates
 from app.services import reference as reference_service
+from app.services import working_days
 from app.services.auth import Principal
 from app.services.pagination import paginate
 
@@ -46,7 +47,7 @@ ShiftSpec = tuple[int, int, datetime, datetime]  # (workroom_id, representative_
 
 def local_day_bounds(start: date, end: date) -> tuple[datetime, datetime]:
     """[start 00:00, end+1 00:00) in Asia/Shanghai, as aware datetimes."""
-    return datetime.combine(start, time(0), tzinfo=TZ), datetime.combine(end + timedelta(days=1), time(0), tzinfo=TZ)
+    return dates.local_day_bounds(start, end, TZ)
 
 
 def _iso(value: datetime) -> str:
@@ -299,13 +300,10 @@ class RotaWorkroom:
 
 
 def is_public_holiday(day: date) -> bool:
-    """A statutory holiday (节假日, e.g. 国庆), not an ordinary weekend; days the calendar does not know
-    (outside its years) are no holiday."""
-    try:
-        on_holiday, name = chinese_calendar.get_holiday_detail(day)
-    except NotImplementedError:
-        return False
-    return bool(on_holiday and name is not None)
+    """A statutory holiday (节假日, e.g. 国庆, weekend days inside the holiday included), not an ordinary
+    weekend: from the office's calendar through the working-day index (``working_days.load`` first), a
+    year without entries by the statutory rules."""
+    return working_days.current().holiday_name(day) is not None
 
 
 @dataclass
@@ -360,6 +358,7 @@ async def preview_rota(
     """The shifts a rota would create, each marked with its conflicts; nothing is written."""
     _require_office(principal)
     await reference_service.workrooms_by_codes(session, [w.code for w in workrooms])
+    await working_days.load(session)
     rota = generate_rota(day_from=day_from, day_to=day_to, workrooms=workrooms, skip_holidays=skip_holidays)
     return await check_shifts(session, await _rota_specs(session, rota), lock=False), rota.skipped_holidays
 
@@ -371,6 +370,7 @@ async def commit_rota(
     """The same shifts as the preview, written all or nothing."""
     user = _require_office(principal)
     await reference_service.workrooms_by_codes(session, [w.code for w in workrooms])
+    await working_days.load(session)
     rota = generate_rota(day_from=day_from, day_to=day_to, workrooms=workrooms, skip_holidays=skip_holidays)
     created = await add_shifts(session, shifts=await _rota_specs(session, rota), actor=user, now=now)
     if not created:

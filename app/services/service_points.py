@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Select, and_, case, func, select
@@ -29,6 +29,7 @@ from app.models import (
     service_point_representative,
     utcnow,
 )
+from app.schemas import dates
 from app.services.pagination import paginate
 
 UPCOMING_DAYS = 30  # the public calendar's default horizon
@@ -39,7 +40,7 @@ SATISFACTION_LEVELS = tuple(level.value for level in Satisfaction)  # satisfied,
 
 
 def local_midnight(day: date) -> datetime:
-    return datetime.combine(day, time.min, tzinfo=TZ)
+    return dates.day_start(day, TZ)
 
 
 def _check_range(date_from: date | None, date_to: date | None) -> None:
@@ -65,7 +66,7 @@ def _time_filters(
     if date_from is not None:
         filters.append(ServicePoint.starts_at >= local_midnight(date_from))
     if date_to is not None:
-        filters.append(ServicePoint.starts_at < local_midnight(date_to + timedelta(days=1)))
+        filters.append(ServicePoint.starts_at < local_midnight(dates.next_day(date_to)))
     return filters
 
 

@@ -38,7 +38,7 @@ from app.models import (
     Workroom,
     utcnow,
 )
-from app.services import deadlines
+from app.services import deadlines, working_days
 
 
 
@@ -279,6 +279,7 @@ async def summary(session: AsyncSession, flt: StatsFilter, *, now: datetime | No
     result = _finish(row, overdue or 0)
     # The rest of the supervision ladder, counted like overdue over the open forms' deadline index.
     today = now.astimezone(TZ).date()
+    await working_days.load(session)
     warning_until = deadlines.end_of_day(deadlines.last_warning_day(today))
     escalated_before = deadlines.end_of_day(deadlines.last_escalated_day(today))
     result["warning"] = int(await session.scalar(

@@ -53,8 +53,10 @@ class Worker:
         wechat: Any = None,
         worker_id: str | None = None,
         http: httpx.AsyncClient | None = None,
+        resolver: webhook_service.Resolver | None = None,
     ) -> None:
         self.sessionmaker = sessionmaker
+        self.resolver = resolver  # of webhook receivers' names (None: the system's)
         self.settings = settings
         self.wechat = wechat
         self.worker_id = (worker_id or default_worker_id())[:100]
@@ -104,7 +106,7 @@ class Worker:
         async with self._client() as http:
             while True:
                 handled = await webhook_service.deliver_due(
-                    self.sessionmaker, http, worker_id=self.worker_id, settings=self.settings
+                    self.sessionmaker, http, worker_id=self.worker_id, settings=self.settings, resolver=self.resolver
                 )
                 handled += await notices.send_due(self.sessionmaker, self.wechat, self.settings)
                 if not handled:
@@ -130,7 +132,7 @@ class Worker:
     async def _round(self, http: httpx.AsyncClient) -> int:
         try:
             return await webhook_service.deliver_due(
-                self.sessionmaker, http, worker_id=self.worker_id, settings=self.settings
+                self.sessionmaker, http, worker_id=self.worker_id, settings=self.settings, resolver=self.resolver
             )
         except Exception:  # the database away for a moment, say: log it, try again after a pause
             log.exception("webhook delivery round failed")

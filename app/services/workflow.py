@@ -30,7 +30,7 @@ from app.models import (
     utcnow,
 )
 from app.services import changes as change_service
-from app.services import deadlines, reference
+from app.services import deadlines, reference, working_days
 from app.services import forms as form_service
 from app.services import stats as stats_service
 from app.services.auth import Principal
@@ -64,7 +64,8 @@ LADDER = (Supervision.none, Supervision.warning, Supervision.overdue, Supervisio
 
 
 async def _lock(session: AsyncSession, form_id: int) -> tuple[OpinionForm, stats_service.Contribution]:
-    """The form, row-locked, with its counters' contribution before the action changes it."""
+    """The form, row-locked, with its counters' contribution before the action changes it (and the
+    database's working-day calendar loaded for the deadlines the action computes)."""
     form = await form_service.get(session, form_id, for_update=True)
     return form, stats_service.contribution(form)
 
@@ -132,9 +133,8 @@ async def _default_due_at(session: AsyncSession, form: OpinionForm, now: datetim
 
 
 def _future(due_at: datetime, now: datetime) -> datetime:
-    if due_at <= now:
-        raise Invalid("办理期限必须晚于当前时间。", code="invalid_due_at")
-    return due_at
+    """A deadline a person set: later than now and within two years (deadlines.check_due_at)."""
+    return deadlines.check_due_at(due_at, now, tz=TZ)
 
 
 def _clear_extension(form: OpinionForm) -> None:
@@ -148,8 +148,9 @@ def _first_answer(form: OpinionForm, now: datetime) -> None:
     if form.first_answered_at is None:
         form.first_answered_at = now
         form.answered_on_time = form.due_at is None or now <= form.due_at
-        form.answer_working_days = max(0, deadlines.working_days_between(
-            form.submitted_at.astimezone(TZ).date(), now.astimezone(TZ).date()))
+        submitted_on, answered_on = form.submitted_at.astimezone(TZ).date(), now.astimezone(TZ).date()
+        form.answer_working_days = (
+            deadlines.working_days_between(submitted_on, answered_on) if submitted_on < answered_on else 0)
 
 
 # --- the actions -------------------------------------------------------------------------------------
@@ -282,7 +283,8 @@ async def decide_extension(
     requested = form.extension_due_at
     previous = form.due_at
     if approve:
-        form.due_at = requested
+        # Still within two years of today (a request stored before the window existed may not be).
+        form.due_at = deadlines.check_due_at(requested, now, tz=TZ, future=False)
         # A later deadline may move the form down the ladder: let supervision record its levels afresh.
         form.supervision_recorded = Supervision.none
     _clear_extension(form)
@@ -476,6 +478,7 @@ async def supervise(session: AsyncSession, *, now: datetime | None = None, batch
     Returns the number of events written."""
     now = now or utcnow()
     today = now.astimezone(TZ).date()
+    await working_days.load(session)
     horizon = deadlines.end_of_day(deadlines.last_warning_day(today))
     query = (
         select(OpinionForm)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Depends
 
-from app.web import auth, duty, imports, office, public, rep, roster_office
+from app.web import auth, calendar_office, duty, imports, office, public, rep, roster_office
 from app.web.session import page_principal
 
 # Every page knows who is looking (the header shows their links), whether or not the route asks.
@@ -18,3 +18,4 @@ router.include_router(office.router)
 router.include_router(duty.router)
 router.include_router(roster_office.router)
 router.include_router(imports.router)
+router.include_router(calendar_office.router)

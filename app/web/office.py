@@ -30,8 +30,9 @@ from starlette.datastructures import QueryParams
 
 from app.api.deps import SessionDep
 from app.config import TZ
-from app.errors import AppError, NotFound, PermissionDenied
+from app.errors import AppError, Invalid, NotFound, PermissionDenied
 from app.models import FormStatus, Role, Satisfaction, User, utcnow
+from app.schemas import dates
 from app.schemas.forms import (
     AssignBody,
     CloseBody,
@@ -48,9 +49,9 @@ from app.schemas.forms import (
     UrgeBody,
 )
 from app.services import forms as form_service
-from app.services import reference
+from app.services import disclosure, reference
 from app.services import stats as stats_service
-from app.services import workflow
+from app.services import workflow, working_calendar
 from app.services.auth import Principal
 from app.services.content_check import REVIEW, UNAVAILABLE
 from app.services.deadlines import Supervision
@@ -184,6 +185,8 @@ async def dashboard(request: Request, user: SignedIn, principal: PagePrincipal, 
         "flagged_waiting": await form_service.count_forms(
             session, principal=principal, now=now,
             filters=form_service.FormFilter(status=(FormStatus.submitted,), review=True)),
+        # From 1 November, until next year's holiday notice is entered (issue 15).
+        "calendar_notice": await working_calendar.notice_reminder(session, today=now.astimezone(TZ).date()),
     }
     return render(request, "office/dashboard.html", context)
 
@@ -225,14 +228,14 @@ async def _list_context(
     except AppError:  # a cursor tampered with: start from the top
         forms, next_cursor = await form_service.list_forms(session, principal=principal, filters=filters,
                                                            limit=PAGE_SIZE)
-    show_personal = form_service.sees_personal_data(principal)
+    view = disclosure.of(principal)
     query = [("status", s) for s in statuses] + [
         (k, v) for k, v in (("workroom", workroom), ("category", category), ("supervision", supervision), ("q", q),
                             ("review", "true" if review else None)) if v
     ]
     here = "/office/forms" + (f"?{urlencode(query)}" if query else "")
     return {
-        "forms": [FormRead.build(f, now=now, show_personal=show_personal) for f in forms],
+        "forms": [FormRead.build(f, now=now, view=view) for f in forms],
         "next_url": "/office/forms?" + urlencode([*query, ("cursor", next_cursor)]) if next_cursor else None,
         "here": here,
         "selected": {"status": statuses, "workroom": workroom, "category": category, "supervision": supervision,
@@ -285,7 +288,7 @@ async def _form_page(
     status_code: int = 200,
 ) -> Response:
     form = await form_service.get_visible(session, principal, form_id)
-    detail = FormDetail.build_detail(form, now=utcnow(), show_personal=form_service.sees_personal_data(principal))
+    detail = FormDetail.build_detail(form, now=utcnow(), view=disclosure.of(principal))
     actions = allowed_actions(user, detail)
     units = (await reference.list_units(session))[0] if {"assign", "reassign", "reopen"} & set(actions) else []
     context = {
@@ -323,6 +326,7 @@ ACTION_BODIES: dict[str, tuple[type[BaseModel], tuple[str, ...]]] = {
     "clear-review": (DecisionBody, ("note",)),
 }
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+DUE_AT_CODES = {"invalid_due_at", "due_at_out_of_range"}  # the workflow's refusals of a chosen deadline
 
 
 def _parse(action: str, form: Mapping[str, Any]) -> tuple[BaseModel | None, dict[str, str], dict[str, str]]:
@@ -343,6 +347,8 @@ def _parse(action: str, form: Mapping[str, Any]) -> tuple[BaseModel | None, dict
         errors: dict[str, str] = {}
         for error in exc.errors():
             name = str(error["loc"][0]) if error["loc"] else "form"
+            if error["type"] in dates.ERROR_TYPES:  # a date outside the window says so (app/schemas/dates.py)
+                errors.setdefault(name, f"{error['msg']}。")
             errors.setdefault(name, FIELD_MESSAGES.get(name, str(error["msg"])))
         return None, errors, values
 
@@ -399,7 +405,22 @@ async def form_action(form_id: int, action: str, request: Request, form: Checked
                           block="list" if _targets_list(request) else None)
         return await _form_page(request, session, user, principal, form_id, failed=action, errors=errors,
                                 values=values, status_code=422)
-    await _perform(action, body, session, principal, form_id, request.app.state.settings)
+    try:
+        await _perform(action, body, session, principal, form_id, request.app.state.settings)
+    except Invalid as refused:
+        if refused.code not in DUE_AT_CODES:
+            raise
+        # A deadline in the past or beyond the two-year window: the message next to the date field, nothing
+        # of the half-done action kept (the rollback drops what the workflow changed before it refused).
+        await session.rollback()
+        errors = {"due_at": refused.detail}
+        if from_list:
+            context = await _list_context(request, session, principal, _list_params(next_url),
+                                          errors={form_id: errors}, values={form_id: values})
+            return render(request, "office/forms.html", context, status_code=422,
+                          block="list" if _targets_list(request) else None)
+        return await _form_page(request, session, user, principal, form_id, failed=action, errors=errors,
+                                values=values, status_code=422)
     if from_list and _targets_list(request):
         await session.flush()
         context = await _list_context(request, session, principal, _list_params(next_url))
@@ -426,8 +447,8 @@ async def unit_forms(request: Request, user: SignedIn, principal: PagePrincipal,
         forms, next_cursor = await form_service.list_forms(session, principal=principal, filters=filters,
                                                            limit=PAGE_SIZE)
     now = utcnow()
-    show_personal = form_service.sees_personal_data(principal)
-    items = [FormRead.build(f, now=now, show_personal=show_personal) for f in forms]
+    view = disclosure.of(principal)
+    items = [FormRead.build(f, now=now, view=view) for f in forms]
     items.sort(key=lambda f: (f.status != FormStatus.assigned, f.due_at is None, f.due_at or now))
     unit_name = await form_service.unit_name(session, user.unit_id)
     query = [("status", s) for s in statuses]

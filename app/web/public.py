@@ -25,7 +25,7 @@ from pydantic import ValidationError
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.api import abuse
+from app.api import abuse, hosts
 from app.api.deps import public_url
 from app.config import TZ
 from app.errors import Invalid, NotFound, TooManyRequests
@@ -35,6 +35,7 @@ from app.schemas.forms import FormCreate, TrackRead
 from app.services import forms as form_service
 from app.services import reference
 from app.services import service_points as service_point_service
+from app.services import verification
 from app.services.auth import ANONYMOUS
 from app.web import duty
 from app.web.render import redirect, render, templates
@@ -279,21 +280,17 @@ async def track(request: Request, form: CheckedForm) -> HTMLResponse:
         return render(request, "public/track.html", {"values": values, "errors": errors, "result": None},
                       status_code=422, headers=dict(NO_STORE))
     try:
-        await abuse.before_track(request, values["no"])
+        async with request.app.state.sessionmaker() as session:
+            found = await verification.find(session, abuse.verification_guard(request), tracking_no=values["no"],
+                                            code=values["code"])
+            result = TrackRead.build(found)
     except TooManyRequests as limited:
         return render(request, "public/track.html", {"values": values, "errors": {"form": limited.detail},
                                                      "result": None}, status_code=429,
                       headers={**NO_STORE, **limited.headers})
-    try:
-        async with request.app.state.sessionmaker() as session:
-            found = await form_service.track(session, tracking_no=values["no"], code=values["code"],
-                                             secret_key=request.app.state.settings.secret_key)
-            result = TrackRead.build(found)
     except NotFound as missing:
-        await abuse.after_track(request, values["no"], found=False)
         return render(request, "public/track.html", {"values": values, "errors": {"form": missing.detail},
                                                      "result": None}, status_code=404, headers=dict(NO_STORE))
-    await abuse.after_track(request, values["no"], found=True)
     return render(request, "public/track.html", {"values": {"no": result.tracking_no}, "errors": {},
                                                  "result": result}, headers=dict(NO_STORE))
 
@@ -301,32 +298,42 @@ async def track(request: Request, form: CheckedForm) -> HTMLResponse:
 # --- QR codes and posters ----------------------------------------------------------------------------
 
 
-def _svg(url: str) -> Response:
+QR_CACHE_SECONDS = 3600
+
+
+def _svg(request: Request, path: str) -> Response:
+    """The QR code of ``path``'s absolute URL (app/api/hosts.py: MINYI_PUBLIC_URL or an allowed host)."""
+    url = public_url(request, path)
     buffer = io.BytesIO()
     segno.make(url, error="m").save(buffer, kind="svg", scale=8, border=2, xmldecl=True, svgns=True,
                                     title=url)
     return Response(buffer.getvalue(), media_type="image/svg+xml",
-                    headers={"Cache-Control": "public, max-age=3600"})
+                    headers=hosts.url_cache_headers(request, seconds=QR_CACHE_SECONDS))
 
 
 @router.get("/w/{code}/qr.svg")
 async def workroom_qr(request: Request, code: WorkroomCode) -> Response:
     async with request.app.state.sessionmaker() as session:
         workroom = await _active_workroom(session, code)
-    return _svg(public_url(request, f"/w/{workroom.code}"))
+    return _svg(request, f"/w/{workroom.code}")
 
 
 @router.get("/p/{point_id}/qr.svg")
 async def point_qr(request: Request, point_id: PointId) -> Response:
     async with request.app.state.sessionmaker() as session:
         point, _ = await _point(session, point_id)
-    return _svg(public_url(request, f"/p/{point.id}"))
+    return _svg(request, f"/p/{point.id}")
 
 
 def _poster(request: Request, title: str, subtitle: str, path: str) -> HTMLResponse:
     url = public_url(request, path)
     qr = segno.make(url, error="m").svg_inline(scale=8, border=2, omitsize=True)
-    return render(request, "public/poster.html", {"title": title, "subtitle": subtitle, "url": url, "qr": qr})
+    response = render(request, "public/poster.html", {"title": title, "subtitle": subtitle, "url": url, "qr": qr})
+    # A page (it carries the browser's CSRF token) whose URL may come from the request's host: never kept
+    # by a shared cache, nor handed to a request for another host.
+    response.headers["Cache-Control"] = "private, no-cache"
+    response.headers["Vary"] = f"{response.headers['Vary']}, Host"
+    return response
 
 
 @router.get("/w/{code}/poster")

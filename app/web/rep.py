@@ -24,6 +24,7 @@ from pydantic import ValidationError
 from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.api import abuse
 from app.db import transaction
 from app.errors import Invalid, PermissionDenied
 from app.models import Role, ServicePoint, User
@@ -206,7 +207,9 @@ async def submit_form(request: Request, user: SignedIn, form: CheckedForm) -> Re
         return await invalid(errors)
 
     submission = form_service.Submission(**body.model_dump())
-    scope = f"user:{user.id}"
+    # The representative's own namespace (services/idempotency.py), as through the API.
+    scope = idempotency_service.scope_of(principal, client_address=abuse.client_ip(request),
+                                         secret_key=settings.secret_key)
     replayed = False
     try:
         async with transaction(state.sessionmaker) as session:

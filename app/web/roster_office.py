@@ -28,6 +28,7 @@ from app.api.deps import SessionDep, public_url_for
 from app.config import TZ
 from app.errors import Conflict, Invalid, NotFound, PermissionDenied
 from app.models import PlaceType, SwapStatus, User, utcnow
+from app.schemas import dates
 from app.schemas.rosters import RotaRequest, ShiftCreate
 from app.schemas.service_points import ServicePointCreate
 from app.services import reference
@@ -80,11 +81,17 @@ def _today() -> date:
     return utcnow().astimezone(TZ).date()
 
 
-def _date(value: Any, default: date | None) -> date | None:
-    """A ``YYYY-MM-DD`` query value, or ``default`` when missing or not a date (a filter, not an error)."""
+def _date(params: Mapping[str, Any], name: str, default: date | None, errors: dict[str, str]) -> date | None:
+    """The ``YYYY-MM-DD`` query value ``name``, or ``default`` when missing. Not a date, or outside the
+    window every date input keeps (app/schemas/dates.py): ``default``, and the reason in ``errors[name]``,
+    which the page shows above its results (answered 422)."""
+    value = str(params.get(name) or "").strip()
+    if not value:
+        return default
     try:
-        return date.fromisoformat(str(value)) if value else default
-    except ValueError:
+        return dates.parse_date(value)
+    except dates.DateRangeError as exc:
+        errors[name] = f"{exc.message}，已改为显示默认的日期。"
         return default
 
 
@@ -128,7 +135,10 @@ async def _roster_page(
     code = str(params.get("workroom") or "")
     if code not in {w.code for w in workrooms}:
         code = workrooms[0].code
-    day = _date(params.get("week"), _today()) or _today()
+    errors = dict(errors or {})
+    day = _date(params, "week", _today(), errors) or _today()
+    if "week" in errors and status_code == 200:
+        status_code = 422
     monday = _monday(day)
     shifts = await roster_service.list_shifts(session, workroom_code=code, day_from=monday,
                                               day_to=monday + timedelta(days=6))
@@ -146,7 +156,7 @@ async def _roster_page(
         "prev_url": _week_url(code, monday - timedelta(days=7)), "next_url": _week_url(code, monday + timedelta(days=7)),
         "here": _week_url(code, monday), "representatives": await _active_representatives(session),
         "created": int(created) if created.isdigit() else None,
-        "errors": errors or {}, "values": values or {"day": monday.isoformat()},
+        "errors": errors, "values": values or {"day": monday.isoformat()},
     }, status_code=status_code)
 
 
@@ -169,6 +179,11 @@ async def add_shift(request: Request, form: CheckedForm, user: SignedIn, princip
                           ("start", "请填写开始时间。"), ("end", "请填写结束时间。")):
         if not values[name]:
             errors[name] = message
+    if values["day"] and "day" not in errors:
+        try:
+            dates.parse_date(values["day"])
+        except dates.DateRangeError as exc:
+            errors["day"] = exc.message + "。"
     body = None
     if not errors:
         try:
@@ -180,7 +195,7 @@ async def add_shift(request: Request, form: CheckedForm, user: SignedIn, princip
             for name, message in _messages(exc).items():
                 field = {"starts_at": "start", "ends_at": "end"}.get(name, name)
                 errors[field] = "请选择代表。" if field == "representative_id" else f"时间无效：{message}"
-    params = {"workroom": values["workroom"], "week": values["day"] or values["week"]}
+    params = {"workroom": values["workroom"], "week": values["week"] if "day" in errors else values["day"]}
     if body is not None:
         try:
             await roster_service.create_shift(
@@ -195,7 +210,7 @@ async def add_shift(request: Request, form: CheckedForm, user: SignedIn, princip
         except Invalid as exc:
             errors["end" if "time" in exc.code or "long" in exc.code else "representative_id"] = exc.detail
         else:
-            return redirect(_week_url(values["workroom"], date.fromisoformat(values["day"])))
+            return redirect(_week_url(values["workroom"], body.starts_at.date()))
     return await _roster_page(request, session, params, errors=errors, values=values, status_code=422)
 
 
@@ -400,15 +415,16 @@ async def attendance(request: Request, user: SignedIn, principal: PagePrincipal,
     _require_office(user)
     today = _today()
     params = request.query_params
-    day_from = _date(params.get("from"), today.replace(day=1)) or today
-    day_to = _date(params.get("to"), today) or today
+    errors: dict[str, str] = {}
+    day_from = _date(params, "from", today.replace(day=1), errors) or today
+    day_to = _date(params, "to", today, errors) or today
     group = params.get("group") if params.get("group") in GROUP_LABELS else "representative"
     rows = await roster_service.attendance(session, day_from=day_from, day_to=day_to, group=group, principal=principal)
     return render(request, "office/roster_attendance.html", {
         "active": "rosters", "rows": rows, "from": day_from, "to": day_to, "group": group,
-        "group_labels": GROUP_LABELS,
+        "group_labels": GROUP_LABELS, "errors": errors,
         "totals": {key: sum(r[key] for r in rows) for key in ("planned", "checked_in", "missed")},
-    })
+    }, status_code=422 if errors else 200)
 
 
 # --- service points ----------------------------------------------------------------------------------
@@ -470,13 +486,15 @@ async def create_service_point(request: Request, form: CheckedForm, user: Signed
 async def funnel(request: Request, user: SignedIn, session: SessionDep) -> Response:
     _require_office(user)
     params = request.query_params
-    day_from = _date(params.get("from"), None)
-    day_to = _date(params.get("to"), None)
+    errors: dict[str, str] = {}
+    day_from = _date(params, "from", None, errors)
+    day_to = _date(params, "to", None, errors)
     result = await service_point_service.funnel(session, date_from=day_from, date_to=day_to)
     return render(request, "office/roster_funnel.html", {
         "active": "service-points", "totals": result.totals, "sessions": result.sessions,
         "representatives": result.representatives, "from": day_from, "to": day_to, "place_labels": PLACE_LABELS,
-    })
+        "errors": errors,
+    }, status_code=422 if errors else 200)
 
 
 # --- a workroom's calendar subscription ---------------------------------------------------------------

@@ -20,6 +20,7 @@ from app.api.v1 import (
     stats,
     webhooks,
     wechat,
+    working_calendar,
 )
 from app.schemas.common import problem
 
@@ -39,5 +40,5 @@ COMMON_PROBLEMS = {
 router = APIRouter(prefix="/api/v1", responses=COMMON_PROBLEMS)
 # exports first: /forms/export.csv before /forms/{id}
 for module in (auth, reference, exports, forms, photos, stats, rosters, service_points, calendars, imports,
-               wechat, api_clients, webhooks, changes, lockouts, audit, personal_data):
+               wechat, api_clients, webhooks, changes, lockouts, audit, personal_data, working_calendar):
     router.include_router(module.router)

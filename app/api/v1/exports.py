@@ -13,6 +13,7 @@ from fastapi.responses import FileResponse, StreamingResponse
 from app.api.deps import AuditDep, IdPath, PrincipalDep, SessionDep, SettingsDep
 from app.models import FormStatus, utcnow
 from app.schemas.common import MAX_ID, problem
+from app.schemas.dates import BoundedDate
 from app.schemas.exports import ExportCreate, ExportFormat, ExportJobRead, StatsView
 from app.services import exports as export_service
 from app.services import forms as form_service
@@ -20,8 +21,8 @@ from app.services.deadlines import Supervision
 
 router = APIRouter(tags=["exports"])
 
-FromQ = Annotated[date | None, Query(alias="from", description="首日（含），YYYY-MM-DD")]
-ToQ = Annotated[date | None, Query(alias="to", description="末日（含），YYYY-MM-DD")]
+FromQ = Annotated[BoundedDate | None, Query(alias="from", description="首日（含），YYYY-MM-DD")]
+ToQ = Annotated[BoundedDate | None, Query(alias="to", description="末日（含），YYYY-MM-DD")]
 FILE_RESPONSES: dict[int | str, dict[str, object]] = {
     200: {"content": {export_service.CSV_MEDIA_TYPE: {}, export_service.XLSX_MEDIA_TYPE: {}},
           "description": "The file (CSV: UTF-8 with BOM)"},
@@ -63,8 +64,8 @@ async def export_forms(
     overdue: bool | None = None,
     q: Annotated[str | None, Query(max_length=100)] = None,
     supervision: Supervision | None = None,
-    submitted_from: date | None = None,
-    submitted_to: date | None = None,
+    submitted_from: BoundedDate | None = None,
+    submitted_to: BoundedDate | None = None,
 ) -> StreamingResponse:
     """Streams: the rows are read a page at a time after this request's transaction has ended. For tens of
     thousands of forms prefer ``POST /api/v1/exports``, which reports progress."""
@@ -73,9 +74,11 @@ async def export_forms(
         q=q or None, supervision=supervision, submitted_from=submitted_from, submitted_to=submitted_to,
     )
     await export_service.validate_form_filter(session, principal=principal, filters=filters)
+    now = utcnow()
+    # Everything about the filters is settled before the stream sends its 200 (issue 15, point 2).
+    await export_service.check_form_query(session, principal=principal, filters=filters, now=now)
     if form_service.sees_personal_data(principal):  # names and phone numbers leave the system: recorded
         await audit("export.forms", None, format=fmt, filters=_filter_details(filters))
-    now = utcnow()
     sessionmaker = request.app.state.sessionmaker
     if fmt == "csv":
         body = export_service.stream_forms_csv(sessionmaker, principal=principal, filters=filters, now=now)

@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-from datetime import date
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Path, Query, Request, status
@@ -13,9 +12,10 @@ from starlette.formparsers import MultiPartException
 from app.api import abuse
 from app.api.deps import IdPath, PrincipalDep, SessionDep, SettingsDep
 from app.db import transaction
-from app.errors import Invalid, NotFound, UnsupportedMediaType
+from app.errors import Invalid, UnsupportedMediaType
 from app.models import FormStatus, OpinionForm, Scope, utcnow
 from app.schemas.common import MAX_ID, Page, problem
+from app.schemas.dates import BoundedDate
 from app.schemas.forms import (
     AssignBody,
     CloseBody,
@@ -36,10 +36,11 @@ from app.schemas.forms import (
 )
 from app.schemas.photos import PhotoRead
 from app.schemas.reference import PHONE_PATTERN
-from app.services import content_check
+from app.services import content_check, disclosure
 from app.services import forms as form_service
 from app.services import photos as photo_service
 from app.services import idempotency as idempotency_service
+from app.services import verification
 from app.services import workflow
 from app.services.auth import Principal
 from app.services.deadlines import Supervision
@@ -54,11 +55,11 @@ DECISION = {409: problem(f"{_WRONG_STATUS}, or no extension is pending (`no_pend
 
 
 def _read(form: OpinionForm, principal: Principal) -> FormRead:
-    return FormRead.build(form, now=utcnow(), show_personal=form_service.sees_personal_data(principal))
+    return FormRead.build(form, now=utcnow(), view=disclosure.of(principal))
 
 
 def _detail(form: OpinionForm, principal: Principal) -> FormDetail:
-    return FormDetail.build_detail(form, now=utcnow(), show_personal=form_service.sees_personal_data(principal))
+    return FormDetail.build_detail(form, now=utcnow(), view=disclosure.of(principal))
 
 
 _SUBMIT_BODY = {
@@ -136,10 +137,13 @@ async def submit_form(
     payload = body.model_dump(mode="json")
     if photos:
         payload["photos"] = [photo.sha256 for photo in photos]
+    # Keys are the caller's own: a signed-in caller's, or (anonymous) this client address's.
+    scope = idempotency_service.scope_of(principal, client_address=abuse.client_ip(request),
+                                         secret_key=settings.secret_key)
     async with transaction(request.app.state.sessionmaker) as session:
         if idempotency_key is not None:
             replay = await idempotency_service.claim(
-                session, scope=_idempotency_scope(principal), key=idempotency_key,
+                session, scope=scope, key=idempotency_key,
                 request_hash=idempotency_service.request_hash(payload),
                 secret_key=settings.secret_key, ttl_seconds=settings.idempotency_ttl_seconds,
             )
@@ -155,21 +159,10 @@ async def submit_form(
             created["photos"] = [PhotoRead.model_validate(p).model_dump(mode="json") for p in stored]
         if idempotency_key is not None:
             await idempotency_service.store(
-                session, scope=_idempotency_scope(principal), key=idempotency_key, status_code=201, body=created,
+                session, scope=scope, key=idempotency_key, status_code=201, body=created,
                 secret_key=settings.secret_key,
             )
     return JSONResponse(created, status_code=status.HTTP_201_CREATED)
-
-
-def _idempotency_scope(principal: Principal) -> str:
-    """Keys are scoped per caller: a staff user, a resident, an API client, or the public."""
-    if principal.user:
-        return f"user:{principal.user.id}"
-    if principal.resident:
-        return f"resident:{principal.resident.id}"
-    if principal.client:
-        return f"client:{principal.client.id}"
-    return "public"
 
 
 def _created(accepted: form_service.Accepted, principal: Principal) -> dict[str, Any]:
@@ -189,8 +182,8 @@ async def list_forms(
     overdue: bool | None = None,
     q: Annotated[str | None, Query(max_length=100)] = None,
     supervision: Supervision | None = None,
-    submitted_from: date | None = None,
-    submitted_to: date | None = None,
+    submitted_from: BoundedDate | None = None,
+    submitted_to: BoundedDate | None = None,
     review: Annotated[bool | None, Query(description="true: only forms flagged for review by the content check")] = None,
     phone: Annotated[str | None, Query(pattern=PHONE_PATTERN, description="提交人电话（精确匹配，仅限可查看个人信息的人员）")] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
@@ -326,14 +319,7 @@ async def track(
     request: Request,
     tracking_no: Annotated[str, Path(max_length=40)],
     session: SessionDep,
-    settings: SettingsDep,
     code: Annotated[str, Query(min_length=1, max_length=16)],
 ) -> TrackRead:
-    await abuse.before_track(request, tracking_no)
-    try:
-        form = await form_service.track(session, tracking_no=tracking_no, code=code, secret_key=settings.secret_key)
-    except NotFound:
-        await abuse.after_track(request, tracking_no, found=False)
-        raise
-    await abuse.after_track(request, tracking_no, found=True)
+    form = await verification.find(session, abuse.verification_guard(request), tracking_no=tracking_no, code=code)
     return TrackRead.build(form)

@@ -22,14 +22,15 @@ from fastapi import APIRouter, File, Form, Query, Request, Response, UploadFile,
 from app.api.deps import IdPath, PrincipalDep, SessionDep
 from app.config import TZ
 from app.models import utcnow
+from app.schemas.dates import BoundedDate
 from app.schemas.imports import ImportJobRead, ImportKind, TemplateFormat
 from app.services import exports as export_service
 from app.services import imports as import_service
 
 router = APIRouter(tags=["imports"])
 
-FromQ = Annotated[date | None, Query(alias="from", description="首日（含，北京时间），YYYY-MM-DD")]
-ToQ = Annotated[date | None, Query(alias="to", description="末日（含），YYYY-MM-DD")]
+FromQ = Annotated[BoundedDate | None, Query(alias="from", description="首日（含，北京时间），YYYY-MM-DD")]
+ToQ = Annotated[BoundedDate | None, Query(alias="to", description="末日（含），YYYY-MM-DD")]
 XLSX = export_service.XLSX_MEDIA_TYPE
 FILE_RESPONSES: dict[int | str, dict[str, object]] = {200: {"content": {XLSX: {}}, "description": "The .xlsx file"}}
 

@@ -2,7 +2,9 @@
 
 The submitter is known by a resident token, the submitting API client's key, or the form's verification
 code as ``?code=``; staff by their token (or, for the GET routes, the pages' session cookie, so the office
-form page can show the photos). See services/photos.py for every rule.
+form page can show the photos). See services/photos.py for every rule. A code goes through the one
+verification guard (services/verification.py): the per-IP limit, and the tracking number's lock that
+tracking shows, hold here too.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from fastapi.responses import FileResponse
 from starlette.datastructures import UploadFile
 from starlette.formparsers import MultiPartException
 
+from app.api import abuse
 from app.api.deps import IdPath, PrincipalDep, SessionDep, SettingsDep
 from app.db import transaction
 from app.errors import Invalid, UnsupportedMediaType
@@ -25,8 +28,6 @@ router = APIRouter(tags=["integrations"])
 
 # ``?code=``: the 6-digit verification code given at submission.
 CodeQ = Annotated[str | None, Query(min_length=1, max_length=16, description="提交时得到的查询码（提交者无令牌时）")]
-# Guesses at one form's code: every request carrying ?code= counts (a code has only a million values).
-CODE_ATTEMPTS_PER_MINUTE = 30
 CACHE_SECONDS = 3600
 
 _UPLOAD_BODY = {
@@ -42,11 +43,6 @@ _UPLOAD_BODY = {
         },
     },
 }
-
-
-async def _count_code_attempt(request: Request, form_id: int, code: str | None) -> None:
-    if code is not None:
-        await request.app.state.rate_limiter.hit(f"photo-code:{form_id}", CODE_ATTEMPTS_PER_MINUTE)
 
 
 async def _read_photo(request: Request) -> photo_service.Upload:
@@ -78,6 +74,8 @@ async def _read_photo(request: Request) -> photo_service.Upload:
         401: problem("Nobody signed in and no ?code="),
         404: problem("Unknown form, wrong code, or not this resident's form (one answer for all)"),
         409: problem("The form is closed or declined"),
+        429: problem("Too many code attempts from this client (`rate_limited`), or the form's tracking number "
+                     "is locked after wrong codes (`tracking_locked`), as in public tracking"),
         413: problem("Photo over MINYI_PHOTO_MAX_BYTES"),
         415: problem("Not JPEG, PNG or WebP (judged by content)"),
         422: problem("Corrupt photo, too many pixels, or the form already holds 6 photos"),
@@ -87,17 +85,17 @@ async def upload_photo(
     form_id: IdPath, request: Request, principal: PrincipalDep, settings: SettingsDep, code: CodeQ = None
 ) -> PhotoRead:
     sessionmaker = request.app.state.sessionmaker
-    await _count_code_attempt(request, form_id, code)
+    guard = abuse.verification_guard(request)  # one guard for both looks: the code counts once
     # Who may add is settled before a byte of the photo is read or decoded, in a short read of its own:
     # no transaction (on SQLite: no write lock) is held while the photo arrives and is re-encoded.
     async with transaction(sessionmaker) as session:
-        await photo_service.get_form(session, principal=principal, form_id=form_id, code=code, settings=settings,
+        await photo_service.get_form(session, principal=principal, form_id=form_id, code=code, guard=guard,
                                      for_upload=True)
     upload = await _read_photo(request)
     (prepared,) = await photo_service.prepare_all([upload], settings=settings)
     async with transaction(sessionmaker) as session:
         # Again, in the writing transaction: the form may have been closed meanwhile.
-        await photo_service.get_form(session, principal=principal, form_id=form_id, code=code, settings=settings,
+        await photo_service.get_form(session, principal=principal, form_id=form_id, code=code, guard=guard,
                                      for_upload=True)
         (photo,) = await photo_service.attach(session, form_id=form_id, photos=[prepared], settings=settings,
                                               uploaded_by=principal.label)
@@ -107,11 +105,10 @@ async def upload_photo(
 @router.get("/forms/{form_id}/photos", response_model=Page[PhotoRead],
             summary="A form's photos (the submitter, staff who can see it, API clients with forms:read)")
 async def list_photos(
-    form_id: IdPath, request: Request, principal: PrincipalDep, session: SessionDep, settings: SettingsDep,
-    code: CodeQ = None,
+    form_id: IdPath, request: Request, principal: PrincipalDep, session: SessionDep, code: CodeQ = None,
 ) -> Page[PhotoRead]:
-    await _count_code_attempt(request, form_id, code)
-    await photo_service.get_form(session, principal=principal, form_id=form_id, code=code, settings=settings)
+    await photo_service.get_form(session, principal=principal, form_id=form_id, code=code,
+                                 guard=abuse.verification_guard(request))
     photos = await photo_service.list_photos(session, form_id)
     # At most MAX_PHOTOS: always one page.
     return Page(items=[PhotoRead.model_validate(p) for p in photos], next_cursor=None)
@@ -128,8 +125,8 @@ async def read_photo(
     form_id: IdPath, photo_id: IdPath, request: Request, principal: PrincipalDep, session: SessionDep,
     settings: SettingsDep, code: CodeQ = None,
 ) -> FileResponse:
-    await _count_code_attempt(request, form_id, code)
-    await photo_service.get_form(session, principal=principal, form_id=form_id, code=code, settings=settings)
+    await photo_service.get_form(session, principal=principal, form_id=form_id, code=code,
+                                 guard=abuse.verification_guard(request))
     photo = await photo_service.get_photo(session, form_id=form_id, photo_id=photo_id)
     path = await photo_service.file_path(settings, photo)
     extension = photo_service.EXTENSIONS.get(photo.content_type, "")

@@ -19,7 +19,8 @@ from fastapi import APIRouter, Query, Response, status
 from app.api.deps import CursorQ, IdPath, LimitQ, PrincipalDep, SessionDep
 from app.config import TZ
 from app.models import SwapStatus, utcnow
-from app.schemas.common import LocalDateTime, Page, problem
+from app.schemas.common import Page, problem
+from app.schemas.dates import BoundedDate, BoundedDateTime
 from app.schemas.rosters import (
     AttendanceRead,
     AttendanceRow,
@@ -39,8 +40,8 @@ from app.services import rosters as roster_service
 
 router = APIRouter(tags=["rosters"])
 
-FromQ = Annotated[date | None, Query(alias="from", description="first day (Asia/Shanghai), default today")]
-ToQ = Annotated[date | None, Query(description="last day, inclusive (Asia/Shanghai)")]
+FromQ = Annotated[BoundedDate | None, Query(alias="from", description="first day (Asia/Shanghai), default today")]
+ToQ = Annotated[BoundedDate | None, Query(description="last day, inclusive (Asia/Shanghai)")]
 
 
 def _today() -> date:
@@ -82,7 +83,7 @@ async def delete_shift(shift_id: IdPath, principal: PrincipalDep, session: Sessi
 
 @router.get("/workrooms/{code}/on-duty", response_model=OnDutyRead, summary="Who is on duty (public)")
 async def on_duty(
-    code: str, session: SessionDep, at: Annotated[LocalDateTime | None, Query()] = None
+    code: str, session: SessionDep, at: Annotated[BoundedDateTime | None, Query()] = None
 ) -> OnDutyRead:
     at = at or utcnow()
     shifts = await roster_service.on_duty(session, workroom_code=code, at=at)

@@ -10,7 +10,6 @@ Public answers name the attending representatives but never carry a phone number
 
 from __future__ import annotations
 
-from datetime import date
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Response, status
@@ -18,6 +17,7 @@ from fastapi import APIRouter, Query, Response, status
 from app.api.deps import CursorQ, IdPath, LimitQ, PrincipalDep, SessionDep
 from app.models import PlaceType, Role, ServicePoint, utcnow
 from app.schemas.common import Page, problem
+from app.schemas.dates import BoundedDate
 from app.schemas.service_points import (
     AttendingRepresentative,
     Funnel,
@@ -33,8 +33,8 @@ from app.services import service_points as service_point_service
 
 router = APIRouter(prefix="/service-points", tags=["service points"])
 
-FromQ = Annotated[date | None, Query(alias="from", description="开始日期（含，按会场开始时间，北京时间），YYYY-MM-DD")]
-ToQ = Annotated[date | None, Query(alias="to", description="结束日期（含），YYYY-MM-DD")]
+FromQ = Annotated[BoundedDate | None, Query(alias="from", description="开始日期（含，按会场开始时间，北京时间），YYYY-MM-DD")]
+ToQ = Annotated[BoundedDate | None, Query(alias="to", description="结束日期（含），YYYY-MM-DD")]
 WorkroomQ = Annotated[str | None, Query(max_length=32, description="工作室编号")]
 
 

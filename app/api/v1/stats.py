@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-from datetime import date
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response
@@ -9,13 +8,14 @@ from fastapi.responses import JSONResponse
 from app.api.deps import PrincipalDep
 from app.api.polls import etag_matches
 from app.models import Scope, utcnow
+from app.schemas.dates import BoundedDate
 from app.schemas.stats import CountList, Summary
 from app.services import stats as stats_service
 
 router = APIRouter(prefix="/stats", tags=["statistics"])
 
-FromQ = Annotated[date | None, Query(alias="from", description="首日（含），YYYY-MM-DD")]
-ToQ = Annotated[date | None, Query(alias="to", description="末日（含），YYYY-MM-DD")]
+FromQ = Annotated[BoundedDate | None, Query(alias="from", description="首日（含），YYYY-MM-DD")]
+ToQ = Annotated[BoundedDate | None, Query(alias="to", description="末日（含），YYYY-MM-DD")]
 
 
 async def _answer(request: Request, which: str, filters: dict[str, Any]) -> Response:

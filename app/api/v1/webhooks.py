@@ -81,12 +81,21 @@ async def rotate_secret(
     return WebhookCreated.with_secret(webhook, secret)
 
 
+@router.post("/webhooks/{webhook_id}/resume", response_model=WebhookRead,
+             summary="Switch a paused (or switched-off) webhook back on; its waiting deliveries are due now")
+async def resume_webhook(webhook_id: IdPath, principal: PrincipalDep, session: SessionDep, audit: AuditDep) -> WebhookRead:
+    webhook, was_paused = await webhook_service.resume(session, principal=principal, webhook_id=webhook_id)
+    await audit("webhook.resume", f"webhook:{webhook_id}", was_paused=was_paused)
+    return WebhookRead.build(webhook)
+
+
 @router.post("/webhooks/{webhook_id}/test", response_model=PingRead,
              summary="Send a signed webhook.ping now and report the receiver's answer (nothing is stored)")
 async def ping_webhook(webhook_id: IdPath, request: Request, principal: PrincipalDep, settings: SettingsDep) -> PingRead:
     async with webhook_service.http_client() as http:
         msg_id, outcome = await webhook_service.ping(
-            request.app.state.sessionmaker, http, principal=principal, webhook_id=webhook_id, settings=settings
+            request.app.state.sessionmaker, http, principal=principal, webhook_id=webhook_id, settings=settings,
+            resolver=request.app.state.webhook_resolver,
         )
     return PingRead(message_id=msg_id, delivered=outcome.delivered, status_code=outcome.status_code,
                     error=outcome.error, duration_ms=outcome.duration_ms)
@@ -113,7 +122,8 @@ async def get_delivery(webhook_id: IdPath, delivery_id: IdPath, principal: Princ
     delivery, change, attempts = await webhook_service.delivery_detail(
         session, principal=principal, webhook_id=webhook_id, delivery_id=delivery_id
     )
-    return DeliveryDetail.build_detail(delivery, change, attempts)
+    reads_forms = principal.client is None or principal.has_scope("forms:read")  # admins read every form
+    return DeliveryDetail.build_detail(delivery, change, attempts, reads_forms=reads_forms)
 
 
 @router.post("/webhooks/{webhook_id}/deliveries/{delivery_id}/redeliver", response_model=DeliveryRead,
