@@ -14,6 +14,7 @@ from app.db import transaction
 from app.models import OpinionForm
 from tests.factories import World, act, answered_form, assigned_form, build_world, submit
 from tests.support.problems import assert_problem
+from tests.support.webhooks import api_client
 
 # --- helpers -----------------------------------------------------------------------------------------
 
@@ -415,16 +416,8 @@ async def test_submitter_name_and_phone_are_whole_for_the_office_and_masked_for_
 async def test_an_api_key_reads_the_case_not_the_offices_notes_or_instructions(client, sessionmaker):
     """forms:read is the case as the public timeline tells it (services/disclosure.py): no internal notes,
     no assignment instructions, no office-only steps, no staff names, names and phones masked."""
-    import secrets
-
-    from app.models import ApiClient
-    from app.services import api_clients as api_client_service
-
     world = await build_world(sessionmaker)
-    key = "mk_" + secrets.token_urlsafe(32)
-    async with transaction(sessionmaker) as session:
-        session.add(ApiClient(name="只读客户端", scopes=["forms:read"], key_prefix=key[:8],
-                              key_hash=api_client_service.key_hash(key)))
+    reader = await api_client(sessionmaker, scopes=("forms:read",), name="只读客户端")
     form = await submit(client, submitter_name="王女士", submitter_phone="13812345678")
     secret_note, secret_instructions = "内部备注：涉及补偿，勿外传", "批办说明：请先联系村书记"
     assert (await act(client, world, "coordinator", form["id"], "assign",
@@ -436,10 +429,10 @@ async def test_an_api_key_reads_the_case_not_the_offices_notes_or_instructions(c
     office = (await client.get(f"/api/v1/forms/{form['id']}", headers=world.auth("coordinator"))).text
     assert secret_note in office and secret_instructions in office and "王女士" in office
     for path in (f"/api/v1/forms/{form['id']}", "/api/v1/forms"):
-        read = await client.get(path, headers={"X-API-Key": key})
+        read = await client.get(path, headers=reader)
         assert read.status_code == 200, read.text
         assert secret_note not in read.text and secret_instructions not in read.text
         assert "王女士" not in read.text and "13812345678" not in read.text
-    detail = (await client.get(f"/api/v1/forms/{form['id']}", headers={"X-API-Key": key})).json()
+    detail = (await client.get(f"/api/v1/forms/{form['id']}", headers=reader)).json()
     assert [e["type"] for e in detail["events"]] == ["submitted", "assigned", "answered"]
     assert detail["events"][-1]["note"] == "已处理。" and all(e["actor"] == "" for e in detail["events"])

@@ -18,7 +18,6 @@ from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
 
-import chinese_calendar
 import httpx
 import pytest
 from sqlalchemy import select, update
@@ -29,10 +28,11 @@ from app.db import transaction
 from app.models import FormEvent, OpinionForm, User
 from app.services import forms as form_service
 from app.services import stats as stats_service
-from app.services import workflow, working_days
+from app.services import workflow
 from app.services.auth import ANONYMOUS, Principal
 from app.services.forms import Submission
 from tests.factories import World, act, build_world
+from tests.support.calendar import is_working
 
 ROOT = Path(__file__).resolve().parent.parent
 MINYI = [sys.executable, "-c", "from app.cli import main; main()"]
@@ -40,13 +40,6 @@ LEVELS = ("none", "warning", "overdue", "escalated")
 
 
 # --- the calendar, counted here independently of the app ----------------------------------------------
-
-
-def is_working(day: date) -> bool:
-    try:
-        return bool(chinese_calendar.is_workday(day))
-    except NotImplementedError:  # a year the package does not know yet: weekdays less the statutory days
-        return day.weekday() < 5 and day not in dict(working_days.statutory_holidays(day.year))
 
 
 def working_days_in(after: date, through: date) -> int:

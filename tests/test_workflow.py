@@ -11,7 +11,6 @@ import asyncio
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-import chinese_calendar
 import httpx
 import pytest
 from sqlalchemy import func, select, update
@@ -20,8 +19,8 @@ from app.config import TZ
 from app.db import transaction
 from app.models import FormEvent, OpinionForm
 from app.services import stats as stats_service
-from app.services import working_days
 from tests.factories import World, act, answered_form, assigned_form, build_world, submit
+from tests.support.calendar import is_working
 from tests.support.problems import assert_problem
 
 ACTIONS = ("assign", "reassign", "reply", "close", "decline", "reopen")
@@ -119,11 +118,7 @@ def working_days_after(start: date, days: int) -> date:
     current = start
     while days > 0:
         current += timedelta(days=1)
-        try:
-            working = chinese_calendar.is_workday(current)
-        except NotImplementedError:  # a year the package does not know: weekdays less the statutory days
-            working = current.weekday() < 5 and current not in dict(working_days.statutory_holidays(current.year))
-        if working:
+        if is_working(current):
             days -= 1
     return current
 

@@ -397,7 +397,8 @@ async def form_action(form_id: int, action: str, request: Request, form: Checked
     next_url = safe_next(str(form.get("next") or ""), f"/office/forms/{form_id}")
     from_list = next_url.startswith("/office/forms") and not next_url.startswith(f"/office/forms/{form_id}")
     body, errors, values = _parse(action, form)
-    if body is None:
+
+    async def refused(errors: dict[str, str]) -> Response:
         if from_list:  # the inline assign of the queue: the queue again, the message on that row
             context = await _list_context(request, session, principal, _list_params(next_url),
                                           errors={form_id: errors}, values={form_id: values})
@@ -405,22 +406,18 @@ async def form_action(form_id: int, action: str, request: Request, form: Checked
                           block="list" if _targets_list(request) else None)
         return await _form_page(request, session, user, principal, form_id, failed=action, errors=errors,
                                 values=values, status_code=422)
+
+    if body is None:
+        return await refused(errors)
     try:
         await _perform(action, body, session, principal, form_id, request.app.state.settings)
-    except Invalid as refused:
-        if refused.code not in DUE_AT_CODES:
+    except Invalid as refusal:
+        if refusal.code not in DUE_AT_CODES:
             raise
         # A deadline in the past or beyond the two-year window: the message next to the date field, nothing
         # of the half-done action kept (the rollback drops what the workflow changed before it refused).
         await session.rollback()
-        errors = {"due_at": refused.detail}
-        if from_list:
-            context = await _list_context(request, session, principal, _list_params(next_url),
-                                          errors={form_id: errors}, values={form_id: values})
-            return render(request, "office/forms.html", context, status_code=422,
-                          block="list" if _targets_list(request) else None)
-        return await _form_page(request, session, user, principal, form_id, failed=action, errors=errors,
-                                values=values, status_code=422)
+        return await refused({"due_at": refusal.detail})
     if from_list and _targets_list(request):
         await session.flush()
         context = await _list_context(request, session, principal, _list_params(next_url))
