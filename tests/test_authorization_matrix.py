@@ -42,11 +42,13 @@ fails until every page route has a row), walked by signed-in browsers in the sam
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import io
 import itertools
 import re
 import socket
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
@@ -237,6 +239,10 @@ TABLE: dict[tuple[str, str], Row] = {
     # Staff who can see the form (all four here: LS-01, unit A) may add an internal note.
     ("POST", "/api/v1/forms/{form_id}/notes"): Row(STAFF, lambda t, c: t.on_form(
         "/api/v1/forms/{}/notes", "ls01-unit-a", state="assigned", json={"note": "已电话联系提交人。"})),
+    # The audited reveal of the resident's name and phone (issue 15.6): staff who may see the form, never
+    # an API key (the disclosure table below shows what each gets).
+    ("POST", "/api/v1/forms/{form_id}/contact"): Row(STAFF, lambda t, c: t.on_form(
+        "/api/v1/forms/{}/contact", "ls01-unit-a", state="assigned")),
     ("POST", "/api/v1/forms/{form_id}/clear-review"): Row(OFFICE, lambda t, c: t.fresh_form(
         "clear-review", "flagged", {"note": "内容无问题。"})),
     ("POST", "/api/v1/forms/{form_id}/decline"): Row(OFFICE, lambda t, c: t.fresh_form(
@@ -1001,6 +1007,9 @@ PAGES: dict[tuple[str, str], PageRow] = {
     ("POST", "/office/forms/{form_id}/{action}"): PageRow(STAFF_PAGES, lambda p, b: p.town.on_form(
         "/office/forms/{}/note", "ls01-unit-a", state="assigned", data={"note": "已电话联系提交人。"}),
         see("/office/forms/{id}")),
+    # The audited reveal, shown in place on the form's page: the office and the unit holding the form.
+    ("POST", "/office/forms/{form_id}/contact"): PageRow(STAFF_PAGES, lambda p, b: p.town.on_form(
+        "/office/forms/{}/contact", "ls01-unit-a", state="assigned")),
     ("GET", "/office/unit"): PageRow({HANDLER}, at("/office/unit"), answers={
         ADMIN: see("/office/forms"), COORD: see("/office/forms")}),  # the office's list is /office/forms
 
@@ -1355,3 +1364,167 @@ async def browsers(town: Town) -> AsyncIterator[Browsers]:
         yield opened
     finally:
         await opened.aclose()
+
+
+# === what each caller reads of a form (issue 15, points 5 and 6) =========================================
+#
+# The tables above say who gets in; this one says what each caller who gets in reads of one form that carries
+# every kind of secret: the resident's name and phone, the office's assignment instructions and an internal
+# note (services/disclosure.py is the policy). ``DISCLOSED[(what, how)] = {caller: the secrets it reads}``,
+# where a secret is one of ``SECRET`` (whole) or ``MASKED`` (``欧***``, ``137****1234``); every secret not
+# listed for a caller must be absent from its answer, in any spelling the table knows.
+
+SECRET = {"name": "欧阳秘密", "phone": "13700001234", "instructions": "批办秘语：先联系村书记",
+          "note": "内部秘语：涉及补偿"}
+MASKED = {"name*": "欧***", "phone*": "137****1234"}
+EVERY_SECRET = {**SECRET, **MASKED}
+DISCLOSURE_CONTENT = "矩阵披露测试：村口排水沟堵塞，雨天积水。"
+
+WHOLE = frozenset({"name", "phone"})  # the office's view of the person
+MASKED_PERSON = frozenset({"name*", "phone*"})  # everyone else's
+INTERNAL = frozenset({"instructions", "note"})
+
+
+@dataclass(frozen=True)
+class Secrets:
+    form_id: int
+    tracking_no: str
+    code: str
+    hook_id: int  # a webhook of the webhooks-only client (H), made before the form: its deliveries carry it
+
+
+async def secrets_form(town: Town) -> Secrets:
+    async def make() -> Secrets:
+        hook = expect(await town.http.post("/api/v1/webhooks", headers=town.auth(H), json={
+            "url": f"http://127.0.0.1:{town._dead_port}/minyi", "events": ["form.submitted", "form.answered"]}), 201)
+        form = await town.form("submitted", submitter_name=SECRET["name"], submitter_phone=SECRET["phone"],
+                               content=DISCLOSURE_CONTENT)
+        path = f"/api/v1/forms/{form['id']}"
+        expect(await town.http.post(f"{path}/assign", headers=town.auth(COORD), json={
+            "unit_id": town.unit("A"), "instructions": SECRET["instructions"]}), 200)
+        expect(await town.http.post(f"{path}/notes", headers=town.auth(COORD), json={"note": SECRET["note"]}), 200)
+        expect(await town.http.post(f"{path}/reply", headers=town.auth(HANDLER), json={
+            "reply": "已疏通排水沟。", "internal_note": SECRET["note"]}), 200)
+        return Secrets(form["id"], form["tracking_no"], form["verification_code"], int(hook["id"]))
+
+    secrets: Secrets = await town.shared("form:secrets", make)
+    return secrets
+
+
+async def own_deliveries(town: Town, s: Secrets, caller: str) -> Call:
+    """The webhooks-only client reads its own webhook's deliveries of the form (and so does an admin)."""
+    listed = expect(await town.http.get(f"/api/v1/webhooks/{s.hook_id}/deliveries", headers=town.auth(ADMIN)), 200)
+    assert len(listed["items"]) >= 2, listed  # form.submitted and form.answered
+    return Call(f"/api/v1/webhooks/{s.hook_id}/deliveries/{listed['items'][0]['id']}")
+
+
+async def changes_of_form(town: Town, s: Secrets, caller: str) -> Call:
+    """The page of the changes feed that holds the form's changes (the module's other rows add many forms;
+    on PostgreSQL a change shows once older transactions end, so the end of the feed is waited on:
+    tests/support/changes.py)."""
+    cursor: str | None = None
+    deadline = time.monotonic() + 30
+    while True:
+        params = {"limit": "100", **({"cursor": cursor} if cursor else {})}
+        page = expect(await town.http.get("/api/v1/changes", params=params, headers=town.auth(ADMIN)), 200)
+        if any(item["form_id"] == s.form_id for item in page["items"]):
+            return Call("/api/v1/changes", params=params)
+        if len(page["items"]) < 100:  # the end for now
+            assert time.monotonic() < deadline, "the form's changes never showed in the feed"
+            await asyncio.sleep(0.05)
+        cursor = page["next_cursor"] or cursor
+
+
+SecretCall = Callable[[Town, Secrets, str], Awaitable[Call]]
+
+
+def on(template: str, **request: Any) -> SecretCall:
+    async def call(_town: Town, s: Secrets, _caller: str) -> Call:
+        ids = {"id": s.form_id, "no": s.tracking_no, "code": s.code}
+        params = {k: v.format(**ids) for k, v in request.get("params", {}).items()}
+        rest = {k: v for k, v in request.items() if k != "params"}
+        return Call(template.format(**ids), params=params or None, **rest)
+
+    return call
+
+
+DISCLOSED: dict[tuple[str, str], tuple[SecretCall, Mapping[str, AbstractSet[str]]]] = {
+    # The list carries instructions (no notes: those live in the timeline) for staff; names whole for the office.
+    ("GET", "/api/v1/forms"): (on("/api/v1/forms", params={"q": DISCLOSURE_CONTENT}), {
+        ADMIN: WHOLE | {"instructions"}, COORD: WHOLE | {"instructions"},
+        HANDLER: MASKED_PERSON | {"instructions"}, REP: MASKED_PERSON | {"instructions"}, R: MASKED_PERSON}),
+    ("GET", "/api/v1/forms/{form_id}"): (on("/api/v1/forms/{id}"), {
+        ADMIN: WHOLE | INTERNAL, COORD: WHOLE | INTERNAL,
+        HANDLER: MASKED_PERSON | INTERNAL, REP: MASKED_PERSON | INTERNAL, R: MASKED_PERSON}),
+    # Exports never carry the timeline (so no notes); names as the list has them.
+    ("GET", "/api/v1/forms/export.{fmt}"): (on("/api/v1/forms/export.csv", params={"q": DISCLOSURE_CONTENT}), {
+        ADMIN: WHOLE | {"instructions"}, COORD: WHOLE | {"instructions"},
+        HANDLER: MASKED_PERSON | {"instructions"}, REP: MASKED_PERSON | {"instructions"}}),
+    # Integrators read the case: no person, nothing of the office's own business, whatever their scopes.
+    ("GET", "/api/v1/changes"): (changes_of_form, {ADMIN: set(), COORD: set(), R: set()}),
+    ("GET", "/api/v1/webhooks/{webhook_id}/deliveries/{delivery_id}"): (own_deliveries, {ADMIN: set(), H: set()}),
+    ("GET", "/api/v1/track/{tracking_no}"): (on("/api/v1/track/{no}", params={"code": "{code}"}), dict.fromkeys(
+        CALLERS, set())),
+    # The reveal: the person whole, to staff who may see the form (and recorded: see test_contact_reveal.py).
+    ("POST", "/api/v1/forms/{form_id}/contact"): (on("/api/v1/forms/{id}/contact"), dict.fromkeys(STAFF, WHOLE)),
+}
+
+
+def test_the_disclosure_table_names_known_endpoints_and_callers(tmp_path: Path) -> None:
+    routes = endpoints(build_app(make_settings(f"sqlite+aiosqlite:///{tmp_path / 'routes.db'}")))
+    for key, (_, reads) in DISCLOSED.items():
+        assert key in routes, key
+        assert set(reads) <= ALL, key
+        for caller, secrets in reads.items():
+            assert set(secrets) <= set(EVERY_SECRET), (key, caller)
+
+
+def secrets_in(text: str) -> set[str]:
+    return {key for key, value in EVERY_SECRET.items() if value in text}
+
+
+@pytest.mark.asyncio(loop_scope="module")
+@pytest.mark.parametrize("endpoint", sorted(DISCLOSED), ids=lambda e: f"{e[0]} {e[1]}")
+async def test_every_caller_reads_what_the_disclosure_table_says(town: Town, endpoint: tuple[str, str]) -> None:
+    s = await secrets_form(town)
+    make, reads = DISCLOSED[endpoint]
+    wrong = []
+    for caller, expected in reads.items():
+        call = await make(town, s, caller)
+        response = await town.send(endpoint[0], call, caller)
+        if not 200 <= response.status_code < 300:
+            wrong.append(f"  {caller:<20} {response.status_code} {response.text[:200]}")
+            continue
+        assert s.tracking_no in response.text or f'"id":{s.form_id}' in response.text.replace(" ", ""), \
+            f"{caller}: the form is not in the answer, so the row proves nothing"
+        found = secrets_in(response.text)
+        if found != set(expected):
+            wrong.append(f"  {caller:<20} reads {sorted(found)}, the table says {sorted(expected)}")
+    assert not wrong, f"{endpoint[0]} {endpoint[1]}:\n" + "\n".join(wrong)
+
+
+PAGES_DISCLOSED: dict[tuple[str, str], Mapping[str, AbstractSet[str]]] = {
+    # The form's page: the office reads everything; the unit holding it the office's notes and the person
+    # masked, with the button to reveal (below).
+    ("GET", "/office/forms/{id}"): {ADMIN: WHOLE | INTERNAL, COORD: WHOLE | INTERNAL,
+                                    HANDLER: MASKED_PERSON | INTERNAL},
+    ("POST", "/office/forms/{id}/contact"): {ADMIN: WHOLE | INTERNAL, COORD: WHOLE | INTERNAL,
+                                             HANDLER: WHOLE | INTERNAL},
+}
+
+
+@pytest.mark.asyncio(loop_scope="module")
+@pytest.mark.parametrize("page", sorted(PAGES_DISCLOSED), ids=lambda e: f"{e[0]} {e[1]}")
+async def test_every_caller_reads_on_the_pages_what_the_disclosure_table_says(
+        browsers: Browsers, page: tuple[str, str]) -> None:
+    s = await secrets_form(browsers.town)
+    wrong = []
+    for caller, expected in PAGES_DISCLOSED[page].items():
+        async with browsers.use(caller, fork=False) as browser:
+            response = await browsers.send(browser, page[0], Call(page[1].format(id=s.form_id)))
+        assert response.status_code == 200, f"{caller}: {response.status_code} {response.text[:300]}"
+        assert DISCLOSURE_CONTENT in response.text
+        found = secrets_in(response.text)
+        if found != set(expected):
+            wrong.append(f"  {caller:<12} reads {sorted(found)}, the table says {sorted(expected)}")
+    assert not wrong, f"{page[0]} {page[1]}:\n" + "\n".join(wrong)

@@ -22,7 +22,7 @@ async def test_coordinator_assigns_inline_and_the_handler_replies(live_server: s
     async with httpx.AsyncClient(base_url=live_server) as http:
         created = (await http.post("/api/v1/forms", json={
             "content": "村口路灯坏了三盏，晚上走路看不清，请尽快修复。", "category": "urban_traffic",
-            "workroom_code": "LS-01"})).json()
+            "workroom_code": "LS-01", "submitter_name": "王秀英", "submitter_phone": "13600135000"})).json()
 
         office = await sign_in(phone, live_server, "coordinator")
         await office.wait_for_url(f"{live_server}/office")
@@ -43,6 +43,14 @@ async def test_coordinator_assigns_inline_and_the_handler_replies(live_server: s
             await screenshot(handler, "office-unit-list")
             await handler.click(f"li[data-tracking-no='{created['tracking_no']}'] a:has-text('{created['tracking_no']}')")
             await handler.wait_for_url(f"**/office/forms/{created['id']}")
+            # The resident's name and phone are masked for the unit until revealed (audited, issue 15.6).
+            contact = handler.locator("#contact")
+            assert "王**" in await contact.inner_text() and "王秀英" not in await handler.content()
+            await handler.click("#contact button:has-text('查看完整联系方式')")
+            await handler.locator("#contact[data-contact=revealed]").wait_for()
+            assert "王秀英 13600135000" in await contact.inner_text()
+            assert handler.url.endswith(f"/office/forms/{created['id']}")  # swapped in place, no re-post on reload
+            await screenshot(handler, "office-form-contact-revealed")
             await handler.fill("#reply-reply", "已安排维修，三日内完成。")
             await screenshot(handler, "office-form-reply")
             await handler.click("form[data-action=reply] button[type=submit]")

@@ -296,6 +296,15 @@ class TimelineEntry(BaseModel):
     note: str | None = None
 
 
+class ContactRead(BaseModel):
+    """A resident's whole name and phone, revealed to one staff member and recorded (issue 15.6)."""
+
+    form_id: int
+    tracking_no: str
+    submitter_name: str | None
+    submitter_phone: str | None
+
+
 class TrackRead(BaseModel):
     tracking_no: str
     status: str

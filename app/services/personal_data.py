@@ -11,6 +11,10 @@ their data, and re-encrypting everything under a new key.
   encryption encrypted), phone hashes recomputed; in batches, each its own transaction.
 
 Every one of these is recorded in the audit log by its caller.
+
+- ``reveal_contact``: staff outside the office read names and phones masked (services/disclosure.py); a
+  handler or representative who must call a resident back reveals them for one form they may see, and the
+  reveal records its own audit line (``form.contact_revealed``: who, when, which form) in its transaction.
 """
 
 from __future__ import annotations
@@ -24,8 +28,11 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app import crypto
 from app.db import transaction
-from app.errors import Invalid, NotFound
+from app.errors import Invalid, NotFound, PermissionDenied
 from app.models import FormStatus, OpinionForm, Resident, ResidentToken, SubscriptionCredit, utcnow
+from app.services import audit as audit_service
+from app.services import forms as form_service
+from app.services.auth import Principal
 
 # (table, column) of every encrypted value; opinion_form.submitter_phone also has its keyed hash.
 ENCRYPTED = (("opinion_form", "submitter_name"), ("opinion_form", "submitter_phone"), ("representative", "phone"))
@@ -164,3 +171,34 @@ async def rotate_keys(sessionmaker: async_sessionmaker[AsyncSession]) -> dict[st
             last = rows[-1][0]
         counts[f"{table}.{column}"] = rewritten
     return counts
+
+
+# --- the audited reveal (issue 15.6) -----------------------------------------------------------------
+
+
+# A handler calls residents back one at a time; a loop revealing a whole unit's list is not that (429).
+REVEALS_PER_MINUTE = 20
+
+
+@dataclass(frozen=True)
+class Contact:
+    form_id: int
+    tracking_no: str
+    submitter_name: str | None
+    submitter_phone: str | None
+
+
+async def reveal_contact(session: AsyncSession, principal: Principal, form_id: int, *, ip: str | None) -> Contact:
+    """The resident's whole name and phone, for a staff account that may see the form; the audit line is
+    written in the same transaction, so no reveal is ever answered without it. API clients never reveal,
+    whatever their scopes."""
+    principal.require_staff()
+    form = await form_service.get(session, form_id)
+    if not await form_service.can_see(session, principal, form):
+        raise PermissionDenied("您无权查看这份意见征询表。", code="form_forbidden")
+    await audit_service.record(
+        session, principal=principal, action="form.contact_revealed", target=f"form:{form.id}", ip=ip,
+        details={"tracking_no": form.tracking_no,
+                 "fields": [f for f in ("submitter_name", "submitter_phone") if getattr(form, f)]},
+    )
+    return Contact(form.id, form.tracking_no, form.submitter_name, form.submitter_phone)

@@ -28,6 +28,7 @@ from fastapi.responses import Response
 from pydantic import BaseModel, ValidationError
 from starlette.datastructures import QueryParams
 
+from app.api.abuse import client_ip
 from app.api.deps import SessionDep
 from app.config import TZ
 from app.errors import AppError, Invalid, NotFound, PermissionDenied
@@ -49,7 +50,7 @@ from app.schemas.forms import (
     UrgeBody,
 )
 from app.services import forms as form_service
-from app.services import disclosure, reference
+from app.services import disclosure, personal_data, reference
 from app.services import stats as stats_service
 from app.services import workflow, working_calendar
 from app.services.auth import Principal
@@ -285,10 +286,11 @@ def allowed_actions(user: User, form: FormRead) -> list[str]:
 async def _form_page(
     request: Request, session: Any, user: User, principal: Principal, form_id: int, *,
     failed: str | None = None, errors: dict[str, str] | None = None, values: dict[str, str] | None = None,
-    status_code: int = 200,
+    status_code: int = 200, contact: personal_data.Contact | None = None,
 ) -> Response:
     form = await form_service.get_visible(session, principal, form_id)
-    detail = FormDetail.build_detail(form, now=utcnow(), view=disclosure.of(principal))
+    view = disclosure.of(principal)
+    detail = FormDetail.build_detail(form, now=utcnow(), view=view)
     actions = allowed_actions(user, detail)
     units = (await reference.list_units(session))[0] if {"assign", "reassign", "reopen"} & set(actions) else []
     context = {
@@ -297,8 +299,11 @@ async def _form_page(
         "supervision_labels": SUPERVISION_LABELS, "satisfaction_labels": SATISFACTION_LABELS,
         "failed": failed, "errors": errors or {}, "values": values or {},
         "back": "/office/unit" if user.role == Role.handler else "/office/forms",
+        "contact": contact, "can_reveal": not view.personal,
     }
-    return render(request, "office/form.html", context, status_code=status_code)
+    headers = {"Cache-Control": "no-store"} if contact else None
+    block = "contact" if contact and request.headers.get("hx-target") == "contact" else None
+    return render(request, "office/form.html", context, status_code=status_code, block=block, headers=headers)
 
 
 @router.get("/office/forms/{form_id}")
@@ -306,6 +311,16 @@ async def form_page(form_id: int, request: Request, user: SignedIn, principal: P
                     session: SessionDep) -> Response:
     _require_staff_page(user)
     return await _form_page(request, session, user, principal, form_id)
+
+
+@router.post("/office/forms/{form_id}/contact")
+async def reveal_contact(form_id: int, request: Request, form: CheckedForm, user: SignedIn,
+                         principal: PagePrincipal, session: SessionDep) -> Response:
+    """查看完整联系方式: the audited reveal of the API (services/personal_data.reveal_contact), shown in place."""
+    _require_staff_page(user)
+    await request.app.state.rate_limiter.hit(f"reveal:{user.id}", personal_data.REVEALS_PER_MINUTE)
+    contact = await personal_data.reveal_contact(session, principal, form_id, ip=client_ip(request))
+    return await _form_page(request, session, user, principal, form_id, contact=contact)
 
 
 # Each page action: the body model that validates it, and its form fields.

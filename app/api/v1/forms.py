@@ -4,7 +4,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Path, Query, Request, status
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from pydantic import ValidationError
 from starlette.datastructures import UploadFile as StarletteUpload
 from starlette.formparsers import MultiPartException
@@ -18,6 +18,7 @@ from app.schemas.common import MAX_ID, Page, problem
 from app.schemas.dates import BoundedDate
 from app.schemas.forms import (
     AssignBody,
+    ContactRead,
     CloseBody,
     DecisionBody,
     ExtensionBody,
@@ -36,7 +37,7 @@ from app.schemas.forms import (
 )
 from app.schemas.photos import PhotoRead
 from app.schemas.reference import PHONE_PATTERN
-from app.services import content_check, disclosure
+from app.services import content_check, disclosure, personal_data
 from app.services import forms as form_service
 from app.services import photos as photo_service
 from app.services import idempotency as idempotency_service
@@ -312,6 +313,19 @@ async def clear_review(form_id: IdPath, body: DecisionBody, principal: Principal
 async def decline(form_id: IdPath, body: ReasonBody, principal: PrincipalDep, session: SessionDep) -> FormDetail:
     form = await workflow.decline(session, principal=principal, form_id=form_id, reason=body.reason)
     return _detail(form, principal)
+
+
+@router.post("/forms/{form_id}/contact", response_model=ContactRead, summary="查看联系方式 reveal the resident's contact (audited)",
+             responses={403: problem("Not a staff account, or the form is not one the caller may see (`form_forbidden`)")})
+async def reveal_contact(form_id: IdPath, request: Request, response: Response, principal: PrincipalDep,
+                         session: SessionDep) -> ContactRead:
+    """Staff outside the office read names and phones masked; a handler or representative who must call the
+    resident back asks here. Each answer is a line in the audit log (`form.contact_revealed`); never cached."""
+    user = principal.require_staff()
+    await request.app.state.rate_limiter.hit(f"reveal:{user.id}", personal_data.REVEALS_PER_MINUTE)
+    contact = await personal_data.reveal_contact(session, principal, form_id, ip=abuse.client_ip(request))
+    response.headers["Cache-Control"] = "no-store"
+    return ContactRead(**vars(contact))
 
 
 @router.get("/track/{tracking_no}", response_model=TrackRead, summary="Public tracking by number and code")
