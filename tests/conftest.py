@@ -62,6 +62,15 @@ async def pg_admin(sql: str) -> None:
         await connection.close()
 
 
+async def _seal_template(name: str) -> None:
+    connection = await asyncpg.connect(pg_url(name, "postgresql"))
+    try:
+        await connection.execute("VACUUM (FREEZE, ANALYZE)")
+    finally:
+        await connection.close()
+    await pg_admin(f'ALTER DATABASE "{name}" WITH ALLOW_CONNECTIONS false')
+
+
 def _pg_available() -> str | None:
     try:
         asyncio.run(asyncio.wait_for(pg_admin("SELECT 1"), timeout=5))
@@ -105,6 +114,10 @@ def pg_template() -> Iterator[str | None]:
     asyncio.run(pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
     asyncio.run(pg_admin(f'CREATE DATABASE "{name}"'))
     asyncio.run(migrate.upgrade(pg_url(name)))
+    # No connections to the template from now on: CREATE DATABASE waits (in 100 ms steps, up to 5 s) while
+    # anyone is connected to its template, and the autovacuum launcher visits a fresh, just-written
+    # database. Analyzed and frozen first, nothing in it needs a visit; closed, autovacuum leaves it alone.
+    asyncio.run(_seal_template(name))
     yield name
     asyncio.run(pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
@@ -197,45 +210,42 @@ ARTIFACTS = Path(__file__).resolve().parent / "artifacts"  # screenshots of the 
 
 
 @pytest.fixture
-def live_server(db_url: str, tmp_path: Path) -> Iterator[str]:
-    """The app served by uvicorn in a process of its own on 127.0.0.1, on this test's database: its base URL."""
-    import socket
-    import subprocess
-    import sys
-    import time
+async def live_server(db_url: str, tmp_path: Path) -> AsyncIterator[str]:
+    """The app served over real HTTP by uvicorn on 127.0.0.1, on this test's database: its base URL.
 
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    env = {**os.environ, "MINYI_DATABASE_URL": db_url, "MINYI_SUPERVISE_INTERVAL_SECONDS": "0",
-           "MINYI_EXPORT_DIR": str(tmp_path / "exports"), "MINYI_SECRET_KEY": "test-secret-key",
-           "MINYI_ENVIRONMENT": "test"}
-    log = (tmp_path / "server.log").open("wb")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "app.main:create_app", "--factory", "--host", "127.0.0.1",
-         "--port", str(port), "--log-level", "warning"],
-        env=env, stdout=log, stderr=subprocess.STDOUT, cwd=Path(__file__).resolve().parent.parent,
-    )
-    base = f"http://127.0.0.1:{port}"
+    An app of its own (its own caches, worker and settings, as a server process would have), served on the
+    test's event loop: no interpreter to start and no app to import per test, which made this fixture the
+    slowest setup of the suite. The socket is bound before uvicorn starts, so there is no port race. Tests
+    that need a server process to kill or to run many of use their own (test_faults, test_many_processes).
+    """
+    import socket
+
+    import uvicorn
+
+    settings = make_settings(db_url, supervise_interval_seconds=0, export_dir=tmp_path / "exports",
+                             photo_dir=tmp_path / "photos")
+    application = build_app(settings)
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    config = uvicorn.Config(application, log_config=None, log_level="warning", access_log=False, lifespan="on",
+                            timeout_graceful_shutdown=5)
+    server = uvicorn.Server(config)
+    serving = asyncio.create_task(server.serve(sockets=[sock]))
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"server did not start: {(tmp_path / 'server.log').read_text()}")
-            time.sleep(0.1)
-        yield base
+        deadline = asyncio.get_running_loop().time() + 30
+        while not server.started:
+            if serving.done():
+                serving.result()  # the startup's exception, if it raised one
+                raise RuntimeError("the server stopped while starting")
+            if asyncio.get_running_loop().time() > deadline:
+                raise RuntimeError("the server did not start within 30 s")
+            await asyncio.sleep(0.01)
+        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-        log.close()
+        server.should_exit = True
+        await serving
+        sock.close()
+        await application.state.engine.dispose()
 
 
 @pytest.fixture
