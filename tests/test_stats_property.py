@@ -27,6 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from app.config import Settings
 from app.db import create_engine, create_sessionmaker, transaction
 from app.errors import AppError
+from tests.support import DEEP
 from tests.support.apps import build_app
 from app.models import FormStatus, HandlingUnit, OpinionForm, User, Workroom, utcnow
 from app.services import auth as auth_service
@@ -318,10 +319,14 @@ async def play(settings: Settings, actions: list[tuple[Any, ...]], filters: list
         await engine.dispose()
 
 
+# Sequences per run: 15 in the everyday run, 60 in the deep one (`MINYI_TEST_DEEP=1`, docs/testing.md).
+EXAMPLES = 60 if DEEP else 15
+
+
 # No shrinking: the database accumulates across examples, so a replayed shorter sequence meets another
 # history; the failing sequence is reported as generated (at most 30 steps) with the assertion's details.
 @hypothesis_settings(
-    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture],
+    max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture],
     phases=(Phase.explicit, Phase.reuse, Phase.generate),
 )
 @given(actions=st.lists(steps, min_size=8, max_size=30), filters=st.lists(windows, min_size=1, max_size=4))
