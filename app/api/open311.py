@@ -28,12 +28,10 @@ from app.api import abuse
 from app.api.deps import SessionDep, SettingsDep, client_principal, public_url
 from app.api.problems import HTTP_TITLES
 from app.config import Settings
-from app.db import transaction
 from app.errors import Invalid, NotFound, PermissionDenied
 from app.models import Scope, utcnow
-from app.services import content_check
+from app.services import intake
 from app.services import forms as form_service
-from app.services import idempotency as idempotency_service
 from app.services import open311 as open311_service
 from app.services.open311 import BadRequest
 
@@ -323,34 +321,18 @@ async def _file_request(request: Request, fmt: str, settings: Settings) -> Respo
     for name in ("email", "device_id", "account_id"):
         _single(pairs, name)
     data = open311_service.submission(filed)
-    data = await content_check.screen(request.app.state.wechat, principal=principal, data=data, settings=settings)
-    idempotency_key = request.headers.get("idempotency-key")
     # Before anything is written: a host the app may not print refuses the request (400), not the answer.
     track = public_url(request, "/track")
     try:
-        if idempotency_key is None:
-            accepted = await request.app.state.submissions.submit(principal, data)
-            return render(fmt, "service_requests", _filed(accepted, track), status_code=201)
-        # A Minyi extension for clients on bad networks: a retried POST with the same Idempotency-Key gets
-        # the first answer again instead of filing the opinion twice (as POST /api/v1/forms does).
-        async with transaction(request.app.state.sessionmaker) as session:
-            scope = idempotency_service.scope_of(principal, client_address=abuse.client_ip(request),
-                                                 secret_key=settings.secret_key)
-            replay = await idempotency_service.claim(
-                session, scope=scope, key=idempotency_key, secret_key=settings.secret_key,
-                request_hash=idempotency_service.request_hash(["open311", sorted(pairs)]),
-                ttl_seconds=settings.idempotency_ttl_seconds,
-            )
-            if replay is not None:
-                return render(fmt, "service_requests", replay.body, status_code=replay.status_code,
-                              headers={"Idempotent-Replayed": "true"})
-            (result,) = await form_service.submit_many(session, [(principal, data)], settings=settings)
-            if isinstance(result, Exception):
-                raise result
-            body = _filed(result, track)
-            await idempotency_service.store(session, scope=scope, key=idempotency_key, status_code=201, body=body,
-                                            secret_key=settings.secret_key)
-        return render(fmt, "service_requests", body, status_code=201)
+        # The front door (services/intake.py), as every other door. The Idempotency-Key is a Minyi extension
+        # for clients on bad networks: a retried POST with the same key gets the first answer again instead
+        # of filing the opinion twice (as POST /api/v1/forms does).
+        outcome = await intake.submit_form(
+            request.app.state, principal, data, door="open311", answer=lambda accepted, _photos: _filed(accepted, track),
+            client_address=abuse.client_ip(request), idempotency_key=request.headers.get("idempotency-key"),
+        )
+        headers = {"Idempotent-Replayed": "true"} if outcome.replayed else None
+        return render(fmt, "service_requests", outcome.body, status_code=outcome.status_code, headers=headers)
     except Invalid as exc:
         if exc.code == "unknown_category":
             raise NotFound(f"服务 {service_code[:64]} 不存在。 service_code {service_code[:64]} not found.",

@@ -33,6 +33,7 @@ from app.models import Category, ServicePoint, Workroom
 from app.schemas.common import MAX_ID
 from app.schemas.forms import FormCreate, TrackRead
 from app.services import forms as form_service
+from app.services import intake
 from app.services import reference
 from app.services import service_points as service_point_service
 from app.services import verification
@@ -237,9 +238,12 @@ async def submit(request: Request, form: CheckedForm) -> Response:
         page.headers.update(limited.headers)
         return page
     try:
-        accepted = await request.app.state.submissions.submit(
-            ANONYMOUS, form_service.Submission(**body.model_dump(exclude={"channel"}))
+        # The front door (services/intake.py), as every other door.
+        outcome = await intake.submit_form(
+            request.app.state, ANONYMOUS, form_service.Submission(**body.model_dump(exclude={"channel"})),
+            door="public", answer=lambda accepted, _photos: accepted, client_address=abuse.client_ip(request),
         )
+        accepted: form_service.Accepted = outcome.body  # no key: always this submission's own answer
     except Invalid as refused:
         field = _INVALID_FIELDS.get(refused.code or "", "form")
         async with request.app.state.sessionmaker() as session:

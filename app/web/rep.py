@@ -4,8 +4,8 @@
 phone and place, and the source (one of my workrooms or today's service points), chosen once and
 remembered (a cookie here, localStorage in offline.js). ``POST /rep/forms`` works as a plain form (303 back
 with a receipt) and for offline.js (``Accept: application/json`` → 201 ``{id, tracking_no}``); both
-honour an Idempotency-Key (header, or the hidden ``idempotency_key`` field) through the same service as
-the API, so a form retried after a lost answer is written once. ``GET /sw.js`` serves the service worker
+honour an Idempotency-Key (header, or the hidden ``idempotency_key`` field) through the same front door as
+the API (``services/intake.submit_form``), so a form retried after a lost answer is written once. ``GET /sw.js`` serves the service worker
 that keeps the entry page openable with no network.
 """
 
@@ -33,7 +33,7 @@ from app.schemas.common import MAX_ID
 from app.schemas.forms import FormCreate
 from app.services import forms as form_service
 from app.services import idempotency as idempotency_service
-from app.services import reference
+from app.services import intake, reference
 from app.services import workflow
 from app.services.auth import Principal
 from app.web.render import FRONTEND, redirect, render
@@ -146,12 +146,6 @@ async def entry_page(request: Request, user: SignedIn) -> Response:
     return response
 
 
-class _Refused(Exception):
-    def __init__(self, invalid: Invalid) -> None:
-        super().__init__(invalid.detail)
-        self.invalid = invalid
-
-
 def _validation_messages(exc: ValidationError) -> dict[str, str]:
     errors: dict[str, str] = {}
     for error in exc.errors():
@@ -165,7 +159,6 @@ def _validation_messages(exc: ValidationError) -> dict[str, str]:
 async def submit_form(request: Request, user: SignedIn, form: CheckedForm) -> Response:
     principal = _representative(user)
     state = request.app.state
-    settings = state.settings
     wants_json = "application/json" in request.headers.get("accept", "")
     values = {name: str(form.get(name) or "") for name in TEXT_FIELDS}
     # 群众同意公开: only a ticked box publishes; absent (unticked, or an offline form saved by an older page)
@@ -206,35 +199,19 @@ async def submit_form(request: Request, user: SignedIn, form: CheckedForm) -> Re
     if errors:
         return await invalid(errors)
 
-    submission = form_service.Submission(**body.model_dump())
-    # The representative's own namespace (services/idempotency.py), as through the API.
-    scope = idempotency_service.scope_of(principal, client_address=abuse.client_ip(request),
-                                         secret_key=settings.secret_key)
-    replayed = False
+    def answer(accepted: form_service.Accepted, _photos: Any) -> dict[str, Any]:
+        return {"id": accepted.form.id, "tracking_no": accepted.form.tracking_no, "verification_code": accepted.code}
+
     try:
-        async with transaction(state.sessionmaker) as session:
-            replay = None
-            if key is not None:
-                replay = await idempotency_service.claim(
-                    session, scope=scope, key=key,
-                    request_hash=idempotency_service.request_hash(body.model_dump(mode="json")),
-                    secret_key=settings.secret_key, ttl_seconds=settings.idempotency_ttl_seconds,
-                )
-            if replay is not None:
-                created, replayed = dict(replay.body), True
-            else:
-                (result,) = await form_service.submit_many(session, [(principal, submission)], settings=settings)
-                if isinstance(result, Invalid):
-                    raise _Refused(result)
-                created = {"id": result.form.id, "tracking_no": result.form.tracking_no,
-                           "verification_code": result.code}
-                if key is not None:
-                    await idempotency_service.store(session, scope=scope, key=key, status_code=201, body=created,
-                                                    secret_key=settings.secret_key)
-    except _Refused as refused:
-        return await invalid({FIELD_OF_CODE.get(refused.invalid.code, "form"): refused.invalid.detail})
-    except Invalid as exc:  # the key was used before for another form
-        return await invalid({"form": exc.detail})
+        # The front door (services/intake.py), as every other door: queue, screening, the representative's
+        # own idempotency namespace.
+        outcome = await intake.submit_form(
+            state, principal, form_service.Submission(**body.model_dump()), door="rep", answer=answer,
+            client_address=abuse.client_ip(request), idempotency_key=key,
+        )
+    except Invalid as refused:  # a refused submission names its field; a key used for another form, the form
+        return await invalid({FIELD_OF_CODE.get(refused.code or "", "form"): refused.detail})
+    created, replayed = dict(outcome.body), outcome.replayed
 
     if wants_json:
         headers = {"Idempotent-Replayed": "true"} if replayed else {}

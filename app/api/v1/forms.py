@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Path, Query, Request, status
@@ -11,9 +12,8 @@ from starlette.formparsers import MultiPartException
 
 from app.api import abuse
 from app.api.deps import IdPath, PrincipalDep, SessionDep, SettingsDep
-from app.db import transaction
 from app.errors import Invalid, UnsupportedMediaType
-from app.models import FormStatus, OpinionForm, Scope, utcnow
+from app.models import FormPhoto, FormStatus, OpinionForm, Scope, utcnow
 from app.schemas.common import MAX_ID, Page, problem
 from app.schemas.dates import BoundedDate
 from app.schemas.forms import (
@@ -37,10 +37,9 @@ from app.schemas.forms import (
 )
 from app.schemas.photos import PhotoRead
 from app.schemas.reference import PHONE_PATTERN
-from app.services import content_check, disclosure, personal_data
+from app.services import disclosure, intake, personal_data
 from app.services import forms as form_service
 from app.services import photos as photo_service
-from app.services import idempotency as idempotency_service
 from app.services import verification
 from app.services import workflow
 from app.services.auth import Principal
@@ -119,51 +118,25 @@ async def _read_submission(request: Request) -> tuple[FormCreate, list[photo_ser
 async def submit_form(
     request: Request,
     principal: PrincipalDep,
-    settings: SettingsDep,
     idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key", max_length=255)] = None,
 ) -> JSONResponse:
     if principal.client is not None:
         principal.require_scope(Scope.forms_write)
     await abuse.public_submission(request, principal)
     body, uploads = await _read_submission(request)
-    data = form_service.Submission(**body.model_dump())
-    # Text from WeChat goes through WeChat's own content check first, when enabled (risky: 422 here).
-    data = await content_check.screen(request.app.state.wechat, principal=principal, data=data, settings=settings)
-    photos = await photo_service.prepare_all(uploads, settings=settings)
-    if idempotency_key is None and not photos:
-        # Queued: written with whatever else is arriving, in one transaction (see services/intake.py).
-        accepted = await request.app.state.submissions.submit(principal, data)
-        return JSONResponse(_created(accepted, principal), status_code=status.HTTP_201_CREATED)
-    # Idempotency is an HTTP concern: claim the key, do the work, keep the answer, all in one transaction.
-    payload = body.model_dump(mode="json")
-    if photos:
-        payload["photos"] = [photo.sha256 for photo in photos]
-    # Keys are the caller's own: a signed-in caller's, or (anonymous) this client address's.
-    scope = idempotency_service.scope_of(principal, client_address=abuse.client_ip(request),
-                                         secret_key=settings.secret_key)
-    async with transaction(request.app.state.sessionmaker) as session:
-        if idempotency_key is not None:
-            replay = await idempotency_service.claim(
-                session, scope=scope, key=idempotency_key,
-                request_hash=idempotency_service.request_hash(payload),
-                secret_key=settings.secret_key, ttl_seconds=settings.idempotency_ttl_seconds,
-            )
-            if replay is not None:
-                return JSONResponse(replay.body, status_code=replay.status_code, headers={"Idempotent-Replayed": "true"})
-        (result,) = await form_service.submit_many(session, [(principal, data)], settings=settings)
-        if isinstance(result, Exception):
-            raise result
-        created = _created(result, principal)
+
+    def answer(accepted: form_service.Accepted, photos: Sequence[FormPhoto]) -> dict[str, Any]:
+        created = _created(accepted, principal)
         if photos:
-            stored = await photo_service.attach(session, form_id=result.form.id, photos=photos, settings=settings,
-                                                uploaded_by=principal.label)
-            created["photos"] = [PhotoRead.model_validate(p).model_dump(mode="json") for p in stored]
-        if idempotency_key is not None:
-            await idempotency_service.store(
-                session, scope=scope, key=idempotency_key, status_code=201, body=created,
-                secret_key=settings.secret_key,
-            )
-    return JSONResponse(created, status_code=status.HTTP_201_CREATED)
+            created["photos"] = [PhotoRead.model_validate(p).model_dump(mode="json") for p in photos]
+        return created
+
+    outcome = await intake.submit_form(
+        request.app.state, principal, form_service.Submission(**body.model_dump()), door="api", answer=answer,
+        client_address=abuse.client_ip(request), idempotency_key=idempotency_key, uploads=uploads,
+    )
+    headers = {"Idempotent-Replayed": "true"} if outcome.replayed else None
+    return JSONResponse(outcome.body, status_code=outcome.status_code, headers=headers)
 
 
 def _created(accepted: form_service.Accepted, principal: Principal) -> dict[str, Any]:
