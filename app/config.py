@@ -21,6 +21,9 @@ DEFAULT_SECRET = "dev-secret-change-me"
 _HOST_PATTERN = re.compile(r"\*|(\*\.)?[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*\.?|\[?[0-9A-Fa-f:.]+\]?")
 # Times are stored in UTC and shown in the town's time zone (DESIGN: "Storage and scale").
 TZ = ZoneInfo("Asia/Shanghai")
+# The highest per-minute rate a limit may name (an API client's, a setting's): keeps the rate limiter's
+# interval at 600 µs or more (services/rate_limit.py).
+MAX_LIMIT_PER_MINUTE = 100_000
 
 
 class Settings(BaseSettings):
@@ -58,7 +61,7 @@ class Settings(BaseSettings):
     # request naming another host gets 400, and without MINYI_PUBLIC_URL absolute URLs (QR codes, posters,
     # calendar and Open311 links) use the request's host only when listed. Unset: every host is served;
     # absolute URLs come from MINYI_PUBLIC_URL, else (development and test only) from localhost,
-    # 127.0.0.1, ::1 or testserver (app/api/hosts.py).
+    # 127.0.0.1, ::1 or testserver (app/http/hosts.py).
     allowed_hosts: str = Field("", max_length=2000)
 
 

@@ -18,10 +18,11 @@ from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app import __version__
-from app.api import hosts, observability, open311, problems
-from app.api.headers import SecurityHeaders
-from app.api.limits import BodySizeLimit, UrlGuard
-from app.api.polls import AnswerPolls, PollAnswers
+from app.api import open311
+from app.http import hosts, observability, problems
+from app.http.headers import SecurityHeaders
+from app.http.limits import BodySizeLimit, UrlGuard
+from app.http.polls import AnswerPolls, PollAnswers
 from app.api.v1 import router as api_v1_router
 from app.config import Settings, get_settings
 from app.db import create_engine, create_sessionmaker, transaction
@@ -33,7 +34,7 @@ from app.services import wechat as wechat_service
 from app.services import worker as worker_service
 from app.services.intake import SubmissionQueue
 from app.services.read_cache import ReadCache
-from app.web import router as web_router
+from app.web.routes import router as web_router
 from app.web.errors import page_problem
 from app.web.render import FRONTEND
 
@@ -94,7 +95,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version=__version__,
         description="党代表工作室意见征询、批办、答复与统计。Opinion forms, reply tracking and counts.",
         lifespan=lifespan,
-        # MINYI_ALLOWED_HOSTS, when set: a request naming another host is 400 on every route (app/api/hosts.py).
+        # MINYI_ALLOWED_HOSTS, when set: a request naming another host is 400 on every route (app/http/hosts.py).
         dependencies=[Depends(hosts.check_host)],
     )
     app.state.settings = settings

@@ -31,7 +31,7 @@ from app.config import Settings
 from app.services import auth as auth_service
 from tests.support.apps import build_app
 
-# Abuse limits (app/api/abuse.py) are lifted for every test that is not about them: the suite submits,
+# Abuse limits (app/http/abuse.py) are lifted for every test that is not about them: the suite submits,
 # tracks and logs in from one address far more often than a resident would. Set in the environment so that
 # the servers and commands tests start in subprocesses inherit it; tests/test_abuse.py passes its own limits.
 ABUSE_LIMITS_LIFTED = {

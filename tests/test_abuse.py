@@ -1,4 +1,4 @@
-"""Abuse limits (app/api/abuse.py): per-IP limits on public submissions, tracking look-ups and logins;
+"""Abuse limits (app/http/abuse.py): per-IP limits on public submissions, tracking look-ups and logins;
 lockouts of a tracking number after wrong codes and of an account after failed logins, lifted by an
 admin; client IPs from X-Forwarded-For only behind a trusted proxy; shared through Redis."""
 

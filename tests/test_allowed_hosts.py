@@ -1,4 +1,4 @@
-"""Which Host the app answers to and prints (issue 15, point 7; app/api/hosts.py, MINYI_ALLOWED_HOSTS), and
+"""Which Host the app answers to and prints (issue 15, point 7; app/http/hosts.py, MINYI_ALLOWED_HOSTS), and
 /metrics in production (MINYI_METRICS_TOKEN / MINYI_METRICS_OPEN).
 
 Without MINYI_PUBLIC_URL, absolute URLs (QR codes, posters, calendar and Open311 links) are built from the

@@ -67,8 +67,8 @@ from PIL import Image
 from sqlalchemy import update
 from starlette.routing import Mount
 
-from app.api import abuse
-from app.api.deps import SESSION_COOKIE
+from app.http import abuse
+from app.http.deps import SESSION_COOKIE
 from app.db import transaction
 from tests.support.apps import build_app
 from app.models import OpinionForm, Resident, utcnow

@@ -24,9 +24,9 @@ from starlette.datastructures import UploadFile
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.formparsers import MultiPartException
 
-from app.api import abuse
-from app.api.deps import SessionDep, SettingsDep, client_principal, public_url
-from app.api.problems import HTTP_TITLES
+from app.http import abuse
+from app.http.deps import SessionDep, SettingsDep, client_principal, public_url
+from app.http.problems import HTTP_TITLES
 from app.config import Settings
 from app.errors import Invalid, NotFound, PermissionDenied
 from app.models import Scope, utcnow

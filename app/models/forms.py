@@ -15,6 +15,15 @@ from app.models.integrations import FormPhoto
 from app.models.reference import Category, HandlingUnit, ServicePoint, Workroom
 
 
+class Supervision(StrEnum):
+    """督办 levels of an assigned form against its deadline (services/deadlines.py computes them)."""
+
+    none = "none"
+    warning = "warning"
+    overdue = "overdue"
+    escalated = "escalated"
+
+
 class FormStatus(StrEnum):
     submitted = "submitted"
     assigned = "assigned"

@@ -4,9 +4,9 @@ from typing import Annotated
 
 from pydantic import BaseModel, Field, field_validator
 
+from app.config import MAX_LIMIT_PER_MINUTE
 from app.models import ApiClient, Scope
 from app.schemas.common import InputModel, LocalDateTime
-from app.services.rate_limit import MAX_LIMIT_PER_MINUTE
 
 Name = Annotated[str, Field(min_length=1, max_length=100, description="便于辨认的名称，如「区网格平台」")]
 Scopes = Annotated[list[Scope], Field(min_length=1, max_length=10,

@@ -73,7 +73,7 @@ MAX_ID = 2_147_483_647
 DbId = Annotated[int, Field(ge=1, le=MAX_ID)]
 
 
-# --- errors (app/api/problems.py renders them; app/api/v1 declares them with ``problem``) ---------------
+# --- errors (app/http/problems.py renders them; app/api/v1 declares them with ``problem``) ---------------
 
 
 class FieldError(BaseModel):
@@ -93,7 +93,7 @@ class ImportRowError(BaseModel):
 
 
 class ProblemDetails(BaseModel):
-    """An error, as RFC 9457 ``application/problem+json`` (app/api/problems.py renders every one)."""
+    """An error, as RFC 9457 ``application/problem+json`` (app/http/problems.py renders every one)."""
 
     # Some errors carry more members (WeChat's errcode, ...): clients ignore what they do not know.
     model_config = ConfigDict(extra="allow")

@@ -55,7 +55,7 @@ OFFSET_OUT_OF_RANGE = "时区偏移须在 -14:00 至 +14:00 之间"
 # Text must start as ISO 8601 does: pydantic would read bare digits as a Unix timestamp.
 _ISO_START = re.compile(r"\s*[0-9]{4}-[0-9]{2}-[0-9]{2}")
 
-# The ``type`` of the errors above, as the API reports them (app/api/problems.py names the field in them).
+# The ``type`` of the errors above, as the API reports them (app/http/problems.py names the field in them).
 ERROR_TYPES = frozenset({"date_invalid", "date_out_of_range", "datetime_invalid", "datetime_out_of_range",
                          "datetime_offset_out_of_range"})
 

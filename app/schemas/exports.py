@@ -7,7 +7,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from app.models import ExportJob, FormStatus
 from app.schemas.common import DbId, InputModel, LocalDateTime
 from app.schemas.dates import BoundedDate
-from app.services.deadlines import Supervision
+from app.models import Supervision
 
 ExportFormat = Literal["csv", "xlsx"]
 StatsView = Literal["summary", "by-workroom", "by-category", "monthly", "by-unit", "by-representative"]

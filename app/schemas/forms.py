@@ -1,17 +1,13 @@
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Any
 
 from pydantic import BaseModel, Field, StringConstraints, field_validator, model_validator
 
-from app.models import STATUS_LABELS, Channel, EventType, FormEvent, OpinionForm, Satisfaction
+from app.models import STATUS_LABELS, Channel, EventType, OpinionForm, Satisfaction
 from app.schemas.common import DbId, InputModel, LocalDateTime
 from app.schemas.photos import PhotoRead
 from app.schemas.reference import CODE_PATTERN, PHONE_PATTERN
-from app.services import disclosure
-from app.services.deadlines import due_at_provisional, supervision_level
-from app.services.disclosure import Disclosure
 
 Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2000)]
 Reason = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=1000)]
@@ -102,20 +98,6 @@ class EventRead(BaseModel):
     internal: bool
     data: dict[str, Any] | None
 
-    @classmethod
-    def build(cls, event: FormEvent, view: Disclosure = disclosure.STAFF) -> EventRead:
-        if not view.internal:  # the case as the public timeline tells it: no staff names, notes or details
-            return cls(
-                id=event.id, type=event.type, type_label=EVENT_LABELS.get(event.type, event.type), at=event.at,
-                actor="", actor_role=None, from_status=event.from_status, to_status=event.to_status,
-                unit_id=event.unit_id, note=event.note if event.type in PUBLIC_NOTE_EVENTS else None,
-                internal=False, data=None,
-            )
-        return cls(
-            id=event.id, type=event.type, type_label=EVENT_LABELS.get(event.type, event.type), at=event.at,
-            actor=event.actor_label, actor_role=event.actor_role, from_status=event.from_status,
-            to_status=event.to_status, unit_id=event.unit_id, note=event.note, internal=event.internal, data=event.data,
-        )
 
 
 class FormRead(BaseModel):
@@ -166,56 +148,6 @@ class FormRead(BaseModel):
     # "content_review" (WeChat's check said review) or "check_unavailable" (WeChat could not be asked).
     review_flag: str | None = None
 
-    @classmethod
-    def build(cls, form: OpinionForm, *, now: datetime, view: Disclosure) -> FormRead:
-        """The form as ``view`` may read it (services/disclosure.py): names and phones masked unless
-        personal; instructions and pending extension requests only for staff."""
-        internal = view.internal
-        return cls(
-            id=form.id,
-            tracking_no=form.tracking_no,
-            status=form.status,
-            status_label=STATUS_LABELS.get(form.status, form.status),
-            content=form.content,
-            category=form.category.code if form.category else None,
-            category_name=form.category.name if form.category else None,
-            channel=form.channel,
-            workroom_code=form.workroom.code if form.workroom else None,
-            workroom_name=form.workroom.name if form.workroom else None,
-            service_point_id=form.service_point_id,
-            submitter_name=disclosure.name(form.submitter_name, view),
-            submitter_phone=disclosure.phone(form.submitter_phone, view),
-            location=form.location,
-            latitude=form.latitude,
-            longitude=form.longitude,
-            address_id=form.address_id,
-            media_url=form.media_url,
-            public=form.public,
-            unit_id=form.unit_id,
-            unit_name=form.unit.name if form.unit else None,
-            instructions=form.instructions if internal else None,
-            due_at=form.due_at,
-            due_at_provisional=due_at_provisional(form.due_at, since=form.assigned_at),
-            supervision=supervision_level(form.due_at, now, open_=form.status == "assigned"),
-            reply=form.reply,
-            satisfaction=form.satisfaction,
-            decline_reason=form.decline_reason,
-            extension_due_at=form.extension_due_at if internal else None,
-            extension_reason=form.extension_reason if internal else None,
-            returned_count=form.returned_count or 0,
-            reopened_count=form.reopened_count or 0,
-            submitted_at=form.submitted_at,
-            assigned_at=form.assigned_at,
-            answered_at=form.answered_at,
-            closed_at=form.closed_at,
-            declined_at=form.declined_at,
-            updated_at=form.updated_at,
-            entered_by_user_id=form.entered_by_user_id,
-            entered_by_representative_id=form.entered_by_representative_id,
-            resident_id=form.resident_id,
-            api_client_id=form.api_client_id,
-            review_flag=form.review_flag,  # the submitter's own mini-program is told (docs/integration.md)
-        )
 
 
 class FormDetail(FormRead):
@@ -225,13 +157,6 @@ class FormDetail(FormRead):
     events: list[EventRead]
     photos: list[PhotoRead] = []
 
-    @classmethod
-    def build_detail(cls, form: OpinionForm, *, now: datetime, view: Disclosure) -> FormDetail:
-        base = FormRead.build(form, now=now, view=view)
-        events = form.events if view.internal else [
-            e for e in form.events if e.type in PUBLIC_EVENTS and not e.internal]
-        return cls(**base.__dict__, events=[EventRead.build(e, view) for e in events],
-                   photos=[PhotoRead.model_validate(p) for p in form.photos])
 
 
 class FormCreated(FormRead):

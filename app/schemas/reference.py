@@ -4,7 +4,6 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from app.models import RepresentativeLevel
 from app.schemas.common import InputModel
-from app.services.disclosure import mask_phone  # noqa: F401  (re-exported: the one policy)
 
 CODE_PATTERN = r"^[A-Za-z0-9-]{2,32}$"
 

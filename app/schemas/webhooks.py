@@ -6,9 +6,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field, StringConstraints
 
-from app.models import FormChange, Webhook, WebhookAttempt, WebhookDelivery
+from app.models import WebhookAttempt
 from app.schemas.common import InputModel, LocalDateTime
-from app.services import webhooks as webhook_service
 
 Url = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2000)]
 EventName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64)]
@@ -40,21 +39,9 @@ class WebhookRead(BaseModel):
     paused_reason: Literal["failing", "gone"] | None = Field(
         None, description="failing：约一天没有一次送达；gone：接收方返回 410 / why it was paused")
 
-    @classmethod
-    def build(cls, webhook: Webhook) -> WebhookRead:
-        return cls(id=webhook.id, client_id=webhook.client_id, url=webhook.url,
-                   events=webhook_service.event_list(webhook), active=webhook.active, created_at=webhook.created_at,
-                   failing_since=webhook.failing_since, paused_at=webhook.paused_at,
-                   paused_reason=webhook.paused_reason)  # type: ignore[arg-type]
-
 
 class WebhookCreated(WebhookRead):
     secret: str = Field(description="签名密钥（whsec_…），只在此显示一次 / shown once")
-
-    @classmethod
-    def with_secret(cls, webhook: Webhook, secret: str) -> WebhookCreated:
-        return cls(**WebhookRead.build(webhook).model_dump(), secret=secret)
-
 
 DeliveryStatusName = Literal["pending", "delivered", "failed"]
 
@@ -72,17 +59,6 @@ class DeliveryRead(BaseModel):
     last_error: str | None
     created_at: LocalDateTime
     delivered_at: LocalDateTime | None
-
-    @classmethod
-    def build(cls, delivery: WebhookDelivery, change: FormChange) -> DeliveryRead:
-        return cls(
-            id=delivery.id, webhook_id=delivery.webhook_id, change_id=change.id,
-            message_id=webhook_service.message_id(change.id), type=change.type, status=delivery.status,
-            attempts=delivery.attempts,
-            next_attempt_at=delivery.next_attempt_at if delivery.status == "pending" else None,
-            last_status_code=delivery.last_status_code, last_error=delivery.last_error,
-            created_at=delivery.created_at, delivered_at=delivery.delivered_at,
-        )
 
 
 class AttemptRead(BaseModel):
@@ -103,16 +79,6 @@ class DeliveryDetail(DeliveryRead):
     payload: dict[str, Any] = Field(description="投递的正文 / the body sent")
     attempt_log: list[AttemptRead] = Field(description="每次尝试，最早的在前 / every attempt, oldest first")
 
-    @classmethod
-    def build_detail(
-        cls, delivery: WebhookDelivery, change: FormChange, attempts: list[WebhookAttempt], *, reads_forms: bool = True,
-    ) -> DeliveryDetail:
-        body = webhook_service.payload(change)
-        if not reads_forms:  # the log shows what the key's scopes may read: without forms:read, only which form
-            body = {**body, "data": {"id": change.form_id}}
-        return cls(**DeliveryRead.build(delivery, change).model_dump(), payload=body,
-                   attempt_log=[AttemptRead.build(a) for a in attempts])
-
 
 class PingRead(BaseModel):
     message_id: str
@@ -130,7 +96,3 @@ class ChangeRead(BaseModel):
     at: str = Field(description="ISO 8601, +08:00")
     form_id: int
     data: dict[str, Any]
-
-    @classmethod
-    def build(cls, change: FormChange) -> ChangeRead:
-        return cls(**webhook_service.payload(change), form_id=change.form_id)

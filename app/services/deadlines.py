@@ -17,11 +17,11 @@ A deadline a person or client sets (assignment, extension) must lie within two y
 from __future__ import annotations
 
 from datetime import date, datetime, time
-from enum import StrEnum
 from zoneinfo import ZoneInfo
 
 from app.config import TZ as SHANGHAI
 from app.errors import Invalid
+from app.models import Supervision
 from app.services import working_days
 
 WARNING_WORKING_DAYS = 2
@@ -29,11 +29,6 @@ ESCALATION_WORKING_DAYS = 5
 DUE_WINDOW_YEARS = 2
 
 
-class Supervision(StrEnum):
-    none = "none"
-    warning = "warning"
-    overdue = "overdue"
-    escalated = "escalated"
 
 
 def is_working_day(day: date) -> bool:

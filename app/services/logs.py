@@ -28,7 +28,7 @@ from prometheus_client import CollectorRegistry, Counter, disable_created_metric
 
 from app.config import Settings
 
-# The id of the request this code runs for (set by the middleware in app/api/observability.py).
+# The id of the request this code runs for (set by the middleware in app/http/observability.py).
 request_id: ContextVar[str | None] = ContextVar("minyi_request_id", default=None)
 
 # The attributes every LogRecord has: whatever else a record carries came from ``extra=``.

@@ -26,13 +26,12 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from app.config import Settings
+from app.config import MAX_LIMIT_PER_MINUTE, Settings
 from app.errors import TooManyRequests
 
 log = logging.getLogger("minyi.rate_limit")
 
 PERIOD_US = 60_000_000  # the rate is per minute
-MAX_LIMIT_PER_MINUTE = 100_000  # keeps the interval at 600 µs or more
 DEFAULT_REDIS_PREFIX = "minyi:rate:"
 # After Redis fails, count in memory this long before asking Redis again, so a Redis that is down (or a
 # host that swallows packets) costs a request nothing but the first timeout.

@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
-from app.api import abuse
+from app.http import abuse
 from app.db import transaction
 from app.errors import AppError, TooManyRequests
 from app.services import auth as auth_service

@@ -15,7 +15,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from starlette.datastructures import UploadFile
 
-from app.api.deps import SessionDep
+from app.http.deps import SessionDep
 from app.config import TZ
 from app.errors import Conflict, Invalid
 from app.models import DayKind, Role, User, utcnow

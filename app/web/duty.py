@@ -27,7 +27,7 @@ from sqlalchemy.orm import selectinload
 from sqlalchemy.orm.attributes import set_committed_value
 from starlette.datastructures import FormData
 
-from app.api.deps import public_url_for
+from app.http.deps import public_url_for
 from app.config import TZ
 from app.db import transaction
 from app.errors import Invalid, NotFound, PermissionDenied

@@ -28,8 +28,8 @@ from fastapi.responses import Response
 from pydantic import BaseModel, ValidationError
 from starlette.datastructures import QueryParams
 
-from app.api.abuse import client_ip
-from app.api.deps import SessionDep
+from app.http.abuse import client_ip
+from app.http.deps import SessionDep
 from app.config import TZ
 from app.errors import AppError, Invalid, NotFound, PermissionDenied
 from app.models import FormStatus, Role, Satisfaction, User, utcnow
@@ -39,7 +39,6 @@ from app.schemas.forms import (
     CloseBody,
     DecisionBody,
     ExtensionBody,
-    FormDetail,
     FormRead,
     NoteBody,
     ReasonBody,
@@ -52,7 +51,7 @@ from app.schemas.forms import (
 from app.services import forms as form_service
 from app.services import disclosure, personal_data, reference
 from app.services import stats as stats_service
-from app.services import workflow, working_calendar
+from app.services import views, workflow, working_calendar
 from app.services.auth import Principal
 from app.services.content_check import REVIEW, UNAVAILABLE
 from app.services.deadlines import Supervision
@@ -236,7 +235,7 @@ async def _list_context(
     ]
     here = "/office/forms" + (f"?{urlencode(query)}" if query else "")
     return {
-        "forms": [FormRead.build(f, now=now, view=view) for f in forms],
+        "forms": [views.form_read(f, now=now, view=view) for f in forms],
         "next_url": "/office/forms?" + urlencode([*query, ("cursor", next_cursor)]) if next_cursor else None,
         "here": here,
         "selected": {"status": statuses, "workroom": workroom, "category": category, "supervision": supervision,
@@ -290,7 +289,7 @@ async def _form_page(
 ) -> Response:
     form = await form_service.get_visible(session, principal, form_id)
     view = disclosure.of(principal)
-    detail = FormDetail.build_detail(form, now=utcnow(), view=view)
+    detail = views.form_detail(form, now=utcnow(), view=view)
     actions = allowed_actions(user, detail)
     units = (await reference.list_units(session))[0] if {"assign", "reassign", "reopen"} & set(actions) else []
     context = {
@@ -460,7 +459,7 @@ async def unit_forms(request: Request, user: SignedIn, principal: PagePrincipal,
                                                            limit=PAGE_SIZE)
     now = utcnow()
     view = disclosure.of(principal)
-    items = [FormRead.build(f, now=now, view=view) for f in forms]
+    items = [views.form_read(f, now=now, view=view) for f in forms]
     items.sort(key=lambda f: (f.status != FormStatus.assigned, f.due_at is None, f.due_at or now))
     unit_name = await form_service.unit_name(session, user.unit_id)
     query = [("status", s) for s in statuses]

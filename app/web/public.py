@@ -25,8 +25,8 @@ from pydantic import ValidationError
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.api import abuse, hosts
-from app.api.deps import public_url
+from app.http import abuse, hosts
+from app.http.deps import public_url
 from app.config import TZ
 from app.errors import Invalid, NotFound, TooManyRequests
 from app.models import Category, ServicePoint, Workroom
@@ -306,7 +306,7 @@ QR_CACHE_SECONDS = 3600
 
 
 def _svg(request: Request, path: str) -> Response:
-    """The QR code of ``path``'s absolute URL (app/api/hosts.py: MINYI_PUBLIC_URL or an allowed host)."""
+    """The QR code of ``path``'s absolute URL (app/http/hosts.py: MINYI_PUBLIC_URL or an allowed host)."""
     url = public_url(request, path)
     buffer = io.BytesIO()
     segno.make(url, error="m").save(buffer, kind="svg", scale=8, border=2, xmldecl=True, svgns=True,

@@ -24,7 +24,7 @@ from pydantic import ValidationError
 from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.api import abuse
+from app.http import abuse
 from app.db import transaction
 from app.errors import Invalid, PermissionDenied
 from app.models import Role, ServicePoint, User

@@ -24,7 +24,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from pydantic import ValidationError
 
-from app.api.deps import SessionDep, public_url_for
+from app.http.deps import SessionDep, public_url_for
 from app.config import TZ
 from app.errors import Conflict, Invalid, NotFound, PermissionDenied
 from app.models import PlaceType, SwapStatus, User, utcnow

@@ -19,7 +19,7 @@ from urllib.parse import quote, urlsplit
 from fastapi import Depends, Request, Response
 from starlette.datastructures import FormData
 
-from app.api.deps import SESSION_COOKIE
+from app.http.deps import SESSION_COOKIE
 from app.errors import AppError, PermissionDenied
 from app.models import User
 from app.services import auth as auth_service

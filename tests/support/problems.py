@@ -1,4 +1,4 @@
-"""Checking error answers: every API error is RFC 9457 ``application/problem+json`` (app/api/problems.py).
+"""Checking error answers: every API error is RFC 9457 ``application/problem+json`` (app/http/problems.py).
 
 ``assert_problem(response, status, code)`` asserts what each test module's own copy used to assert, all of
 it: the status, the content type, the five fields (``type``, ``title``, ``status``, ``detail``, ``code``)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Response, status
 
-from app.api.deps import AuditDep, CursorQ, IdPath, LimitQ, PrincipalDep, SessionDep, SettingsDep
+from app.http.deps import AuditDep, CursorQ, IdPath, LimitQ, PrincipalDep, SessionDep, SettingsDep
 from app.models import Role
 from app.schemas.api_clients import ApiClientCreate, ApiClientRead, ApiClientSelf, ApiClientUpdate, ApiClientWithKey
 from app.schemas.common import Page, problem

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel
 
-from app.api.deps import AuditDep, CursorQ, LimitQ, PrincipalDep, SessionDep
+from app.http.deps import AuditDep, CursorQ, LimitQ, PrincipalDep, SessionDep
 from app.models import AuditEvent, Role, utcnow
 from app.schemas.common import MAX_ID, LocalDateTime, Page
 from app.schemas.dates import BoundedDateTime

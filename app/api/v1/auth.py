@@ -5,8 +5,8 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Request, status
 from fastapi.security import OAuth2PasswordRequestForm
 
-from app.api import abuse
-from app.api.deps import AuditDep, CurrentUser, PrincipalDep, SessionDep, SettingsDep, bearer_token
+from app.http import abuse
+from app.http.deps import AuditDep, CurrentUser, PrincipalDep, SessionDep, SettingsDep, bearer_token
 from app.errors import Unauthorized
 from app.models import Role
 from app.schemas.auth import MeRead, TokenRead, UserCreate, UserRead

@@ -17,7 +17,7 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Query, Request, Response
 from pydantic import BaseModel
 
-from app.api.deps import IdPath, PrincipalDep, SessionDep, public_url_for
+from app.http.deps import IdPath, PrincipalDep, SessionDep, public_url_for
 from app.schemas.common import problem
 from app.services import calendars as calendar_service
 from app.services.calendars import FeedKind

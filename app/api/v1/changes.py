@@ -6,11 +6,12 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
-from app.api.deps import LimitQ, PrincipalDep, SessionDep
+from app.http.deps import LimitQ, PrincipalDep, SessionDep
 from app.models import Role, Scope
 from app.schemas.common import Page
 from app.schemas.webhooks import ChangeRead
 from app.services import changes as change_service
+from app.services import views
 
 router = APIRouter(tags=["integrations"])
 
@@ -38,4 +39,4 @@ async def list_changes(
     else:
         principal.require_role(Role.admin, Role.coordinator)
     changes, next_cursor = await change_service.feed(session, cursor=cursor or None, limit=limit)
-    return Page(items=[ChangeRead.build(c) for c in changes], next_cursor=next_cursor)
+    return Page(items=[views.change_read(c) for c in changes], next_cursor=next_cursor)

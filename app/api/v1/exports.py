@@ -10,7 +10,7 @@ from urllib.parse import quote
 from fastapi import APIRouter, BackgroundTasks, Query, Request, Response, status
 from fastapi.responses import FileResponse, StreamingResponse
 
-from app.api.deps import AuditDep, IdPath, PrincipalDep, SessionDep, SettingsDep
+from app.http.deps import AuditDep, IdPath, PrincipalDep, SessionDep, SettingsDep
 from app.models import FormStatus, utcnow
 from app.schemas.common import MAX_ID, problem
 from app.schemas.dates import BoundedDate

@@ -10,8 +10,8 @@ from pydantic import ValidationError
 from starlette.datastructures import UploadFile as StarletteUpload
 from starlette.formparsers import MultiPartException
 
-from app.api import abuse
-from app.api.deps import IdPath, PrincipalDep, SessionDep, SettingsDep
+from app.http import abuse
+from app.http.deps import IdPath, PrincipalDep, SessionDep, SettingsDep
 from app.errors import Invalid, UnsupportedMediaType
 from app.models import FormPhoto, FormStatus, OpinionForm, Scope, utcnow
 from app.schemas.common import MAX_ID, Page, problem
@@ -41,7 +41,7 @@ from app.services import disclosure, intake, personal_data
 from app.services import forms as form_service
 from app.services import photos as photo_service
 from app.services import verification
-from app.services import workflow
+from app.services import views, workflow
 from app.services.auth import Principal
 from app.services.deadlines import Supervision
 
@@ -55,11 +55,11 @@ DECISION = {409: problem(f"{_WRONG_STATUS}, or no extension is pending (`no_pend
 
 
 def _read(form: OpinionForm, principal: Principal) -> FormRead:
-    return FormRead.build(form, now=utcnow(), view=disclosure.of(principal))
+    return views.form_read(form, now=utcnow(), view=disclosure.of(principal))
 
 
 def _detail(form: OpinionForm, principal: Principal) -> FormDetail:
-    return FormDetail.build_detail(form, now=utcnow(), view=disclosure.of(principal))
+    return views.form_detail(form, now=utcnow(), view=disclosure.of(principal))
 
 
 _SUBMIT_BODY = {

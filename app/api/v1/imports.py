@@ -19,7 +19,7 @@ from urllib.parse import quote
 
 from fastapi import APIRouter, File, Form, Query, Request, Response, UploadFile, status
 
-from app.api.deps import IdPath, PrincipalDep, SessionDep
+from app.http.deps import IdPath, PrincipalDep, SessionDep
 from app.config import TZ
 from app.models import utcnow
 from app.schemas.dates import BoundedDate

@@ -1,5 +1,5 @@
 """Lockouts in force (tracking numbers after wrong codes, accounts after failed logins), and lifting one
-early: admins only (see app/api/abuse.py)."""
+early: admins only (see app/http/abuse.py)."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Path, Request, status
 from pydantic import BaseModel
 
-from app.api import abuse
-from app.api.deps import AuditDep, PrincipalDep
+from app.http import abuse
+from app.http.deps import AuditDep, PrincipalDep
 from app.errors import NotFound
 from app.models import Role
 

@@ -9,7 +9,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
 
-from app.api.deps import AuditDep, PrincipalDep, SessionDep
+from app.http.deps import AuditDep, PrincipalDep, SessionDep
 from app.models import Role, utcnow
 from app.schemas.common import MAX_ID, DbId, InputModel, LocalDateTime
 from app.schemas.reference import PHONE_PATTERN

@@ -16,8 +16,8 @@ from fastapi.responses import FileResponse
 from starlette.datastructures import UploadFile
 from starlette.formparsers import MultiPartException
 
-from app.api import abuse
-from app.api.deps import IdPath, PrincipalDep, SessionDep, SettingsDep
+from app.http import abuse
+from app.http.deps import IdPath, PrincipalDep, SessionDep, SettingsDep
 from app.db import transaction
 from app.errors import Invalid, UnsupportedMediaType
 from app.schemas.common import Page, problem

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, status
 
-from app.api.deps import AuditDep, CurrentUser, CursorQ, IdPath, LimitQ, PrincipalDep, SessionDep
+from app.http.deps import AuditDep, CurrentUser, CursorQ, IdPath, LimitQ, PrincipalDep, SessionDep
 from app.models import Representative, Role
 from app.schemas.common import Page, problem
 from app.schemas.reference import (
@@ -17,10 +17,10 @@ from app.schemas.reference import (
     WorkroomCreate,
     WorkroomRead,
     WorkroomUpdate,
-    mask_phone,
 )
 from app.services import reference as reference_service
 from app.services.auth import Principal
+from app.services.disclosure import mask_phone
 from app.services.forms import sees_personal_data
 
 router = APIRouter(tags=["reference data"])

@@ -16,7 +16,7 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query, Response, status
 
-from app.api.deps import CursorQ, IdPath, LimitQ, PrincipalDep, SessionDep
+from app.http.deps import CursorQ, IdPath, LimitQ, PrincipalDep, SessionDep
 from app.config import TZ
 from app.models import SwapStatus, utcnow
 from app.schemas.common import Page, problem

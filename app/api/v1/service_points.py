@@ -14,7 +14,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Response, status
 
-from app.api.deps import CursorQ, IdPath, LimitQ, PrincipalDep, SessionDep
+from app.http.deps import CursorQ, IdPath, LimitQ, PrincipalDep, SessionDep
 from app.models import PlaceType, Role, ServicePoint, utcnow
 from app.schemas.common import Page, problem
 from app.schemas.dates import BoundedDate

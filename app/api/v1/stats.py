@@ -5,8 +5,8 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import JSONResponse
 
-from app.api.deps import PrincipalDep
-from app.api.polls import etag_matches
+from app.http.deps import PrincipalDep
+from app.http.polls import etag_matches
 from app.models import Scope, utcnow
 from app.schemas.dates import BoundedDate
 from app.schemas.stats import CountList, Summary

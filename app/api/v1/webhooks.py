@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, Response, status
 
-from app.api.deps import AuditDep, CursorQ, IdPath, LimitQ, PrincipalDep, SessionDep, SettingsDep
+from app.http.deps import AuditDep, CursorQ, IdPath, LimitQ, PrincipalDep, SessionDep, SettingsDep
 from app.schemas.common import Page, problem
 from app.schemas.webhooks import (
     DeliveryDetail,
@@ -18,6 +18,7 @@ from app.schemas.webhooks import (
     WebhookRead,
     WebhookUpdate,
 )
+from app.services import views
 from app.services import webhooks as webhook_service
 
 router = APIRouter(tags=["integrations"])
@@ -28,7 +29,7 @@ async def list_webhooks(
     principal: PrincipalDep, session: SessionDep, limit: LimitQ = 50, cursor: CursorQ = None
 ) -> Page[WebhookRead]:
     webhooks, next_cursor = await webhook_service.list_webhooks(session, principal=principal, limit=limit, cursor=cursor)
-    return Page(items=[WebhookRead.build(w) for w in webhooks], next_cursor=next_cursor)
+    return Page(items=[views.webhook_read(w) for w in webhooks], next_cursor=next_cursor)
 
 
 @router.post("/webhooks", response_model=WebhookCreated, status_code=status.HTTP_201_CREATED,
@@ -41,12 +42,12 @@ async def create_webhook(
         session, principal=principal, url=body.url, events=body.events, settings=settings
     )
     await audit("webhook.create", f"webhook:{webhook.id}", url=webhook.url, events=[str(e) for e in body.events])
-    return WebhookCreated.with_secret(webhook, secret)
+    return views.webhook_created(webhook, secret)
 
 
 @router.get("/webhooks/{webhook_id}", response_model=WebhookRead)
 async def get_webhook(webhook_id: IdPath, principal: PrincipalDep, session: SessionDep) -> WebhookRead:
-    return WebhookRead.build(await webhook_service.get_or_raise(session, principal=principal, webhook_id=webhook_id))
+    return views.webhook_read(await webhook_service.get_or_raise(session, principal=principal, webhook_id=webhook_id))
 
 
 @router.patch("/webhooks/{webhook_id}", response_model=WebhookRead, summary="Change url, events or active")
@@ -59,7 +60,7 @@ async def update_webhook(
         session, principal=principal, webhook_id=webhook_id, data=change, settings=settings
     )
     await audit("webhook.update", f"webhook:{webhook_id}", **body.model_dump(mode="json", exclude_unset=True))
-    return WebhookRead.build(webhook)
+    return views.webhook_read(webhook)
 
 
 @router.delete("/webhooks/{webhook_id}", status_code=status.HTTP_204_NO_CONTENT, response_class=Response)
@@ -78,7 +79,7 @@ async def rotate_secret(
         session, principal=principal, webhook_id=webhook_id, settings=settings
     )
     await audit("webhook.rotate_secret", f"webhook:{webhook_id}")
-    return WebhookCreated.with_secret(webhook, secret)
+    return views.webhook_created(webhook, secret)
 
 
 @router.post("/webhooks/{webhook_id}/resume", response_model=WebhookRead,
@@ -86,7 +87,7 @@ async def rotate_secret(
 async def resume_webhook(webhook_id: IdPath, principal: PrincipalDep, session: SessionDep, audit: AuditDep) -> WebhookRead:
     webhook, was_paused = await webhook_service.resume(session, principal=principal, webhook_id=webhook_id)
     await audit("webhook.resume", f"webhook:{webhook_id}", was_paused=was_paused)
-    return WebhookRead.build(webhook)
+    return views.webhook_read(webhook)
 
 
 @router.post("/webhooks/{webhook_id}/test", response_model=PingRead,
@@ -113,7 +114,7 @@ async def list_deliveries(
     rows, next_cursor = await webhook_service.list_deliveries(
         session, principal=principal, webhook_id=webhook_id, status=delivery_status, limit=limit, cursor=cursor
     )
-    return Page(items=[DeliveryRead.build(d, c) for d, c in rows], next_cursor=next_cursor)
+    return Page(items=[views.delivery_read(d, c) for d, c in rows], next_cursor=next_cursor)
 
 
 @router.get("/webhooks/{webhook_id}/deliveries/{delivery_id}", response_model=DeliveryDetail,
@@ -123,7 +124,7 @@ async def get_delivery(webhook_id: IdPath, delivery_id: IdPath, principal: Princ
         session, principal=principal, webhook_id=webhook_id, delivery_id=delivery_id
     )
     reads_forms = principal.client is None or principal.has_scope("forms:read")  # admins read every form
-    return DeliveryDetail.build_detail(delivery, change, attempts, reads_forms=reads_forms)
+    return views.delivery_detail(delivery, change, attempts, reads_forms=reads_forms)
 
 
 @router.post("/webhooks/{webhook_id}/deliveries/{delivery_id}/redeliver", response_model=DeliveryRead,
@@ -135,4 +136,4 @@ async def redeliver(
         session, principal=principal, webhook_id=webhook_id, delivery_id=delivery_id
     )
     await audit("webhook.redeliver", f"webhook:{webhook_id}", delivery_id=delivery_id)
-    return DeliveryRead.build(delivery, change)
+    return views.delivery_read(delivery, change)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request
 
-from app.api.deps import CursorQ, IdPath, LimitQ, PrincipalDep, SessionDep, SettingsDep
+from app.http.deps import CursorQ, IdPath, LimitQ, PrincipalDep, SessionDep, SettingsDep
 from app.schemas.auth import TokenRead
 from app.schemas.common import Page, problem
 from app.schemas.wechat import MyFormRead, SubscriptionList, SubscriptionRead, SubscriptionReport, WechatLogin

@@ -15,7 +15,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, File, Form, Path, Query, Request, Response, UploadFile, status
 
-from app.api.deps import PrincipalDep, SessionDep
+from app.http.deps import PrincipalDep, SessionDep
 from app.config import TZ
 from app.models import CalendarDay, utcnow
 from app.schemas.common import problem

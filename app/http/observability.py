@@ -39,7 +39,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app import migrate
-from app.api.problems import http_problem, problem_response
+from app.http.problems import http_problem, problem_response
 from app.config import TZ
 from app.errors import Unavailable
 from app.models import (

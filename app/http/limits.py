@@ -22,8 +22,7 @@ from typing import Any
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app.api import open311
-from app.api.problems import http_problem
+from app.http.problems import http_problem
 from app.errors import PROBLEM_JSON
 from app.services.photos import MAX_PHOTOS
 
@@ -33,8 +32,12 @@ UPLOAD_PATHS = (r"/api/v1/forms", r"/api/v1/forms/\d+/photos")
 
 def _encode(scope: Scope, problem: dict[str, Any]) -> tuple[int, bytes, bytes]:
     """(status, content type, body) of a refusal: problem+json, or the spec's error shape under /open311/."""
-    if (scope.get("path", "") + "/").startswith(open311.PREFIX):
-        response = open311.error_response(Request(scope), problem)
+    # Open311 answers in its own error shape: the app registers it (app.state.open311_problem, as for
+    # http/problems.py), so this plumbing knows no router.
+    app = scope.get("app")
+    open311_problem = getattr(app.state, "open311_problem", None) if app is not None else None
+    if open311_problem is not None and (scope.get("path", "") + "/").startswith("/open311/"):
+        response = open311_problem(Request(scope), problem, None)
         return response.status_code, response.headers["content-type"].encode(), bytes(response.body)
     return problem["status"], PROBLEM_JSON.encode(), json.dumps(problem, ensure_ascii=False).encode()
 

@@ -157,7 +157,7 @@ class SecurityHeaders:
             if started or handler is None or getattr(app, "debug", False):
                 raise
             response = handler(Request(scope), exc)
-            if inspect.isawaitable(response):  # ours (app/api/problems.py) are async
+            if inspect.isawaitable(response):  # ours (app/http/problems.py) are async
                 response = await response
             await response(scope, receive, send_with_headers)
 

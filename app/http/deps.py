@@ -9,7 +9,7 @@ from fastapi import Depends, Path, Query, Request
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.api import hosts
+from app.http import hosts
 from app.config import Settings
 from app.db import transaction
 from app.models import ApiClient, Resident, User
@@ -136,7 +136,7 @@ def bearer_token(credentials: Annotated[HTTPAuthorizationCredentials | None, Dep
 
 def public_url(request: Request, path: str) -> str:
     """An absolute URL for residents' phones (QR codes, calendar subscriptions): MINYI_PUBLIC_URL when
-    set, else this request's own base if its host is one the app may print (app/api/hosts.py; else 400
+    set, else this request's own base if its host is one the app may print (app/http/hosts.py; else 400
     ``host_not_allowed``)."""
     return hosts.base_url(request) + path
 

@@ -1,0 +1,20 @@
+"""Every page router, in one router for the app (app/main.py). The package's ``__init__`` imports nothing, so
+importing one page module (``app.web.session`` from the plumbing, say) never loads all the others."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends
+
+from app.web import auth, calendar_office, duty, imports, office, public, rep, roster_office
+from app.web.session import page_principal
+
+# Every page knows who is looking (the header shows their links), whether or not the route asks.
+router = APIRouter(include_in_schema=False, dependencies=[Depends(page_principal)])
+router.include_router(auth.router)
+router.include_router(public.router)
+router.include_router(rep.router)
+router.include_router(office.router)
+router.include_router(duty.router)
+router.include_router(roster_office.router)
+router.include_router(imports.router)
+router.include_router(calendar_office.router)
