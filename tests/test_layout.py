@@ -168,3 +168,29 @@ def test_the_cycle_finder_finds_cycles() -> None:
     assert cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
     models = [c for c in cycles(graph()) if "app.models" in c]
     assert models, "app.models' re-exporting __init__ should show as the one allowed package loop"
+
+
+# Pages take the request's session (``SessionDep``, as the JSON routers do) instead of opening their own.
+# The exceptions, each for a reason: the login cache resolves a cookie once for many concurrent requests
+# (session.py), and an import runs in the background after the request has ended (imports.py hands the
+# runner the sessionmaker).
+OWN_SESSIONS_ALLOWED = {"app/web/session.py": 1, "app/web/imports.py": 1}
+
+
+def test_pages_use_the_requests_session() -> None:
+    found = {}
+    for path in sorted((APP / "web").glob("*.py")):
+        text = path.read_text(encoding="utf-8")
+        count = text.count("sessionmaker") + text.count("transaction(")
+        if count:
+            found[str(path.relative_to(APP.parent))] = count
+    assert found == OWN_SESSIONS_ALLOWED, found
+
+
+def test_pages_run_no_query_of_their_own() -> None:
+    """Queries live in services; a page module does not even import SQLAlchemy's query builders."""
+    wrong = [f"{path.relative_to(APP.parent)}:{node.lineno}"
+             for path in sorted((APP / "web").glob("*.py"))
+             for node in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
+             if isinstance(node, ast.ImportFrom) and node.module in ("sqlalchemy", "sqlalchemy.orm")]
+    assert not wrong, wrong

@@ -11,7 +11,7 @@ from sqlalchemy import event, select
 
 from app.config import TZ
 from app.models import Shift, ShiftSwap, utcnow
-from app.web.duty import today_by_workroom
+from app.services.duty import today_by_workroom
 from tests.factories import World, build_world
 from tests.support.logins import login, sign_in
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Select, and_, case, func, select
+from sqlalchemy import Select, and_, case, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 from sqlalchemy.sql.elements import ColumnElement
@@ -107,6 +107,40 @@ async def get_service_point_or_raise(session: AsyncSession, service_point_id: in
     if point is None:
         raise NotFound(f"流动服务点 {service_point_id} 不存在。", code="service_point_not_found")
     return point
+
+
+async def with_workroom(session: AsyncSession, service_point_id: int) -> tuple[ServicePoint, Workroom]:
+    """A point and its workroom (the public point pages), or 404."""
+    point = await session.get(ServicePoint, service_point_id)
+    workroom = await session.get(Workroom, point.workroom_id) if point else None
+    if point is None or workroom is None:
+        raise NotFound("该流动服务点不存在。", code="service_point_not_found")
+    return point, workroom
+
+
+async def latest_of_workroom(session: AsyncSession, workroom_id: int, *, limit: int = 20) -> list[ServicePoint]:
+    """A workroom's points, the latest first (the workroom's submit page offers them)."""
+    return list(await session.scalars(
+        select(ServicePoint).where(ServicePoint.workroom_id == workroom_id)
+        .order_by(ServicePoint.starts_at.desc()).limit(limit)
+    ))
+
+
+async def running_for(session: AsyncSession, representative: Representative, *, start: datetime,
+                      end: datetime) -> list[ServicePoint]:
+    """The points running between ``start`` and ``end`` of the representative's workrooms or with them on
+    it, in start order (where a representative may say they collected a form)."""
+    mine = select(service_point_representative.c.service_point_id).where(
+        service_point_representative.c.representative_id == representative.id
+    )
+    return list(await session.scalars(
+        select(ServicePoint)
+        .where(
+            or_(ServicePoint.workroom_id.in_([w.id for w in representative.workrooms]), ServicePoint.id.in_(mine)),
+            ServicePoint.starts_at < end, ServicePoint.ends_at >= start,
+        )
+        .order_by(ServicePoint.starts_at, ServicePoint.id)
+    ))
 
 
 # --- writing -----------------------------------------------------------------------------------------

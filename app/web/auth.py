@@ -6,7 +6,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from app.http import abuse
-from app.db import transaction
+from app.http.deps import SessionDep
 from app.errors import AppError, TooManyRequests
 from app.services import auth as auth_service
 from app.web.render import redirect, render
@@ -27,7 +27,7 @@ async def login_page(request: Request, principal: PagePrincipal, next: str | Non
 
 
 @router.post("/login")
-async def login(request: Request, form: CheckedForm) -> Response:
+async def login(request: Request, form: CheckedForm, session: SessionDep) -> Response:
     username = str(form.get("username") or "").strip()
     password = str(form.get("password") or "")
     target = str(form.get("next") or "")
@@ -39,11 +39,11 @@ async def login(request: Request, form: CheckedForm) -> Response:
                                               "errors": {"form": limited.detail}}, status_code=429,
                       headers=limited.headers)
     try:
-        async with transaction(state.sessionmaker) as session:
-            user = await auth_service.authenticate(session, username=username, password=password)
-            token, ttl = await auth_service.issue_token(session, user=user, ttl_seconds=state.settings.token_ttl_seconds)
-            role = user.role
+        user = await auth_service.authenticate(session, username=username, password=password)
+        token, ttl = await auth_service.issue_token(session, user=user, ttl_seconds=state.settings.token_ttl_seconds)
+        role = user.role
     except AppError as exc:
+        await session.rollback()  # nothing of a refused sign-in is kept
         if exc.code == "invalid_credentials":
             await abuse.after_login(request, username, ok=False)
         return render(request, "login.html", {"next": safe_next(target, ""), "values": {"username": username},
@@ -55,11 +55,10 @@ async def login(request: Request, form: CheckedForm) -> Response:
 
 
 @router.post("/logout")
-async def logout(request: Request, form: CheckedForm) -> Response:
+async def logout(request: Request, form: CheckedForm, session: SessionDep) -> Response:
     token = session_token(request)
     if token:
-        async with transaction(request.app.state.sessionmaker) as session:
-            await auth_service.revoke_token(session, token)
+        await auth_service.revoke_token(session, token)
     response = redirect("/")
     response.delete_cookie(SESSION_COOKIE, path="/")
     # The browser's HTTP cache of this site goes too (pages seen while signed in); the service worker's page

@@ -14,27 +14,21 @@ every rule (window, holder, states) and their errors show as the error page or, 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Path, Request
 from fastapi.responses import HTMLResponse, Response
-from sqlalchemy import and_, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import selectinload
-from sqlalchemy.orm.attributes import set_committed_value
 from starlette.datastructures import FormData
 
 from app.http.deps import public_url_for
 from app.config import TZ
-from app.db import transaction
+from app.http.deps import SessionDep
 from app.errors import Invalid, NotFound, PermissionDenied
-from app.models import Representative, Role, Shift, ShiftSwap, User, Workroom, utcnow
-from app.models.reference import representative_workroom
+from app.models import Role, Shift, User
 from app.schemas.common import MAX_ID
-from app.services import reference
+from app.services import duty, reference
 from app.services import calendars as calendar_service
 from app.services import rosters as roster_service
 from app.services.calendars import FeedKind
@@ -46,7 +40,6 @@ router = APIRouter()
 
 WorkroomCode = Annotated[str, Path(max_length=32)]
 RowId = Annotated[int, Path(ge=1, le=MAX_ID)]
-MY_DAYS = 8  # today and the next 7 days
 NOTE_MAX = 500
 LEVEL_LABELS = {"town": "镇党代表", "district": "区党代表", "city": "市党代表", "province": "省党代表",
                 "national": "全国党代表"}
@@ -77,145 +70,30 @@ templates.env.globals["DUTY_LEVELS"] = LEVEL_LABELS
 templates.env.globals["SWAP_LABELS"] = roster_service.SWAP_LABELS
 
 
-def _now() -> datetime:
-    return utcnow()
-
-
-def _today(now: datetime) -> date:
-    return now.astimezone(TZ).date()
-
-
-def today_in_town() -> date:
-    return _today(_now())
-
-
-# --- reading (small service helpers: one query each) -------------------------------------------------
-
-
-async def today_by_workroom(session: AsyncSession, *, day: date) -> list[tuple[Workroom, list[Shift]]]:
-    """Every active workroom with its shifts overlapping the Shanghai day, in one SELECT (workroom LEFT JOIN
-    shift JOIN representative), workrooms in code order, shifts in start order."""
-    lower, upper = roster_service.local_day_bounds(day, day)
-    query = (
-        select(Workroom, Shift, Representative)
-        .outerjoin(Shift, and_(Shift.workroom_id == Workroom.id, Shift.starts_at < upper, Shift.ends_at > lower))
-        .outerjoin(Representative, Representative.id == Shift.representative_id)
-        .where(Workroom.active.is_(True))
-        .order_by(Workroom.code, Shift.starts_at, Shift.id)
-    )
-    grouped: dict[int, tuple[Workroom, list[Shift]]] = {}
-    for workroom, shift, representative in (await session.execute(query)).all():
-        _, shifts = grouped.setdefault(workroom.id, (workroom, []))
-        if shift is not None:
-            # Attach what the join read, without marking the shift changed.
-            set_committed_value(shift, "representative", representative)
-            set_committed_value(shift, "workroom", workroom)
-            shifts.append(shift)
-    return list(grouped.values())
-
-
-def _by_day(shifts: Sequence[Shift], first: date, last: date) -> list[tuple[date, list[Shift]]]:
-    """Each day of [first, last] with the shifts overlapping it (a night shift shows on both days)."""
-    days = []
-    day = first
-    while day <= last:
-        lower, upper = roster_service.local_day_bounds(day, day)
-        days.append((day, [s for s in shifts if s.starts_at < upper and s.ends_at > lower]))
-        day += timedelta(days=1)
-    return days
-
-
-@dataclass
-class MyShift:
-    shift: Shift
-    can_check_in: bool
-    can_swap: bool
-    open_swap: ShiftSwap | None
-
-
-@dataclass
-class SwapRow:
-    swap: ShiftSwap
-    shift: Shift | None
-    other: Representative | None
-
-
-async def my_duty(session: AsyncSession, *, user: User, now: datetime) -> dict[str, Any]:
-    """What "我的值班" shows: my shifts today and the next 7 days, the swaps to me and from me, and the
-    representatives I may ask to swap with (my workrooms' first)."""
-    me = user.representative_id
-    if me is None:
-        return {"my_shifts": [], "swaps_to_me": [], "swaps_from_me": [], "swap_choices": []}
-    today = _today(now)
-    lower, upper = roster_service.local_day_bounds(today, today + timedelta(days=MY_DAYS - 1))
-    shifts = list(await session.scalars(
-        select(Shift).options(selectinload(Shift.workroom), selectinload(Shift.representative))
-        .where(Shift.representative_id == me, Shift.starts_at < upper, Shift.ends_at > lower)
-        .order_by(Shift.starts_at, Shift.id)
-    ))
-    swaps, _ = await roster_service.list_swaps(session, principal=Principal(user=user), status=None, limit=50,
-                                               cursor=None)
-    swap_shift_ids = {s.shift_id for s in swaps}
-    swap_shifts = {s.id: s for s in await session.scalars(
-        select(Shift).options(selectinload(Shift.workroom)).where(Shift.id.in_(swap_shift_ids))
-    )} if swap_shift_ids else {}
-    my_workrooms = select(representative_workroom.c.workroom_id).where(representative_workroom.c.representative_id == me)
-    colleagues = select(representative_workroom.c.representative_id).where(
-        representative_workroom.c.workroom_id.in_(my_workrooms))
-    people = list(await session.scalars(
-        select(Representative).where(or_(Representative.active.is_(True),
-                                         Representative.id.in_({s.from_representative_id for s in swaps}
-                                                               | {s.to_representative_id for s in swaps})))
-        .order_by(Representative.id)
-    ))
-    near = set(await session.scalars(colleagues))
-    names = {p.id: p for p in people}
-    open_by_shift = {s.shift_id: s for s in swaps if s.status in roster_service.OPEN_SWAP}
-    return {
-        "my_shifts": [
-            MyShift(
-                shift=s,
-                can_check_in=s.checked_in_at is None and s.starts_at - roster_service.CHECK_IN_EARLY <= now < s.ends_at,
-                can_swap=s.starts_at > now and s.id not in open_by_shift,
-                open_swap=open_by_shift.get(s.id),
-            )
-            for s in shifts
-        ],
-        "swaps_to_me": [SwapRow(s, swap_shifts.get(s.shift_id), names.get(s.from_representative_id))
-                        for s in swaps if s.to_representative_id == me],
-        "swaps_from_me": [SwapRow(s, swap_shifts.get(s.shift_id), names.get(s.to_representative_id))
-                          for s in swaps if s.from_representative_id == me],
-        "swap_choices": sorted((p for p in people if p.active and p.id != me), key=lambda p: (p.id not in near, p.id)),
-        "swap_near": near,
-    }
-
-
 # --- public pages ------------------------------------------------------------------------------------
 
 
 @router.get("/w/{code}/duty")
-async def workroom_duty(request: Request, code: WorkroomCode) -> HTMLResponse:
+async def workroom_duty(request: Request, code: WorkroomCode, session: SessionDep) -> HTMLResponse:
     """This week's and next week's duty at the workroom, by day."""
-    today = _today(_now())
+    today = duty.today_in_town()
     monday = today - timedelta(days=today.weekday())
     last = monday + timedelta(days=13)
-    async with request.app.state.sessionmaker() as session:
-        workroom = await reference.get_workroom(session, code)
-        if workroom is None or not workroom.active:
-            raise NotFound(f"工作室 {code} 不存在或已停用。", code="workroom_not_found")
-        shifts = await roster_service.list_shifts(session, workroom_code=workroom.code, day_from=monday, day_to=last)
-    days = _by_day(shifts, monday, last)
+    workroom = await reference.get_workroom(session, code)
+    if workroom is None or not workroom.active:
+        raise NotFound(f"工作室 {code} 不存在或已停用。", code="workroom_not_found")
+    shifts = await roster_service.list_shifts(session, workroom_code=workroom.code, day_from=monday, day_to=last)
+    days = duty.by_day(shifts, monday, last)
     weeks = [("本周", days[:7]), ("下周", days[7:])]
     return render(request, "duty/workroom.html", {"workroom": workroom, "weeks": weeks, "today": today,
                                                   "total": len(shifts)})
 
 
 @router.get("/duty/today")
-async def today_duty(request: Request) -> HTMLResponse:
+async def today_duty(request: Request, session: SessionDep) -> HTMLResponse:
     """Who is on duty today at each workroom (the home page loads the ``today`` block)."""
-    today = _today(_now())
-    async with request.app.state.sessionmaker() as session:
-        rows = await today_by_workroom(session, day=today)
+    today = duty.today_in_town()
+    rows = await duty.today_by_workroom(session, day=today)
     return render(request, "duty/today.html", {"rows": rows, "today": today}, block="today")
 
 
@@ -228,12 +106,11 @@ async def _calendar_url(request: Request, session: AsyncSession, representative_
 
 
 @router.post("/rep/calendar/reset")
-async def reset_calendar(request: Request, user: SignedIn, form: CheckedForm) -> Response:
+async def reset_calendar(request: Request, user: SignedIn, form: CheckedForm, session: SessionDep) -> Response:
     """A new subscription address: the old one (shared by mistake, a lost phone) stops working at once."""
     _representative(user)
     if user.representative_id is not None:
-        async with transaction(request.app.state.sessionmaker) as session:
-            await _calendar_url(request, session, user.representative_id, reset=True)
+        await _calendar_url(request, session, user.representative_id, reset=True)
     return redirect("/rep/duty#calendar")
 
 
@@ -252,14 +129,13 @@ def _back(form: FormData) -> str:
 
 
 @router.get("/rep/duty")
-async def my_duty_page(request: Request, user: SignedIn) -> HTMLResponse:
+async def my_duty_page(request: Request, user: SignedIn, session: SessionDep) -> HTMLResponse:
     """我的值班 as a page (no JavaScript) or, for htmx (``/rep`` loads it), the ``mine`` block alone."""
     _representative(user)
-    now = _now()
-    async with transaction(request.app.state.sessionmaker) as session:
-        context = await my_duty(session, user=user, now=now)
-        if not is_htmx(request) and user.representative_id is not None:  # the full page offers the calendar
-            context["calendar_url"] = await _calendar_url(request, session, user.representative_id)
+    now = duty.now()
+    context = await duty.my_duty(session, user=user, now=now)
+    if not is_htmx(request) and user.representative_id is not None:  # the full page offers the calendar
+        context["calendar_url"] = await _calendar_url(request, session, user.representative_id)
     back = "/rep" if is_htmx(request) else "/rep/duty"  # the actions come back to the page showing them
     response = render(request, "duty/mine.html", {**context, "now": now, "back": back}, block="mine")
     response.headers["Cache-Control"] = "no-cache"
@@ -267,15 +143,14 @@ async def my_duty_page(request: Request, user: SignedIn) -> HTMLResponse:
 
 
 @router.post("/rep/shifts/{shift_id}/check-in")
-async def check_in(request: Request, shift_id: RowId, user: SignedIn, form: CheckedForm) -> Response:
+async def check_in(request: Request, shift_id: RowId, user: SignedIn, form: CheckedForm, session: SessionDep) -> Response:
     principal = _representative(user)
-    async with transaction(request.app.state.sessionmaker) as session:
-        await roster_service.check_in(session, shift_id=shift_id, principal=principal)
+    await roster_service.check_in(session, shift_id=shift_id, principal=principal)
     return redirect(_back(form))
 
 
 @router.post("/rep/shifts/{shift_id}/swap")
-async def request_swap(request: Request, shift_id: RowId, user: SignedIn, form: CheckedForm) -> Response:
+async def request_swap(request: Request, shift_id: RowId, user: SignedIn, form: CheckedForm, session: SessionDep) -> Response:
     principal = _representative(user)
     target = str(form.get("to_representative_id") or "").strip()
     if not target.isdigit() or not 1 <= int(target) <= MAX_ID:
@@ -283,21 +158,19 @@ async def request_swap(request: Request, shift_id: RowId, user: SignedIn, form: 
     note = str(form.get("note") or "").strip()
     if len(note) > NOTE_MAX:
         raise Invalid(f"说明不超过 {NOTE_MAX} 字。", code="note_too_long")
-    async with transaction(request.app.state.sessionmaker) as session:
-        await roster_service.request_swap(session, shift_id=shift_id, to_representative_id=int(target),
-                                          note=note or None, principal=principal)
+    await roster_service.request_swap(session, shift_id=shift_id, to_representative_id=int(target),
+                                      note=note or None, principal=principal)
     return redirect(_back(form))
 
 
 @router.post("/rep/swaps/{swap_id}/{action}")
-async def answer_swap(request: Request, swap_id: RowId, action: str, user: SignedIn, form: CheckedForm) -> Response:
+async def answer_swap(request: Request, swap_id: RowId, action: str, user: SignedIn, form: CheckedForm, session: SessionDep) -> Response:
     principal = _representative(user)
     if action not in ("accept", "decline", "cancel"):
         raise NotFound("没有这个操作。", code="not_found")
-    async with transaction(request.app.state.sessionmaker) as session:
-        if action == "cancel":
-            await roster_service.cancel_swap(session, swap_id=swap_id, principal=principal)
-        else:
-            await roster_service.answer_swap(session, swap_id=swap_id, accept=action == "accept", principal=principal)
+    if action == "cancel":
+        await roster_service.cancel_swap(session, swap_id=swap_id, principal=principal)
+    else:
+        await roster_service.answer_swap(session, swap_id=swap_id, accept=action == "accept", principal=principal)
     return redirect(_back(form))
 

@@ -22,23 +22,22 @@ import segno
 from fastapi import APIRouter, Path, Request
 from fastapi.responses import HTMLResponse, Response
 from pydantic import ValidationError
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.http import abuse, hosts
-from app.http.deps import public_url
+from app.http.deps import SessionDep, public_url
 from app.config import TZ
 from app.errors import Invalid, NotFound, TooManyRequests
 from app.models import Category, ServicePoint, Workroom
 from app.schemas.common import MAX_ID
 from app.schemas.forms import FormCreate, TrackRead
+from app.services import duty
 from app.services import forms as form_service
 from app.services import intake
 from app.services import reference
 from app.services import service_points as service_point_service
 from app.services import verification
 from app.services.auth import ANONYMOUS
-from app.web import duty
 from app.web.render import redirect, render, templates
 from app.web.session import CheckedForm, is_https
 
@@ -70,14 +69,6 @@ async def _active_workroom(session: AsyncSession, code: str) -> Workroom:
     return workroom
 
 
-async def _point(session: AsyncSession, point_id: int) -> tuple[ServicePoint, Workroom]:
-    point = await session.get(ServicePoint, point_id)
-    workroom = await session.get(Workroom, point.workroom_id) if point else None
-    if point is None or workroom is None:
-        raise NotFound("该流动服务点不存在。", code="service_point_not_found")
-    return point, workroom
-
-
 async def _categories(session: AsyncSession) -> list[Category]:
     categories, _ = await reference.list_categories(session, active_only=True)
     return list(categories)
@@ -86,7 +77,7 @@ async def _categories(session: AsyncSession) -> list[Category]:
 async def _source(session: AsyncSession, workroom_code: str | None, point_id: int | None) -> dict[str, Any]:
     """What the submit form needs for this source: its label, its hidden fields, where it lives."""
     if point_id is not None:
-        point, workroom = await _point(session, point_id)
+        point, workroom = await service_point_service.with_workroom(session, point_id)
         return {
             "workroom": workroom, "point": point, "label": f"{point.title}（{workroom.name}）",
             "path": f"/p/{point.id}", "hidden": {"service_point_id": point.id},
@@ -106,10 +97,7 @@ async def _submit_page(
 ) -> HTMLResponse:
     points: list[ServicePoint] = []
     if source["workroom"] is not None and source["point"] is None:
-        points = list(await session.scalars(
-            select(ServicePoint).where(ServicePoint.workroom_id == source["workroom"].id)
-            .order_by(ServicePoint.starts_at.desc()).limit(20)
-        ))
+        points = await service_point_service.latest_of_workroom(session, source["workroom"].id)
     return render(request, "public/submit.html", {
         "source": source, "points": points, "categories": await _categories(session),
         "errors": errors or {}, "values": values or {},
@@ -120,37 +108,32 @@ async def _submit_page(
 
 
 @router.get("/")
-async def home(request: Request) -> HTMLResponse:
+async def home(request: Request, session: SessionDep) -> HTMLResponse:
     today = duty.today_in_town()
-    async with request.app.state.sessionmaker() as session:
-        workrooms, _ = await reference.list_workrooms(session, active_only=True)
-        rows = await duty.today_by_workroom(session, day=today)  # today's duty, rendered here: no script needed
+    workrooms, _ = await reference.list_workrooms(session, active_only=True)
+    rows = await duty.today_by_workroom(session, day=today)  # today's duty, rendered here: no script needed
     return render(request, "public/home.html", {"workrooms": workrooms, "rows": rows, "today": today})
 
 
 @router.get("/w/{code}")
-async def workroom_page(request: Request, code: WorkroomCode) -> HTMLResponse:
-    async with request.app.state.sessionmaker() as session:
-        return await _submit_page(request, session, await _source(session, code, None))
+async def workroom_page(request: Request, code: WorkroomCode, session: SessionDep) -> HTMLResponse:
+    return await _submit_page(request, session, await _source(session, code, None))
 
 
 @router.get("/p/{point_id}")
-async def point_page(request: Request, point_id: PointId) -> HTMLResponse:
-    async with request.app.state.sessionmaker() as session:
-        return await _submit_page(request, session, await _source(session, None, point_id))
+async def point_page(request: Request, point_id: PointId, session: SessionDep) -> HTMLResponse:
+    return await _submit_page(request, session, await _source(session, None, point_id))
 
 
 @router.get("/submit")
-async def submit_page(request: Request) -> HTMLResponse:
-    async with request.app.state.sessionmaker() as session:
-        return await _submit_page(request, session, await _source(session, None, None))
+async def submit_page(request: Request, session: SessionDep) -> HTMLResponse:
+    return await _submit_page(request, session, await _source(session, None, None))
 
 
 @router.get("/service-points")
-async def service_point_calendar(request: Request) -> HTMLResponse:
+async def service_point_calendar(request: Request, session: SessionDep) -> HTMLResponse:
     """The public calendar of upcoming mobile service point sessions (the next 30 days)."""
-    async with request.app.state.sessionmaker() as session:
-        points, _ = await service_point_service.list_service_points(session, limit=200)
+    points, _ = await service_point_service.list_service_points(session, limit=200)
     days: dict[str, list[ServicePoint]] = {}
     for point in points:
         days.setdefault(_local_time(point.starts_at, "%Y-%m-%d"), []).append(point)
@@ -212,7 +195,7 @@ def read_receipt(secret: str, value: str | None) -> dict[str, str] | None:
 
 
 @router.post("/submit")
-async def submit(request: Request, form: CheckedForm) -> Response:
+async def submit(request: Request, form: CheckedForm, session: SessionDep) -> Response:
     values = {name: str(form.get(name) or "") for name in FIELDS}
     # 同意公开: only a ticked box publishes; absent (unticked, or an old page) means not public.
     public = str(form.get("public") or "").strip().lower() in TICKED
@@ -221,34 +204,34 @@ async def submit(request: Request, form: CheckedForm) -> Response:
     workroom_code = str(form.get("workroom_code") or "").strip() or None
     point_text = str(form.get("service_point_id") or "").strip()
     point_id = int(point_text) if point_text.isdigit() and 1 <= int(point_text) <= MAX_ID else None
-    async with request.app.state.sessionmaker() as session:
-        source = await _source(session, workroom_code, point_id)
-        try:
-            body = FormCreate(**{name: values[name] for name in FIELDS}, public=public,
-                              workroom_code=workroom_code, service_point_id=point_id)
-        except ValidationError as exc:
-            return await _submit_page(request, session, source, errors=_field_errors(exc), values=values,
-                                      status_code=422)
+    source = await _source(session, workroom_code, point_id)
+    try:
+        body = FormCreate(**{name: values[name] for name in FIELDS}, public=public,
+                          workroom_code=workroom_code, service_point_id=point_id)
+    except ValidationError as exc:
+        return await _submit_page(request, session, source, errors=_field_errors(exc), values=values,
+                                  status_code=422)
     try:
         await abuse.public_submission(request, ANONYMOUS)
     except TooManyRequests as limited:
-        async with request.app.state.sessionmaker() as session:
-            page = await _submit_page(request, session, source, errors={"form": limited.detail}, values=values,
-                                      status_code=429)
+        page = await _submit_page(request, session, source, errors={"form": limited.detail}, values=values,
+                                  status_code=429)
         page.headers.update(limited.headers)
         return page
+    # The reads above end here: the front door writes in transactions of its own, and on SQLite every
+    # transaction holds the database's write lock (app/db.py), so this one must not stay open meanwhile.
+    await session.commit()
     try:
         # The front door (services/intake.py), as every other door.
         outcome = await intake.submit_form(
             request.app.state, ANONYMOUS, form_service.Submission(**body.model_dump(exclude={"channel"})),
             door="public", answer=lambda accepted, _photos: accepted, client_address=abuse.client_ip(request),
         )
-        accepted: form_service.Accepted = outcome.body  # no key: always this submission's own answer
     except Invalid as refused:
         field = _INVALID_FIELDS.get(refused.code or "", "form")
-        async with request.app.state.sessionmaker() as session:
-            return await _submit_page(request, session, source, errors={field: refused.detail}, values=values,
-                                      status_code=422)
+        return await _submit_page(request, session, source, errors={field: refused.detail}, values=values,
+                                  status_code=422)
+    accepted: form_service.Accepted = outcome.body  # no key: always this submission's own answer
     response = redirect("/receipt")
     response.set_cookie(
         RECEIPT_COOKIE, receipt_cookie(request.app.state.settings.secret_key, accepted.form.tracking_no, accepted.code),
@@ -273,7 +256,7 @@ async def track_page(request: Request, no: str | None = None) -> HTMLResponse:
 
 
 @router.post("/track")
-async def track(request: Request, form: CheckedForm) -> HTMLResponse:
+async def track(request: Request, form: CheckedForm, session: SessionDep) -> HTMLResponse:
     values = {"no": str(form.get("no") or "").strip()[:40], "code": str(form.get("code") or "").strip()[:16]}
     errors: dict[str, str] = {}
     if not values["no"]:
@@ -284,10 +267,9 @@ async def track(request: Request, form: CheckedForm) -> HTMLResponse:
         return render(request, "public/track.html", {"values": values, "errors": errors, "result": None},
                       status_code=422, headers=dict(NO_STORE))
     try:
-        async with request.app.state.sessionmaker() as session:
-            found = await verification.find(session, abuse.verification_guard(request), tracking_no=values["no"],
-                                            code=values["code"])
-            result = TrackRead.build(found)
+        found = await verification.find(session, abuse.verification_guard(request), tracking_no=values["no"],
+                                        code=values["code"])
+        result = TrackRead.build(found)
     except TooManyRequests as limited:
         return render(request, "public/track.html", {"values": values, "errors": {"form": limited.detail},
                                                      "result": None}, status_code=429,
@@ -316,16 +298,14 @@ def _svg(request: Request, path: str) -> Response:
 
 
 @router.get("/w/{code}/qr.svg")
-async def workroom_qr(request: Request, code: WorkroomCode) -> Response:
-    async with request.app.state.sessionmaker() as session:
-        workroom = await _active_workroom(session, code)
+async def workroom_qr(request: Request, code: WorkroomCode, session: SessionDep) -> Response:
+    workroom = await _active_workroom(session, code)
     return _svg(request, f"/w/{workroom.code}")
 
 
 @router.get("/p/{point_id}/qr.svg")
-async def point_qr(request: Request, point_id: PointId) -> Response:
-    async with request.app.state.sessionmaker() as session:
-        point, _ = await _point(session, point_id)
+async def point_qr(request: Request, point_id: PointId, session: SessionDep) -> Response:
+    point, _ = await service_point_service.with_workroom(session, point_id)
     return _svg(request, f"/p/{point.id}")
 
 
@@ -341,14 +321,12 @@ def _poster(request: Request, title: str, subtitle: str, path: str) -> HTMLRespo
 
 
 @router.get("/w/{code}/poster")
-async def workroom_poster(request: Request, code: WorkroomCode) -> HTMLResponse:
-    async with request.app.state.sessionmaker() as session:
-        workroom = await _active_workroom(session, code)
+async def workroom_poster(request: Request, code: WorkroomCode, session: SessionDep) -> HTMLResponse:
+    workroom = await _active_workroom(session, code)
     return _poster(request, workroom.name, workroom.address or "", f"/w/{workroom.code}")
 
 
 @router.get("/p/{point_id}/poster")
-async def point_poster(request: Request, point_id: PointId) -> HTMLResponse:
-    async with request.app.state.sessionmaker() as session:
-        point, workroom = await _point(session, point_id)
+async def point_poster(request: Request, point_id: PointId, session: SessionDep) -> HTMLResponse:
+    point, workroom = await service_point_service.with_workroom(session, point_id)
     return _poster(request, point.title, f"{workroom.name} · {point.location}".rstrip(" ·"), f"/p/{point.id}")

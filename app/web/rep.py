@@ -21,19 +21,18 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import ValidationError
-from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.http import abuse
-from app.db import transaction
+from app.http.deps import SessionDep
 from app.errors import Invalid, PermissionDenied
-from app.models import Role, ServicePoint, User
-from app.models.reference import service_point_representative
+from app.models import Role, User
 from app.schemas.common import MAX_ID
 from app.schemas.forms import FormCreate
 from app.services import forms as form_service
 from app.services import idempotency as idempotency_service
 from app.services import intake, reference
+from app.services import service_points as service_point_service
 from app.services import workflow
 from app.services.auth import Principal
 from app.web.render import FRONTEND, redirect, render
@@ -77,17 +76,7 @@ async def _sources(session: AsyncSession, user: User, request: Request) -> list[
     today = datetime.now(tz).date()
     start = datetime.combine(today, time.min, tzinfo=tz)
     end = start + timedelta(days=1)
-    mine = select(service_point_representative.c.service_point_id).where(
-        service_point_representative.c.representative_id == representative.id
-    )
-    points = await session.scalars(
-        select(ServicePoint)
-        .where(
-            or_(ServicePoint.workroom_id.in_([w.id for w in representative.workrooms]), ServicePoint.id.in_(mine)),
-            ServicePoint.starts_at < end, ServicePoint.ends_at >= start,
-        )
-        .order_by(ServicePoint.starts_at, ServicePoint.id)
-    )
+    points = await service_point_service.running_for(session, representative, start=start, end=end)
     options += [(f"p:{p.id}", f"今日服务点：{p.title}") for p in points]
     return options
 
@@ -105,6 +94,7 @@ async def _today(session: AsyncSession, principal: Principal, request: Request) 
 
 async def _page(
     request: Request,
+    session: AsyncSession,
     user: User,
     *,
     values: dict[str, str] | None = None,
@@ -115,10 +105,9 @@ async def _page(
     status_code: int = 200,
 ) -> Response:
     principal = _representative(user)
-    async with request.app.state.sessionmaker() as session:
-        sources = await _sources(session, user, request)
-        categories, _ = await reference.list_categories(session, active_only=True)
-        today = await _today(session, principal, request)
+    sources = await _sources(session, user, request)
+    categories, _ = await reference.list_categories(session, active_only=True)
+    today = await _today(session, principal, request)
     values = dict(values or {})
     choices = [value for value, _label in sources]
     if values.get("source") not in choices:
@@ -134,13 +123,13 @@ async def _page(
 
 
 @router.get("/rep")
-async def entry_page(request: Request, user: SignedIn) -> Response:
+async def entry_page(request: Request, user: SignedIn, session: SessionDep) -> Response:
     receipt = None
     raw = request.cookies.get(RECEIPT_COOKIE)
     if raw and "." in raw:
         tracking_no, code = raw.split(".", 1)
         receipt = {"tracking_no": tracking_no, "code": code}
-    response = await _page(request, user, receipt=receipt)
+    response = await _page(request, session, user, receipt=receipt)
     if raw:
         response.delete_cookie(RECEIPT_COOKIE, path="/")
     return response
@@ -156,7 +145,7 @@ def _validation_messages(exc: ValidationError) -> dict[str, str]:
 
 
 @router.post("/rep/forms")
-async def submit_form(request: Request, user: SignedIn, form: CheckedForm) -> Response:
+async def submit_form(request: Request, user: SignedIn, form: CheckedForm, session: SessionDep) -> Response:
     principal = _representative(user)
     state = request.app.state
     wants_json = "application/json" in request.headers.get("accept", "")
@@ -172,14 +161,13 @@ async def submit_form(request: Request, user: SignedIn, form: CheckedForm) -> Re
     async def invalid(errors: dict[str, str]) -> Response:
         if wants_json:
             return JSONResponse({"errors": errors}, status_code=422)
-        return await _page(request, user, values=values, errors=errors, idempotency_key=key, status_code=422)
+        return await _page(request, session, user, values=values, errors=errors, idempotency_key=key, status_code=422)
 
     data: dict[str, Any] = {name: values[name] for name in TEXT_FIELDS if name != "source"}
     data["public"] = public
     source = values["source"]
     if source:
-        async with state.sessionmaker() as session:
-            choices = [value for value, _label in await _sources(session, user, request)]
+        choices = [value for value, _label in await _sources(session, user, request)]
         kind, _, ref = source.partition(":")
         if source not in choices:
             errors["source"] = "请选择您所在的工作室或今天的服务点。"
@@ -202,6 +190,9 @@ async def submit_form(request: Request, user: SignedIn, form: CheckedForm) -> Re
     def answer(accepted: form_service.Accepted, _photos: Any) -> dict[str, Any]:
         return {"id": accepted.form.id, "tracking_no": accepted.form.tracking_no, "verification_code": accepted.code}
 
+    # The reads above end here: the front door writes in transactions of its own, and on SQLite every
+    # transaction holds the database's write lock (app/db.py), so this one must not stay open meanwhile.
+    await session.commit()
     try:
         # The front door (services/intake.py), as every other door: queue, screening, the representative's
         # own idempotency namespace.
@@ -226,16 +217,15 @@ async def submit_form(request: Request, user: SignedIn, form: CheckedForm) -> Re
 
 
 @router.post("/rep/forms/{form_id}/answer-on-spot")
-async def answer_on_spot(request: Request, form_id: int, user: SignedIn, form: CheckedForm) -> Response:
+async def answer_on_spot(request: Request, form_id: int, user: SignedIn, form: CheckedForm, session: SessionDep) -> Response:
     principal = _representative(user)
     reply_text = str(form.get("reply") or "").strip()
     if not reply_text or len(reply_text) > 2000:
-        return await _page(request, user, answer_errors={form_id: "请填写答复内容（不超过 2000 字）。"},
+        return await _page(request, session, user, answer_errors={form_id: "请填写答复内容（不超过 2000 字）。"},
                            status_code=422)
     if not 1 <= form_id <= MAX_ID:
         raise Invalid("意见编号不正确。", code="invalid_id")
-    async with transaction(request.app.state.sessionmaker) as session:
-        await workflow.answer_on_spot(session, principal=principal, form_id=form_id, reply_text=reply_text)
+    await workflow.answer_on_spot(session, principal=principal, form_id=form_id, reply_text=reply_text)
     return redirect("/rep")
 
 
