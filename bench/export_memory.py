@@ -43,7 +43,7 @@ from app.db import create_engine, create_sessionmaker, transaction  # noqa: E402
 from app.models import Category, HandlingUnit, OpinionForm, Role, User, Workroom  # noqa: E402
 from app.services import exports as export_service  # noqa: E402
 from app.services.auth import Principal  # noqa: E402
-from app.services.forms import FormFilter  # noqa: E402
+from app.services.forms import FormQuery  # noqa: E402
 
 DEFAULT_URL = f"sqlite+aiosqlite:///{tempfile.gettempdir()}/minyi-export-bench.db"
 BATCH = 5000
@@ -150,7 +150,7 @@ async def child(url: str, fmt: str, fraction: float, out: Path) -> dict[str, Any
 
         started = time.perf_counter()
         rows = await export_service.write_forms(
-            out, fmt, sessionmaker, principal=office, filters=FormFilter(), now=datetime.now(UTC), max_id=upto,
+            out, fmt, sessionmaker, principal=office, filters=FormQuery(), now=datetime.now(UTC), max_id=upto,
             on_progress=sample,
         )
         seconds = time.perf_counter() - started

@@ -525,3 +525,24 @@ async def test_finished_exports_expire_after_the_retention_and_their_files_are_d
                    "export_expired")
     assert not files[0].exists()
     assert (await client.get(f"/api/v1/exports/{new['id']}/download", headers=world.auth("coordinator"))).status_code == 200
+
+
+async def test_an_export_takes_every_filter_of_the_list(client, sessionmaker):  # type: ignore[no-untyped-def]
+    """The list's filters and the export's are one model (FormQuery): a filter the list has, the export has."""
+    world = await build_world(sessionmaker)
+    wang = await submit(client, submitter_phone="13812345678", content="王女士反映：路灯不亮。")
+    other = await submit(client, submitter_phone="13900000000", content="李先生反映：垃圾未清运。")
+    listed = (await client.get("/api/v1/forms", params={"phone": "13812345678"},
+                               headers=world.auth("coordinator"))).json()["items"]
+    assert [f["tracking_no"] for f in listed] == [wang["tracking_no"]]
+    exported = await client.get("/api/v1/forms/export.csv", params={"phone": "13812345678"},
+                                headers=world.auth("coordinator"))
+    assert exported.status_code == 200, exported.text
+    assert wang["tracking_no"] in exported.text and other["tracking_no"] not in exported.text
+    job = await client.post("/api/v1/exports", json={"format": "csv", "filters": {"phone": "13812345678"}},
+                            headers=world.auth("coordinator"))
+    assert job.status_code == 202, job.text
+    assert job.json()["filters"] == {"phone": "13812345678"}
+    refused = await client.post("/api/v1/exports", json={"filters": {"village": "石塘湾"}},
+                                headers=world.auth("coordinator"))
+    assert refused.status_code == 422

@@ -274,3 +274,19 @@ async def test_the_handler_list_shows_its_units_forms_only(client: httpx.AsyncCl
     assert theirs["tracking_no"] not in page.text and waiting["tracking_no"] not in page.text
     assert f'href="/office/forms/{ours["id"]}"' in page.text
     assert (await client.get("/office/forms")).status_code == 403  # the triage list is the office's
+
+
+async def test_the_office_list_takes_the_apis_filters_and_drops_a_bad_value(client: httpx.AsyncClient, sessionmaker) -> None:  # type: ignore[no-untyped-def]
+    """One filter (FormQuery) for the API, its exports and this list: a filter of the API works here too, and
+    a value that does not validate (a stale bookmark) is dropped rather than answered with an error page."""
+    world = await build_world(sessionmaker)
+    mine = await assigned_form(client, world, "A", workroom_code="LS-01")
+    other = await assigned_form(client, world, "B", workroom_code="LS-01")
+    await sign_in(client, "coordinator")
+    narrowed = await client.get("/office/forms", params={"unit_id": world.units["A"].id})
+    assert narrowed.status_code == 200
+    assert mine["tracking_no"] in narrowed.text and other["tracking_no"] not in narrowed.text
+    stale = await client.get("/office/forms", params={"unit_id": "abc", "submitted_from": "9999-99-99",
+                                                      "status": ["assigned", "nonsense"]})
+    assert stale.status_code == 200
+    assert mine["tracking_no"] in stale.text and other["tracking_no"] in stale.text

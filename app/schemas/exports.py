@@ -1,32 +1,15 @@
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from app.models import ExportJob, FormStatus
-from app.schemas.common import DbId, InputModel, LocalDateTime
-from app.schemas.dates import BoundedDate
-from app.models import Supervision
+from app.models import ExportJob
+from app.schemas.common import InputModel, LocalDateTime
+from app.schemas.forms import FormQueryBody
 
 ExportFormat = Literal["csv", "xlsx"]
 StatsView = Literal["summary", "by-workroom", "by-category", "monthly", "by-unit", "by-representative"]
-
-
-class FormExportFilters(InputModel):
-    """The filters of GET /api/v1/forms, as a body."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    status: list[FormStatus] | None = Field(None, max_length=len(FormStatus))
-    workroom: Annotated[str | None, Field(max_length=32)] = None
-    category: Annotated[str | None, Field(max_length=32)] = None
-    unit_id: DbId | None = None
-    overdue: bool | None = None
-    q: Annotated[str | None, Field(max_length=100)] = None
-    supervision: Supervision | None = None
-    submitted_from: BoundedDate | None = None
-    submitted_to: BoundedDate | None = None
 
 
 class ExportCreate(InputModel):
@@ -34,7 +17,7 @@ class ExportCreate(InputModel):
 
     kind: Literal["forms"] = "forms"
     format: ExportFormat = "xlsx"
-    filters: FormExportFilters = Field(default_factory=FormExportFilters)
+    filters: FormQueryBody = Field(default_factory=FormQueryBody)
 
 
 class ExportJobRead(BaseModel):

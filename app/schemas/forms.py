@@ -2,10 +2,11 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from pydantic import BaseModel, Field, StringConstraints, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, field_validator, model_validator
 
-from app.models import STATUS_LABELS, Channel, EventType, OpinionForm, Satisfaction
+from app.models import STATUS_LABELS, Channel, EventType, FormStatus, OpinionForm, Satisfaction, Supervision
 from app.schemas.common import DbId, InputModel, LocalDateTime
+from app.schemas.dates import BoundedDate
 from app.schemas.photos import PhotoRead
 from app.schemas.reference import CODE_PATTERN, PHONE_PATTERN
 
@@ -260,3 +261,57 @@ class TrackRead(BaseModel):
             workroom_name=form.workroom.name if form.workroom else None,
             decline_reason=form.decline_reason, timeline=timeline,
         )
+
+
+# --- the one filter of a list of forms -----------------------------------------------------------------
+
+
+class FormQuery(InputModel):
+    """Which forms: the filters of ``GET /api/v1/forms``, of its exports (``GET /api/v1/forms/export.{fmt}``
+    and the body of ``POST /api/v1/exports``, kept with the job), of the office's list and of every other
+    list of forms the services read (``forms.filtered_query``). One model, so a new filter is added once."""
+
+    status: list[FormStatus] = Field(default_factory=list, max_length=len(FormStatus))
+    workroom: str | None = Field(None, max_length=32)
+    category: str | None = Field(None, max_length=32)
+    unit_id: DbId | None = None
+    overdue: bool | None = None
+    q: str | None = Field(None, max_length=100)
+    supervision: Supervision | None = None
+    submitted_from: BoundedDate | None = None
+    submitted_to: BoundedDate | None = None
+    review: bool | None = Field(None, description="true: only forms flagged for review by the content check")
+    phone: str | None = Field(None, pattern=PHONE_PATTERN,
+                              description="提交人电话（精确匹配，仅限可查看个人信息的人员）")
+
+    @field_validator("q", "workroom", "category", mode="after")
+    @classmethod
+    def _blank_is_none(cls, value: str | None) -> str | None:
+        return value.strip() or None if value is not None else None
+
+    @classmethod
+    def lenient(cls, values: dict[str, Any]) -> FormQuery:
+        """From a page's query string, where a stale bookmark must still open the list: a value that does
+        not validate is dropped (the list then shows more, never an error page), as is an unknown status."""
+        statuses = values.get("status") or []
+        data = {name: value for name, value in values.items() if name in cls.model_fields and value not in (None, "")}
+        data["status"] = [s for s in statuses if s in {f.value for f in FormStatus}]
+        while True:
+            try:
+                return cls.model_validate(data)
+            except ValidationError as exc:
+                bad = {str(error["loc"][0]) for error in exc.errors() if error["loc"]} & data.keys()
+                if not bad:
+                    return cls()
+                for name in bad:
+                    del data[name]
+
+    def as_json(self) -> dict[str, Any]:
+        """The filters given (defaults left out), as JSON: what an export job keeps and the audit log says."""
+        return self.model_dump(mode="json", exclude_defaults=True)
+
+
+class FormQueryBody(FormQuery):
+    """``FormQuery`` as a request body: an unknown filter is refused rather than ignored."""
+
+    model_config = ConfigDict(extra="forbid")

@@ -270,7 +270,7 @@ class XlsxTable:
 
 
 async def validate_form_filter(
-    session: AsyncSession, *, principal: Principal, filters: form_service.FormFilter
+    session: AsyncSession, *, principal: Principal, filters: form_service.FormQuery
 ) -> None:
     """Refuse what would silently give an empty export: an unknown workroom or category, a reversed range."""
     principal.require_staff()
@@ -283,7 +283,7 @@ async def validate_form_filter(
 
 
 async def check_form_query(
-    session: AsyncSession, *, principal: Principal, filters: form_service.FormFilter, now: datetime
+    session: AsyncSession, *, principal: Principal, filters: form_service.FormQuery, now: datetime
 ) -> None:
     """Run the export's query once (one row) in the request's session: whatever the database makes of the
     filters happens before a streamed answer has sent its status (issue 15, point 2). The filters are
@@ -292,34 +292,19 @@ async def check_form_query(
     await session.scalars(query.limit(1))
 
 
-def filter_to_json(filters: form_service.FormFilter) -> dict[str, Any]:
-    values: dict[str, Any] = {}
-    for name, value in vars(filters).items():
-        if value is None or value == ():
-            continue
-        if isinstance(value, date):
-            value = value.isoformat()
-        elif isinstance(value, tuple):
-            value = [str(v) for v in value]
-        values[name] = value
-    return values
+def filter_to_json(filters: form_service.FormQuery) -> dict[str, Any]:
+    return filters.as_json()
 
 
-def filter_from_json(values: dict[str, Any]) -> form_service.FormFilter:
-    data = dict(values)
-    if "status" in data:
-        data["status"] = tuple(data["status"])
-    for name in ("submitted_from", "submitted_to"):
-        if data.get(name):
-            data[name] = date.fromisoformat(data[name])
-    return form_service.FormFilter(**data)
+def filter_from_json(values: dict[str, Any]) -> form_service.FormQuery:
+    return form_service.FormQuery.model_validate(values)
 
 
 async def form_pages(
     sessionmaker: async_sessionmaker[AsyncSession],
     *,
     principal: Principal,
-    filters: form_service.FormFilter,
+    filters: form_service.FormQuery,
     columns: Sequence[Column],
     now: datetime,
     max_id: int | None = None,
@@ -344,7 +329,7 @@ async def form_pages(
 
 
 async def stream_forms_csv(
-    sessionmaker: async_sessionmaker[AsyncSession], *, principal: Principal, filters: form_service.FormFilter,
+    sessionmaker: async_sessionmaker[AsyncSession], *, principal: Principal, filters: form_service.FormQuery,
     now: datetime,
 ) -> AsyncIterator[bytes]:
     """The CSV, a page of rows at a time, as the rows are read."""
@@ -363,7 +348,7 @@ async def write_forms(
     sessionmaker: async_sessionmaker[AsyncSession],
     *,
     principal: Principal,
-    filters: form_service.FormFilter,
+    filters: form_service.FormQuery,
     now: datetime,
     max_id: int | None = None,
     on_progress: ProgressCallback | None = None,
@@ -394,7 +379,7 @@ async def write_forms(
 
 
 async def stream_forms_xlsx(
-    sessionmaker: async_sessionmaker[AsyncSession], *, principal: Principal, filters: form_service.FormFilter,
+    sessionmaker: async_sessionmaker[AsyncSession], *, principal: Principal, filters: form_service.FormQuery,
     now: datetime, export_dir: Path,
 ) -> AsyncIterator[bytes]:
     """An .xlsx is a zip, complete only when closed: write it to a temporary file, then send the file."""
@@ -459,7 +444,7 @@ FORMS_TITLE = "意见征询表"
 
 
 async def create_job(
-    session: AsyncSession, *, principal: Principal, fmt: str, filters: form_service.FormFilter,
+    session: AsyncSession, *, principal: Principal, fmt: str, filters: form_service.FormQuery,
     now: datetime | None = None,
 ) -> ExportJob:
     """Record a forms export to run in the background (``ExportRunner.start`` once this has committed)."""

@@ -9,7 +9,7 @@ import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
 from types import SimpleNamespace
-from datetime import date, datetime
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Select, and_, false, func, insert, or_, select
@@ -35,6 +35,7 @@ from app.models import (
     utcnow,
 )
 from app.schemas.common import MAX_ID
+from app.schemas.forms import FormQuery
 from app.services import changes as change_service
 from app.services import deadlines, disclosure, reference, working_days
 from app.services import stats as stats_service
@@ -364,23 +365,6 @@ async def get_by_tracking_no(session: AsyncSession, tracking_no: str) -> Opinion
     return (await session.scalars(query.options(selectinload(OpinionForm.events)))).unique().one_or_none()
 
 
-@dataclass(frozen=True)
-class FormFilter:
-    status: Sequence[str] = ()
-    workroom: str | None = None
-    category: str | None = None
-    unit_id: int | None = None
-    overdue: bool | None = None
-    q: str | None = None
-    supervision: str | None = None
-    submitted_from: date | None = None
-    submitted_to: date | None = None
-    # True: only forms flagged for the office's review (WeChat's content check); False: only unflagged ones.
-    review: bool | None = None
-    # One resident's forms by phone number (matched through the keyed hash; staff who see personal data).
-    phone: str | None = None
-
-
 def supervision_condition(level: str, now: datetime) -> Any:
     """Open forms at one level of the ladder, as day cut-offs over the deadline index (the same rule as
     ``deadlines.supervision_level``, which every form read shows)."""
@@ -422,7 +406,7 @@ def _escape_like(text: str) -> str:
 
 
 async def filtered_query(
-    session: AsyncSession, *, principal: Principal, filters: FormFilter, now: datetime, with_references: bool = True
+    session: AsyncSession, *, principal: Principal, filters: FormQuery, now: datetime, with_references: bool = True
 ) -> Select[Any]:
     """The forms ``principal`` may see that match ``filters``, unordered: the one definition of the list's
     filters, shared by the list, its count and the exports."""
@@ -469,7 +453,7 @@ async def filtered_query(
 
 
 async def count_forms(
-    session: AsyncSession, *, principal: Principal, filters: FormFilter, now: datetime | None = None,
+    session: AsyncSession, *, principal: Principal, filters: FormQuery, now: datetime | None = None,
     max_id: int | None = None,
 ) -> int:
     query = await filtered_query(session, principal=principal, filters=filters, now=now or utcnow(),
@@ -483,7 +467,7 @@ async def list_forms(
     session: AsyncSession,
     *,
     principal: Principal,
-    filters: FormFilter,
+    filters: FormQuery,
     limit: int = 50,
     cursor: str | None = None,
     now: datetime | None = None,

@@ -39,6 +39,7 @@ from app.schemas.forms import (
     CloseBody,
     DecisionBody,
     ExtensionBody,
+    FormQuery,
     FormRead,
     NoteBody,
     ReasonBody,
@@ -54,7 +55,7 @@ from app.services import stats as stats_service
 from app.services import views, workflow, working_calendar
 from app.services.auth import Principal
 from app.services.content_check import REVIEW, UNAVAILABLE
-from app.services.deadlines import Supervision
+from app.models import Supervision
 from app.web.render import is_htmx, redirect, render, templates
 from app.web.session import CheckedForm, PagePrincipal, SignedIn, safe_next
 
@@ -184,7 +185,7 @@ async def dashboard(request: Request, user: SignedIn, principal: PagePrincipal, 
         # Waiting forms WeChat's content check flagged: counted on each load (the polled counts do not carry it).
         "flagged_waiting": await form_service.count_forms(
             session, principal=principal, now=now,
-            filters=form_service.FormFilter(status=(FormStatus.submitted,), review=True)),
+            filters=form_service.FormQuery(status=(FormStatus.submitted,), review=True)),
         # From 1 November, until next year's holiday notice is entered (issue 15).
         "calendar_notice": await working_calendar.notice_reminder(session, today=now.astimezone(TZ).date()),
     }
@@ -202,25 +203,20 @@ async def _list_context(
     request: Request, session: Any, principal: Principal, params: Any, *, errors: dict[int, dict[str, str]] | None = None,
     values: dict[int, dict[str, str]] | None = None,
 ) -> dict[str, Any]:
-    """The queue page's context from its query parameters; unknown values are ignored, not errors."""
-    statuses = _choices(params.getlist("status") if hasattr(params, "getlist") else list(params.get("status", [])),
-                        {s.value: s for s in FormStatus})
+    """The queue page's context from its query parameters (the API's one filter, ``FormQuery``); unknown
+    values are ignored, not errors."""
     workrooms, _ = await reference.list_workrooms(session)
     categories, _ = await reference.list_categories(session)
-    workroom = str(params.get("workroom") or "") or None
-    if workroom not in {w.code for w in workrooms}:
-        workroom = None
-    category = str(params.get("category") or "") or None
-    if category not in {c.code for c in categories}:
-        category = None
-    supervision = str(params.get("supervision") or "") or None
-    if supervision not in {s.value for s in Supervision}:
-        supervision = None
-    q = (str(params.get("q") or "").strip()[:100]) or None
-    review = str(params.get("review") or "").lower() in ("true", "1", "on")  # only the flagged forms
+    raw: dict[str, Any] = {name: params.get(name) for name in FormQuery.model_fields}
+    raw["status"] = params.getlist("status") if hasattr(params, "getlist") else list(params.get("status", []))
+    if raw.get("review") is not None:  # the page's switch: only the flagged forms, or all of them
+        raw["review"] = True if str(raw["review"]).lower() in ("true", "1", "on") else None
+    filters = FormQuery.lenient(raw)
+    if filters.workroom not in {w.code for w in workrooms}:
+        filters.workroom = None
+    if filters.category not in {c.code for c in categories}:
+        filters.category = None
     cursor = str(params.get("cursor") or "") or None
-    filters = form_service.FormFilter(status=tuple(statuses), workroom=workroom, category=category,
-                                      supervision=supervision, q=q, review=True if review else None)
     now = utcnow()
     try:
         forms, next_cursor = await form_service.list_forms(session, principal=principal, filters=filters,
@@ -229,17 +225,17 @@ async def _list_context(
         forms, next_cursor = await form_service.list_forms(session, principal=principal, filters=filters,
                                                            limit=PAGE_SIZE)
     view = disclosure.of(principal)
-    query = [("status", s) for s in statuses] + [
-        (k, v) for k, v in (("workroom", workroom), ("category", category), ("supervision", supervision), ("q", q),
-                            ("review", "true" if review else None)) if v
-    ]
+    given = filters.as_json()
+    query = [(name, str(v).lower() if isinstance(v, bool) else str(v))
+             for name, value in given.items() for v in (value if isinstance(value, list) else [value])]
     here = "/office/forms" + (f"?{urlencode(query)}" if query else "")
     return {
         "forms": [views.form_read(f, now=now, view=view) for f in forms],
         "next_url": "/office/forms?" + urlencode([*query, ("cursor", next_cursor)]) if next_cursor else None,
         "here": here,
-        "selected": {"status": statuses, "workroom": workroom, "category": category, "supervision": supervision,
-                     "q": q or "", "review": review},
+        "selected": {"status": [str(s) for s in filters.status], "workroom": filters.workroom,
+                     "category": filters.category, "supervision": filters.supervision, "q": filters.q or "",
+                     "review": bool(filters.review)},
         "workrooms": workrooms, "categories": categories, "units": (await reference.list_units(session))[0],
         "statuses": [s.value for s in FormStatus],
         "supervision_labels": SUPERVISION_LABELS,
@@ -449,7 +445,7 @@ async def unit_forms(request: Request, user: SignedIn, principal: PagePrincipal,
     if user.role != Role.handler or user.unit_id is None:
         raise PermissionDenied("只有承办单位的工作人员可以打开此页面。", code="forbidden")
     statuses = _choices(request.query_params.getlist("status"), {s.value: s for s in FormStatus})
-    filters = form_service.FormFilter(status=tuple(statuses), unit_id=user.unit_id)
+    filters = form_service.FormQuery(status=tuple(statuses), unit_id=user.unit_id)
     try:
         forms, next_cursor = await form_service.list_forms(
             session, principal=principal, filters=filters, limit=PAGE_SIZE, cursor=request.query_params.get("cursor"),

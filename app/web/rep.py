@@ -86,7 +86,7 @@ async def _today(session: AsyncSession, principal: Principal, request: Request) 
     today = datetime.now(request.app.state.settings.tz).date()
     forms, _next = await form_service.list_forms(
         session, principal=principal,
-        filters=form_service.FormFilter(submitted_from=today, submitted_to=today), limit=200,
+        filters=form_service.FormQuery(submitted_from=today, submitted_to=today), limit=200,
     )
     assert principal.user is not None
     return [f for f in forms if f.entered_by_user_id == principal.user.id]

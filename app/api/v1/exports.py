@@ -2,22 +2,20 @@
 
 from __future__ import annotations
 
-from dataclasses import fields
-from datetime import date
-from typing import Annotated, Any
+from typing import Annotated
 from urllib.parse import quote
 
 from fastapi import APIRouter, BackgroundTasks, Query, Request, Response, status
 from fastapi.responses import FileResponse, StreamingResponse
 
 from app.http.deps import AuditDep, IdPath, PrincipalDep, SessionDep, SettingsDep
-from app.models import FormStatus, utcnow
-from app.schemas.common import MAX_ID, problem
+from app.models import utcnow
+from app.schemas.common import problem
 from app.schemas.dates import BoundedDate
 from app.schemas.exports import ExportCreate, ExportFormat, ExportJobRead, StatsView
+from app.schemas.forms import FormQuery
 from app.services import exports as export_service
 from app.services import forms as form_service
-from app.services.deadlines import Supervision
 
 router = APIRouter(tags=["exports"])
 
@@ -27,19 +25,6 @@ FILE_RESPONSES: dict[int | str, dict[str, object]] = {
     200: {"content": {export_service.CSV_MEDIA_TYPE: {}, export_service.XLSX_MEDIA_TYPE: {}},
           "description": "The file (CSV: UTF-8 with BOM)"},
 }
-
-
-def _filter_details(filters: form_service.FormFilter) -> dict[str, Any]:
-    """The filters of an export, as the audit log keeps them (JSON)."""
-    def plain(value: Any) -> Any:
-        if isinstance(value, date):
-            return value.isoformat()
-        if isinstance(value, (tuple, list)):
-            return [str(v) for v in value]
-        return value if isinstance(value, (bool, int)) else str(value)
-
-    return {f.name: plain(getattr(filters, f.name)) for f in fields(filters)
-            if getattr(filters, f.name) not in (None, (), [])}
 
 
 def _disposition(filename: str) -> dict[str, str]:
@@ -57,28 +42,16 @@ async def export_forms(
     session: SessionDep,
     settings: SettingsDep,
     audit: AuditDep,
-    status_: Annotated[list[FormStatus] | None, Query(alias="status")] = None,
-    workroom: Annotated[str | None, Query(max_length=32)] = None,
-    category: Annotated[str | None, Query(max_length=32)] = None,
-    unit_id: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None,
-    overdue: bool | None = None,
-    q: Annotated[str | None, Query(max_length=100)] = None,
-    supervision: Supervision | None = None,
-    submitted_from: BoundedDate | None = None,
-    submitted_to: BoundedDate | None = None,
+    filters: Annotated[FormQuery, Query()],
 ) -> StreamingResponse:
     """Streams: the rows are read a page at a time after this request's transaction has ended. For tens of
     thousands of forms prefer ``POST /api/v1/exports``, which reports progress."""
-    filters = form_service.FormFilter(
-        status=tuple(status_ or ()), workroom=workroom, category=category, unit_id=unit_id, overdue=overdue,
-        q=q or None, supervision=supervision, submitted_from=submitted_from, submitted_to=submitted_to,
-    )
     await export_service.validate_form_filter(session, principal=principal, filters=filters)
     now = utcnow()
     # Everything about the filters is settled before the stream sends its 200 (issue 15, point 2).
     await export_service.check_form_query(session, principal=principal, filters=filters, now=now)
     if form_service.sees_personal_data(principal):  # names and phone numbers leave the system: recorded
-        await audit("export.forms", None, format=fmt, filters=_filter_details(filters))
+        await audit("export.forms", None, format=fmt, filters=filters.as_json())
     sessionmaker = request.app.state.sessionmaker
     if fmt == "csv":
         body = export_service.stream_forms_csv(sessionmaker, principal=principal, filters=filters, now=now)
@@ -114,15 +87,10 @@ async def create_export(
     body: ExportCreate, request: Request, background: BackgroundTasks, principal: PrincipalDep, session: SessionDep,
     response: Response, audit: AuditDep,
 ) -> ExportJobRead:
-    f = body.filters
-    filters = form_service.FormFilter(
-        status=tuple(f.status or ()), workroom=f.workroom, category=f.category, unit_id=f.unit_id,
-        overdue=f.overdue, q=f.q or None, supervision=f.supervision, submitted_from=f.submitted_from,
-        submitted_to=f.submitted_to,
-    )
+    filters = body.filters
     job = await export_service.create_job(session, principal=principal, fmt=body.format, filters=filters)
     if form_service.sees_personal_data(principal):
-        await audit("export.forms", f"export:{job.id}", format=body.format, filters=_filter_details(filters))
+        await audit("export.forms", f"export:{job.id}", format=body.format, filters=filters.as_json())
     # Started after the response, i.e. after this transaction has committed the job.
     background.add_task(request.app.state.exports.start, job.id)
     response.headers["Location"] = f"/api/v1/exports/{job.id}"

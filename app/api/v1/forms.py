@@ -13,9 +13,8 @@ from starlette.formparsers import MultiPartException
 from app.http import abuse
 from app.http.deps import IdPath, PrincipalDep, SessionDep, SettingsDep
 from app.errors import Invalid, UnsupportedMediaType
-from app.models import FormPhoto, FormStatus, OpinionForm, Scope, utcnow
-from app.schemas.common import MAX_ID, Page, problem
-from app.schemas.dates import BoundedDate
+from app.models import FormPhoto, OpinionForm, Scope, utcnow
+from app.schemas.common import Page, problem
 from app.schemas.forms import (
     AssignBody,
     ContactRead,
@@ -25,6 +24,7 @@ from app.schemas.forms import (
     FormCreate,
     FormCreated,
     FormDetail,
+    FormQuery,
     FormRead,
     NoteBody,
     ReasonBody,
@@ -36,14 +36,12 @@ from app.schemas.forms import (
     UrgeBody,
 )
 from app.schemas.photos import PhotoRead
-from app.schemas.reference import PHONE_PATTERN
 from app.services import disclosure, intake, personal_data
 from app.services import forms as form_service
 from app.services import photos as photo_service
 from app.services import verification
 from app.services import views, workflow
 from app.services.auth import Principal
-from app.services.deadlines import Supervision
 
 router = APIRouter(tags=["forms"])
 
@@ -149,26 +147,11 @@ def _created(accepted: form_service.Accepted, principal: Principal) -> dict[str,
 async def list_forms(
     principal: PrincipalDep,
     session: SessionDep,
-    status_: Annotated[list[FormStatus] | None, Query(alias="status")] = None,
-    workroom: str | None = None,
-    category: str | None = None,
-    unit_id: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None,
-    overdue: bool | None = None,
-    q: Annotated[str | None, Query(max_length=100)] = None,
-    supervision: Supervision | None = None,
-    submitted_from: BoundedDate | None = None,
-    submitted_to: BoundedDate | None = None,
-    review: Annotated[bool | None, Query(description="true: only forms flagged for review by the content check")] = None,
-    phone: Annotated[str | None, Query(pattern=PHONE_PATTERN, description="提交人电话（精确匹配，仅限可查看个人信息的人员）")] = None,
+    filters: Annotated[FormQuery, Query()],
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     cursor: Annotated[str | None, Query(max_length=100)] = None,
 ) -> Page[FormRead]:
     principal.require_staff_or_scope(Scope.forms_read)
-    filters = form_service.FormFilter(
-        status=tuple(status_ or ()), workroom=workroom, category=category, unit_id=unit_id, overdue=overdue,
-        q=q or None, supervision=supervision, submitted_from=submitted_from, submitted_to=submitted_to,
-        review=review, phone=phone,
-    )
     forms, next_cursor = await form_service.list_forms(
         session, principal=principal, filters=filters, limit=limit, cursor=cursor
     )
