@@ -239,6 +239,9 @@ TABLE: dict[tuple[str, str], Row] = {
     # Staff who can see the form (all four here: LS-01, unit A) may add an internal note.
     ("POST", "/api/v1/forms/{form_id}/notes"): Row(STAFF, lambda t, c: t.on_form(
         "/api/v1/forms/{}/notes", "ls01-unit-a", state="assigned", json={"note": "已电话联系提交人。"})),
+    # 补发查询码: the office, and the representative who entered the form (张代表 here); the unit may not.
+    ("POST", "/api/v1/forms/{form_id}/verification-code"): Row(OFFICE | {REP}, lambda t, c: t.fresh_form(
+        "verification-code", "submitted", None, by=REP)),
     # The audited reveal of the resident's name and phone (issue 15.6): staff who may see the form, never
     # an API key (the disclosure table below shows what each gets).
     ("POST", "/api/v1/forms/{form_id}/contact"): Row(STAFF, lambda t, c: t.on_form(
@@ -984,6 +987,9 @@ PAGES: dict[tuple[str, str], PageRow] = {
     # A form 张代表 entered at the stall, fresh for every caller.
     ("POST", "/rep/forms/{form_id}/answer-on-spot"): PageRow({REP}, lambda p, b: p.fresh_form(
         "/rep/forms/{}/answer-on-spot", "submitted", {"reply": "已当场解释政策。"}, by=REP), see("/rep")),
+    # 补发查询码 from 今天我录入的: a form 张代表 entered, fresh for every caller; the new code in /rep's receipt.
+    ("POST", "/rep/forms/{form_id}/verification-code"): PageRow({REP}, lambda p, b: p.fresh_form(
+        "/rep/forms/{}/verification-code", "submitted", {}, by=REP), see("/rep")),
     ("GET", "/rep/duty"): PageRow({REP}, at("/rep/duty")),
     ("POST", "/rep/calendar/reset"): PageRow({REP}, at("/rep/calendar/reset"), see("/rep/duty#calendar")),
     # 张代表's shift running now (the API table's: a second check-in changes nothing and answers the same).
@@ -1007,6 +1013,9 @@ PAGES: dict[tuple[str, str], PageRow] = {
     ("POST", "/office/forms/{form_id}/{action}"): PageRow(STAFF_PAGES, lambda p, b: p.town.on_form(
         "/office/forms/{}/note", "ls01-unit-a", state="assigned", data={"note": "已电话联系提交人。"}),
         see("/office/forms/{id}")),
+    # 补发查询码 on the form's page: the office only (the new code shown on the page).
+    ("POST", "/office/forms/{form_id}/verification-code"): PageRow(OFFICE, lambda p, b: p.town.on_form(
+        "/office/forms/{}/verification-code", "ls01-unit-a", state="assigned")),
     # The audited reveal, shown in place on the form's page: the office and the unit holding the form.
     ("POST", "/office/forms/{form_id}/contact"): PageRow(STAFF_PAGES, lambda p, b: p.town.on_form(
         "/office/forms/{}/contact", "ls01-unit-a", state="assigned")),

@@ -73,6 +73,7 @@ class EventType(StrEnum):
     note = "note"
     supervision = "supervision"
     content_reviewed = "content_reviewed"  # the office checked content WeChat's check flagged, and cleared it
+    code_reissued = "code_reissued"  # 补发查询码: a new verification code; the old one stopped working
 
 
 class OpinionForm(Base):

@@ -31,6 +31,7 @@ EVENT_LABELS = {
     EventType.note: "内部备注",
     EventType.supervision: "督办提醒",
     EventType.content_reviewed: "内容审核通过",
+    EventType.code_reissued: "补发查询码",
 }
 # What a resident's timeline shows: the steps of their case. Returns, extension requests, urging,
 # supervision and internal notes are the office's business.
@@ -220,6 +221,14 @@ class TimelineEntry(BaseModel):
     label: str
     at: LocalDateTime
     note: str | None = None
+
+
+class CodeReissued(BaseModel):
+    """补发查询码: the form's new verification code, shown once (only its keyed hash is stored)."""
+
+    form_id: int
+    tracking_no: str
+    verification_code: str
 
 
 class ContactRead(BaseModel):

@@ -52,6 +52,11 @@ def verification_hash(secret_key: str, tracking_no: str, code: str) -> str:
     return hmac.new(secret_key.encode(), f"{tracking_no}:{code}".encode(), hashlib.sha256).hexdigest()
 
 
+def new_code() -> str:
+    """A verification code (查询码): six digits, from the system's CSPRNG."""
+    return f"{secrets.randbelow(1_000_000):06d}"
+
+
 def check_verification_code(secret_key: str, form: OpinionForm, code: str) -> bool:
     """The bare comparison. Doors never call it: they go through services/verification.py, the one guard
     (per-IP limit, per-number lock) for every place that takes a code."""
@@ -221,7 +226,7 @@ async def submit_many(
             supervision_recorded="none",
         )
         accepted = Accepted(NewForm(category=category, workroom=workroom, service_point=point, unit=None),
-                            f"{secrets.randbelow(1_000_000):06d}")
+                            new_code())
         results.append(accepted)
         written_rows.append((accepted.form, row))
     if not written_rows:

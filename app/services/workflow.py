@@ -434,6 +434,27 @@ async def urge(
     )
 
 
+async def reissue_code(
+    session: AsyncSession, *, principal: Principal, form_id: int, settings: Settings, now: datetime | None = None
+) -> tuple[OpinionForm, str]:
+    """补发查询码: a new verification code for a resident who lost theirs; the old one stops working at once.
+    The office may, and the representative who entered the form (the resident is in front of them). An
+    internal event records who did it and when; the code itself is returned once and stored only hashed."""
+    now = now or utcnow()
+    user = principal.require_staff()
+    form, before = await _lock(session, form_id)
+    entered_it = user.role == Role.representative and form.entered_by_user_id == user.id
+    if not (principal.is_office or entered_it):
+        if not await form_service.can_see(session, principal, form):
+            raise PermissionDenied("您无权查看这份意见征询表。", code="form_forbidden")
+        raise PermissionDenied("只有办公室或录入这份意见的党代表可以补发查询码。", code="forbidden")
+    code = form_service.new_code()
+    form.verification_hash = form_service.verification_hash(settings.secret_key, form.tracking_no, code)
+    form = await _transition(session, form, before, principal=principal, event=EventType.code_reissued,
+                             to_status=None, now=now, internal=True)
+    return form, code
+
+
 async def add_note(
     session: AsyncSession, *, principal: Principal, form_id: int, note: str, now: datetime | None = None
 ) -> OpinionForm:

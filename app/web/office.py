@@ -52,7 +52,7 @@ from app.schemas.forms import (
 from app.services import forms as form_service
 from app.services import disclosure, personal_data, reference
 from app.services import stats as stats_service
-from app.services import views, workflow, working_calendar
+from app.services import verification, views, workflow, working_calendar
 from app.services.auth import Principal
 from app.services.content_check import REVIEW, UNAVAILABLE
 from app.models import Supervision
@@ -281,7 +281,7 @@ def allowed_actions(user: User, form: FormRead) -> list[str]:
 async def _form_page(
     request: Request, session: Any, user: User, principal: Principal, form_id: int, *,
     failed: str | None = None, errors: dict[str, str] | None = None, values: dict[str, str] | None = None,
-    status_code: int = 200, contact: personal_data.Contact | None = None,
+    status_code: int = 200, contact: personal_data.Contact | None = None, new_code: str | None = None,
 ) -> Response:
     form = await form_service.get_visible(session, principal, form_id)
     view = disclosure.of(principal)
@@ -294,9 +294,10 @@ async def _form_page(
         "supervision_labels": SUPERVISION_LABELS, "satisfaction_labels": SATISFACTION_LABELS,
         "failed": failed, "errors": errors or {}, "values": values or {},
         "back": "/office/unit" if user.role == Role.handler else "/office/forms",
-        "contact": contact, "can_reveal": not view.personal,
+        "contact": contact, "can_reveal": not view.personal, "new_code": new_code,
+        "can_reissue": user.role in OFFICE_ROLES,
     }
-    headers = {"Cache-Control": "no-store"} if contact else None
+    headers = {"Cache-Control": "no-store"} if contact or new_code else None
     block = "contact" if contact and request.headers.get("hx-target") == "contact" else None
     return render(request, "office/form.html", context, status_code=status_code, block=block, headers=headers)
 
@@ -316,6 +317,17 @@ async def reveal_contact(form_id: int, request: Request, form: CheckedForm, user
     await request.app.state.rate_limiter.hit(f"reveal:{user.id}", personal_data.REVEALS_PER_MINUTE)
     contact = await personal_data.reveal_contact(session, principal, form_id, ip=client_ip(request))
     return await _form_page(request, session, user, principal, form_id, contact=contact)
+
+
+@router.post("/office/forms/{form_id}/verification-code")
+async def reissue_code(form_id: int, request: Request, form: CheckedForm, user: SignedIn,
+                       principal: PagePrincipal, session: SessionDep) -> Response:
+    """补发查询码: the new code shown once on the form's page (never cached); the old one stops working."""
+    _require_office(user)
+    written, code = await workflow.reissue_code(session, principal=principal, form_id=form_id,
+                                                settings=request.app.state.settings)
+    await request.app.state.lockouts.lift(verification.subject(written.tracking_no))
+    return await _form_page(request, session, user, principal, form_id, new_code=code)
 
 
 # Each page action: the body model that validates it, and its form fields.

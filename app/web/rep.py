@@ -33,7 +33,7 @@ from app.services import forms as form_service
 from app.services import idempotency as idempotency_service
 from app.services import intake, reference
 from app.services import service_points as service_point_service
-from app.services import workflow
+from app.services import verification, workflow
 from app.services.auth import Principal
 from app.web.render import FRONTEND, redirect, render
 from app.web.session import CheckedForm, SignedIn, set_cookie
@@ -127,8 +127,8 @@ async def entry_page(request: Request, user: SignedIn, session: SessionDep) -> R
     receipt = None
     raw = request.cookies.get(RECEIPT_COOKIE)
     if raw and "." in raw:
-        tracking_no, code = raw.split(".", 1)
-        receipt = {"tracking_no": tracking_no, "code": code}
+        tracking_no, code, *reissued = raw.split(".", 2)  # "<no>.<code>", or "<no>.<code>.r" after 补发查询码
+        receipt = {"tracking_no": tracking_no, "code": code, "reissued": bool(reissued)}
     response = await _page(request, session, user, receipt=receipt)
     if raw:
         response.delete_cookie(RECEIPT_COOKIE, path="/")
@@ -227,6 +227,22 @@ async def answer_on_spot(request: Request, form_id: int, user: SignedIn, form: C
         raise Invalid("意见编号不正确。", code="invalid_id")
     await workflow.answer_on_spot(session, principal=principal, form_id=form_id, reply_text=reply_text)
     return redirect("/rep")
+
+
+@router.post("/rep/forms/{form_id}/verification-code")
+async def reissue_code(request: Request, form_id: int, user: SignedIn, form: CheckedForm,
+                       session: SessionDep) -> Response:
+    """补发查询码 for a form this representative entered: the new code in the receipt at the top of /rep
+    (redirect after POST; the receipt cookie lives five minutes and is read once)."""
+    principal = _representative(user)
+    if not 1 <= form_id <= MAX_ID:
+        raise Invalid("意见编号不正确。", code="invalid_id")
+    written, code = await workflow.reissue_code(session, principal=principal, form_id=form_id,
+                                                settings=request.app.state.settings)
+    await request.app.state.lockouts.lift(verification.subject(written.tracking_no))
+    response = redirect("/rep")
+    set_cookie(response, request, RECEIPT_COOKIE, f"{written.tracking_no}.{code}.r", max_age=300)
+    return response
 
 
 VERSION_MARK = "__ASSETS_VERSION__"

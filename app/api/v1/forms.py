@@ -17,6 +17,7 @@ from app.models import FormPhoto, OpinionForm, Scope, utcnow
 from app.schemas.common import Page, problem
 from app.schemas.forms import (
     AssignBody,
+    CodeReissued,
     ContactRead,
     CloseBody,
     DecisionBody,
@@ -269,6 +270,21 @@ async def clear_review(form_id: IdPath, body: DecisionBody, principal: Principal
 async def decline(form_id: IdPath, body: ReasonBody, principal: PrincipalDep, session: SessionDep) -> FormDetail:
     form = await workflow.decline(session, principal=principal, form_id=form_id, reason=body.reason)
     return _detail(form, principal)
+
+
+@router.post("/forms/{form_id}/verification-code", response_model=CodeReissued,
+             summary="补发查询码 a new verification code (the office, or the representative who entered the form)",
+             responses={403: problem("Not the office nor the representative who entered the form (`forbidden`), "
+                                     "or a form the caller may not see (`form_forbidden`)")})
+async def reissue_code(form_id: IdPath, request: Request, response: Response, principal: PrincipalDep,
+                       session: SessionDep) -> CodeReissued:
+    """The old code stops working at once and the number's tracking lock, if any, is lifted (the person asking
+    is in front of the office or the representative). An internal event says who did it; never cached."""
+    form, code = await workflow.reissue_code(session, principal=principal, form_id=form_id,
+                                             settings=request.app.state.settings)
+    await request.app.state.lockouts.lift(verification.subject(form.tracking_no))
+    response.headers["Cache-Control"] = "no-store"
+    return CodeReissued(form_id=form.id, tracking_no=form.tracking_no, verification_code=code)
 
 
 @router.post("/forms/{form_id}/contact", response_model=ContactRead, summary="查看联系方式 reveal the resident's contact (audited)",
