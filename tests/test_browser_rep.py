@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import re
 
 import httpx
 from playwright.async_api import expect
 
-from tests.conftest import screenshot
+from tests.conftest import ARTIFACTS, screenshot
 from tests.factories import PASSWORD, build_world
 
 READ_OUTBOX = """() => new Promise((resolve, reject) => {
@@ -207,3 +208,78 @@ async def test_signing_out_leaves_nothing_of_the_representative_on_a_shared_phon
     assert "退出前还没发出去的意见" not in await offline.content()
     await phone.set_offline(False)
 
+
+
+async def test_codes_stay_beside_their_forms_all_day_and_the_slip_opens_tracking(
+        live_server, phone, sessionmaker) -> None:
+    """Issue 16.2: forms sent from the offline queue keep their numbers and codes beside their first words and
+    the resident's masked phone in 今天我录入的, through a reload and offline; the slip shows full screen with
+    a QR of /track#no=…&code=… (the fragment never reaches the server), which opens that form's tracking;
+    signing out takes the codes off the phone."""
+    await build_world(sessionmaker)
+    page = await phone.new_page()
+    await sign_in(page, live_server)
+    await page.reload()
+    await page.wait_for_function("() => navigator.serviceWorker.controller !== null")
+
+    await phone.set_offline(True)
+    await page.locator(".rep-chips label").nth(0).click()
+    await page.fill("#f-content", CONTENTS[0])
+    await page.click("details.rep-more summary")
+    await page.fill("#f-submitter_phone", "13912345678")
+    await page.click("#rep-form button[type=submit]")
+    await expect(page.locator("#pending-count")).to_have_text("1 条待发送")
+    await page.locator(".rep-chips label").nth(1).click()
+    await page.fill("#f-content", CONTENTS[1])
+    await page.click("#rep-form button[type=submit]")
+    await expect(page.locator("#pending-count")).to_have_text("2 条待发送")
+    await phone.set_offline(False)
+    await expect(page.locator("#pending-count")).to_be_hidden(timeout=25_000)
+    await expect(page.locator("#today li .rep-code")).to_have_count(2)
+
+    await page.reload()  # the codes are the phone's: the server keeps only their hashes
+    rows = page.locator("#today li[data-tracking-no]")
+    await expect(rows.locator(".rep-code")).to_have_count(2)
+    first = rows.filter(has_text=CONTENTS[0][:6])
+    line = await first.locator(".rep-code").inner_text()
+    assert "139****5678" in line, line
+    number = await first.get_attribute("data-tracking-no")
+    code = await first.locator(".rep-code b").inner_text()
+    assert number and len(code) == 6 and code.isdigit()
+
+    await phone.set_offline(True)  # offline, the cached page still shows them
+    await page.reload()
+    await expect(page.locator(f"#today li[data-tracking-no='{number}'] .rep-code b")).to_have_text(code)
+    await page.click(f"#today li[data-tracking-no='{number}'] [data-show-slip]")
+    view = page.locator("#slip-view")
+    await expect(view).to_be_visible()
+    await expect(view.locator("[data-field=no]")).to_have_text(number)
+    await expect(view.locator("[data-field=code]")).to_have_text(code)
+    qr = await view.locator("img[data-field=qr]").get_attribute("src")
+    assert qr and qr.startswith("data:image/svg+xml")
+    box = await view.bounding_box()
+    assert box and box["width"] >= 380 and box["height"] >= 800  # the whole screen, for a photograph
+    await page.screenshot(path=str(ARTIFACTS / "rep-slip-full-screen.png"))  # the screen as the resident sees it
+    # Printed: the slip alone, on a 58 mm roll or an A6 sheet (the named pages of app.css), as a PDF shows.
+    for mode, width_mm in (("a6", 105), ("58", 58)):
+        await page.evaluate("(mode) => document.body.setAttribute('data-print', mode)", mode)
+        pdf = await page.pdf(prefer_css_page_size=True)
+        (ARTIFACTS / f"rep-slip-{mode}.pdf").write_bytes(pdf)
+        boxes = re.findall(rb"/MediaBox\s*\[\s*0 0 ([0-9.]+) ([0-9.]+)\s*\]", pdf)
+        assert len(boxes) == 1, (mode, boxes)  # one slip, one page: no blank pages after it
+        assert round(float(boxes[0][0]) / 72 * 25.4) == width_mm, (mode, boxes)
+    await page.evaluate("document.body.removeAttribute('data-print')")
+    await view.locator("[data-close]").click()
+    await expect(view).to_be_hidden()
+    await phone.set_offline(False)
+
+    # The QR's address: tracking opens on that form, and the code leaves the address bar.
+    resident = await phone.new_page()
+    await resident.goto(f"{live_server}/track#no={number}&code={code}")
+    await expect(resident.locator(".track-result h2")).to_contain_text(number)
+    assert "code" not in resident.url
+    await resident.close()
+
+    await page.click("form[action='/logout'] button")
+    await page.wait_for_url(f"{live_server}/")
+    assert await page.evaluate("Object.keys(localStorage).filter((k) => k.startsWith('minyi.rep.codes:'))") == []

@@ -17,15 +17,17 @@ import uuid
 from datetime import datetime, time, timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
+import segno
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.errors import AppError, Invalid, PermissionDenied
 from app.http import abuse
-from app.http.deps import SessionDep
-from app.errors import Invalid, PermissionDenied
+from app.http.deps import SessionDep, public_url
 from app.models import Role, User
 from app.schemas.common import MAX_ID
 from app.schemas.forms import FormCreate
@@ -56,6 +58,20 @@ FIELD_MESSAGES = {
 }
 FIELD_OF_CODE = {"unknown_category": "category", "unknown_workroom": "source", "unknown_service_point": "source",
                  "workroom_mismatch": "source"}
+
+
+def slip(request: Request, tracking_no: str, code: str) -> dict[str, Any]:
+    """A receipt slip (回执) for the resident: the number, the code, where to track, and a QR that opens
+    tracking for this form. The code rides in the URL's fragment, which a browser never sends, so it never
+    reaches a server's logs. Without a public address to print (production with neither MINYI_PUBLIC_URL nor
+    an allowed host) the slip has no QR and says where to track in words."""
+    try:
+        track_url = public_url(request, "/track")
+    except AppError:
+        return {"tracking_no": tracking_no, "code": code, "track_url": None, "qr": None}
+    target = f"{track_url}#{urlencode({'no': tracking_no, 'code': code})}"
+    return {"tracking_no": tracking_no, "code": code, "track_url": track_url,
+            "qr": segno.make(target, error="m").svg_data_uri(scale=4, border=2)}
 
 
 def _representative(user: User) -> Principal:
@@ -128,7 +144,7 @@ async def entry_page(request: Request, user: SignedIn, session: SessionDep) -> R
     raw = request.cookies.get(RECEIPT_COOKIE)
     if raw and "." in raw:
         tracking_no, code, *reissued = raw.split(".", 2)  # "<no>.<code>", or "<no>.<code>.r" after 补发查询码
-        receipt = {"tracking_no": tracking_no, "code": code, "reissued": bool(reissued)}
+        receipt = {**slip(request, tracking_no, code), "reissued": bool(reissued)}
     response = await _page(request, session, user, receipt=receipt)
     if raw:
         response.delete_cookie(RECEIPT_COOKIE, path="/")
@@ -206,7 +222,9 @@ async def submit_form(request: Request, user: SignedIn, form: CheckedForm, sessi
 
     if wants_json:
         headers = {"Idempotent-Replayed": "true"} if replayed else {}
-        response: Response = JSONResponse(created, status_code=201, headers=headers)
+        # offline.js keeps the slip with the code on the phone until the day ends (not kept with the key).
+        answer = {**created, "slip": slip(request, created["tracking_no"], created.get("verification_code", ""))}
+        response: Response = JSONResponse(answer, status_code=201, headers=headers)
     else:
         response = redirect("/rep")
         set_cookie(response, request, RECEIPT_COOKIE, f"{created['tracking_no']}.{created.get('verification_code', '')}",

@@ -26,6 +26,7 @@
   // offline.js's queue (asked first when any is unsent: they are what the residents said) and the
   // remembered source. The names follow offline.js and sw.js.
   var OUTBOX_DB = "minyi-rep", OUTBOX = "outbox", PAGE_CACHES = "minyi-rep-", SOURCE_KEY = "minyi.rep.source";
+  var CODES = "minyi.rep.codes:";
 
   function outbox(mode, action) {
     return new Promise(function (resolve, reject) {
@@ -48,7 +49,7 @@
     });
   }
 
-  function forget(keys) {
+  function forget(keys, user) {
     var pages = window.caches ? caches.keys().then(function (names) {
       return Promise.all(names.filter(function (n) { return n.indexOf(PAGE_CACHES) === 0; })
         .map(function (n) { return caches.delete(n); }));
@@ -56,7 +57,10 @@
     var queue = keys.length ? outbox("readwrite", function (store) {
       keys.forEach(function (key) { store.delete(key); });
     }) : Promise.resolve();
-    try { localStorage.removeItem(SOURCE_KEY); } catch (e) { /* no storage */ }
+    try {
+      localStorage.removeItem(SOURCE_KEY);
+      localStorage.removeItem(CODES + user);  // today's numbers and codes (offline.js)
+    } catch (e) { /* no storage */ }
     return Promise.all([pages.catch(function () {}), queue.catch(function () {})]);
   }
 
@@ -69,11 +73,24 @@
       if (keys.length && !window.confirm("手机上还有 " + keys.length + " 条意见没有发送出去。退出会把它们从这部手机上删除，确定退出吗？")) {
         return false;
       }
-      return forget(keys).then(function () { return true; });
+      return forget(keys, form.getAttribute("data-user")).then(function () { return true; });
     }).then(function (go) {
       if (!go) return;
       form.setAttribute("data-cleared", "");
       form.submit();
     });
   }, true);
+
+  // A receipt's QR opens /track#no=…&code=…: the fragment never leaves the phone. Fill the form from it,
+  // take the code out of the address bar, and ask once.
+  var trackForm = document.querySelector("form.track-form");
+  if (trackForm && location.hash.length > 1) {
+    var asked = new URLSearchParams(location.hash.slice(1));
+    history.replaceState(null, "", location.pathname + location.search);
+    if (asked.get("no") && asked.get("code")) {
+      trackForm.elements.no.value = asked.get("no");
+      trackForm.elements.code.value = asked.get("code");
+      if (trackForm.requestSubmit) trackForm.requestSubmit(); else trackForm.submit();
+    }
+  }
 })();

@@ -161,6 +161,7 @@
         if (fresh) {
           today.replaceWith(fresh);
           if (window.htmx) window.htmx.process(fresh);
+          annotate();
         }
       })
       .catch(function () {});
@@ -178,6 +179,9 @@
             if (res.status === 201) {
               return res.json().catch(function () { return {}; }).then(function (body) {
                 sent += 1;
+                var slip = body.slip || {};
+                remember({ no: body.tracking_no, code: body.verification_code, snippet: contentOf(record),
+                           phone: maskPhone(fieldOf(record, "submitter_phone")), qr: slip.qr, url: slip.track_url });
                 note("已发送：编号 " + (body.tracking_no || "") +
                      (body.verification_code ? "，查询码 " + body.verification_code : ""), "ok");
                 return request("readwrite", function (store) { store.delete(record.key); }).then(function () { return true; });
@@ -202,6 +206,153 @@
       return count;
     });
   }
+
+  // --- codes stay with their forms (issue 16.2) ----------------------------------------------------------
+  // Every form this phone sent today, with its number, code, first words, the resident's masked phone and
+  // its receipt slip, kept in localStorage per user until the day ends (app.js's sign-out removes it), so
+  // 今天我录入的 shows each code beside its form after a reload and offline, and the slip can be shown
+  // again for the resident to photograph or printed.
+  var CODES = "minyi.rep.codes:";  // + the user's id: app.js's sign-out removes the same key
+
+  function localDay() {
+    var d = new Date();
+    return d.getFullYear() + "-" + (d.getMonth() + 1) + "-" + d.getDate();
+  }
+
+  function loadCodes() {
+    try {
+      var data = JSON.parse(localStorage.getItem(CODES + currentUser()) || "null");
+      if (data && data.day === localDay() && data.items) return data;
+    } catch (e) { /* no storage, or not ours */ }
+    return { day: localDay(), items: {} };  // a new day starts empty: yesterday's codes are dropped
+  }
+
+  function remember(item) {
+    if (!item || !item.no || !item.code || !currentUser()) return;
+    var data = loadCodes(), old = data.items[item.no] || {};
+    data.items[item.no] = {
+      no: item.no, code: item.code, snippet: item.snippet || old.snippet || "", phone: item.phone || old.phone || "",
+      qr: item.qr || old.qr || "", url: item.url || old.url || "", at: old.at || Date.now(),
+    };
+    try { localStorage.setItem(CODES + currentUser(), JSON.stringify(data)); } catch (e) { /* full: shown once */ }
+  }
+
+  function maskPhone(phone) {
+    var p = String(phone || "").replace(/\s/g, "");
+    if (!p) return "";
+    if (p.length >= 11) return p.slice(0, 3) + "****" + p.slice(-4);
+    return p.slice(0, 1) + "****" + p.slice(-1);
+  }
+
+  function fieldOf(record, name) {
+    for (var i = 0; i < record.fields.length; i++) if (record.fields[i][0] === name) return record.fields[i][1];
+    return "";
+  }
+
+  function codeLine(item) {
+    var line = document.createElement("p"), code = document.createElement("b"), show = document.createElement("button");
+    line.className = "rep-code";
+    line.appendChild(document.createTextNode("查询码 "));
+    code.textContent = item.code;
+    line.appendChild(code);
+    if (item.phone) line.appendChild(document.createTextNode(" · " + item.phone));
+    show.type = "button";
+    show.className = "link";
+    show.textContent = "回执";
+    show.setAttribute("data-show-slip", item.no);
+    line.appendChild(document.createTextNode(" "));
+    line.appendChild(show);
+    return line;
+  }
+
+  // 今天我录入的: the code beside each form the server lists, and the forms it does not list yet (a page
+  // from the phone's cache, offline) as rows of their own.
+  function annotate() {
+    var today = document.getElementById("today");
+    if (!today || !currentUser()) return;
+    var items = loadCodes().items, seen = {};
+    Array.prototype.forEach.call(today.querySelectorAll("li[data-tracking-no]"), function (li) {
+      var no = li.getAttribute("data-tracking-no");
+      seen[no] = true;
+      var old = li.querySelector(".rep-code");
+      if (old) old.remove();
+      if (items[no]) li.insertBefore(codeLine(items[no]), li.children[1] || null);
+    });
+    var missing = Object.keys(items).filter(function (no) { return !seen[no]; })
+      .sort(function (a, b) { return items[b].at - items[a].at; });
+    if (!missing.length) return;
+    var list = today.querySelector("ul.list");
+    if (!list) {
+      list = document.createElement("ul");
+      list.className = "list";
+      var empty = today.querySelector("p.muted");
+      if (empty) empty.remove();
+      today.appendChild(list);
+    }
+    missing.reverse().forEach(function (no) {
+      var item = items[no], li = document.createElement("li"), row = document.createElement("div");
+      var number = document.createElement("b"), state = document.createElement("span"), words = document.createElement("p");
+      li.className = "local";
+      li.setAttribute("data-tracking-no", no);
+      row.className = "rep-row";
+      number.textContent = no;
+      state.className = "status submitted";
+      state.textContent = "已发送";
+      row.appendChild(number);
+      row.appendChild(document.createTextNode(" "));
+      row.appendChild(state);
+      words.className = "rep-content";
+      words.textContent = item.snippet;
+      li.appendChild(row);
+      li.appendChild(codeLine(item));
+      li.appendChild(words);
+      list.insertBefore(li, list.firstChild);
+    });
+  }
+
+  // The receipt the page shows after a plain post or a 补发查询码: kept like a sent form's.
+  function keepReceipt() {
+    Array.prototype.forEach.call(document.querySelectorAll("[data-slip]"), function (box) {
+      remember({ no: box.getAttribute("data-no"), code: box.getAttribute("data-code"),
+                 qr: box.getAttribute("data-qr"), url: box.getAttribute("data-url") });
+      if (!box.querySelector("[data-show-slip]")) {
+        var show = document.createElement("button");
+        show.type = "button";
+        show.className = "button";
+        show.textContent = "全屏显示，给群众拍照";
+        show.setAttribute("data-show-slip", box.getAttribute("data-no"));
+        box.appendChild(show);
+      }
+    });
+  }
+
+  function showSlip(no) {
+    var item = loadCodes().items[no], view = document.getElementById("slip-view");
+    if (!item || !view) return;
+    view.querySelector('[data-field="no"]').textContent = item.no;
+    view.querySelector('[data-field="code"]').textContent = item.code;
+    view.querySelector('[data-field="url"]').textContent = item.url || (location.origin + "/track");
+    var qr = view.querySelector('[data-field="qr"]');
+    qr.hidden = !item.qr;
+    if (item.qr) qr.src = item.qr;
+    view.hidden = false;
+    view.querySelector("[data-close]").focus();
+  }
+
+  document.addEventListener("click", function (event) {
+    var target = event.target.closest ? event.target.closest("[data-show-slip], #slip-view [data-print], #slip-view [data-close]") : null;
+    if (!target) return;
+    var view = document.getElementById("slip-view");
+    if (target.hasAttribute("data-show-slip")) {
+      showSlip(target.getAttribute("data-show-slip"));
+    } else if (target.hasAttribute("data-print")) {
+      document.body.setAttribute("data-print", target.getAttribute("data-print"));  // app.css picks the page size
+      window.print();
+    } else if (view) {
+      view.hidden = true;
+    }
+  });
+  window.addEventListener("afterprint", function () { document.body.removeAttribute("data-print"); });
 
   function contentOf(record) {
     for (var i = 0; i < record.fields.length; i++) {
@@ -255,6 +406,8 @@
   }
 
   function setUp() {
+    keepReceipt();
+    annotate();
     var form = entryForm();
     if (!form || form.getAttribute("data-offline") === "on" || !window.indexedDB) return;
     form.setAttribute("data-offline", "on");
