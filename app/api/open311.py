@@ -328,8 +328,9 @@ async def _file_request(request: Request, fmt: str, settings: Settings) -> Respo
         # for clients on bad networks: a retried POST with the same key gets the first answer again instead
         # of filing the opinion twice (as POST /api/v1/forms does).
         outcome = await intake.submit_form(
-            request.app.state, principal, data, door="open311", answer=lambda accepted, _photos: _filed(accepted, track),
-            client_address=abuse.client_ip(request), idempotency_key=request.headers.get("idempotency-key"),
+            request.app.state, principal, data, door="open311",
+            answer=lambda accepted, _photos: _filed(accepted, track), client_address=abuse.client_ip(request),
+            idempotency_key=request.headers.get("idempotency-key"),
         )
         headers = {"Idempotent-Replayed": "true"} if outcome.replayed else None
         return render(fmt, "service_requests", outcome.body, status_code=outcome.status_code, headers=headers)

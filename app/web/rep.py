@@ -5,8 +5,8 @@ phone and place, and the source (one of my workrooms or today's service points),
 remembered (a cookie here, localStorage in offline.js). ``POST /rep/forms`` works as a plain form (303 back
 with a receipt) and for offline.js (``Accept: application/json`` → 201 ``{id, tracking_no}``); both
 honour an Idempotency-Key (header, or the hidden ``idempotency_key`` field) through the same front door as
-the API (``services/intake.submit_form``), so a form retried after a lost answer is written once. ``GET /sw.js`` serves the service worker
-that keeps the entry page openable with no network.
+the API (``services/intake.submit_form``), so a form retried after a lost answer is written once.
+``GET /sw.js`` serves the service worker that keeps the entry page openable with no network.
 """
 
 from __future__ import annotations
