@@ -30,7 +30,6 @@ import hmac
 import io
 import json
 import os
-import socket
 import subprocess
 import sys
 import tempfile
@@ -47,6 +46,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from tests.fake_wechat import FakeWeChat  # noqa: E402  (needs ROOT on the path)
+from tests.support.ports import free_port  # noqa: E402  (outside the ephemeral range: no race with connections)
 
 TEMPLATE_ID = "REPLY_NOTICE_TEMPLATE"
 OPENID = "o_example_resident_0001"
@@ -63,12 +63,6 @@ def show(label: str, response: httpx.Response) -> Any:
     if response.is_error:
         raise SystemExit(f"unexpected answer to {label}")
     return body
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 class Receiver(ThreadingHTTPServer):

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -11,15 +10,10 @@ from pathlib import Path
 
 import httpx
 import pytest
+from tests.support.ports import free_port
 
 MINYI = [sys.executable, "-c", "from app.cli import main; main()"]
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _env(db_url: str, **extra: str) -> dict[str, str]:
@@ -35,7 +29,7 @@ def run(db_url: str, *args: str) -> subprocess.CompletedProcess[str]:
 @pytest.fixture
 def served_demo(empty_db_url):
     """`minyi serve --demo` on an empty database (no schema at all), as `make run` starts it."""
-    port = _free_port()
+    port = free_port()
     log = ROOT / "data" / f"e2e-{port}.log"
     log.parent.mkdir(exist_ok=True)
     with log.open("w") as out:

@@ -15,7 +15,6 @@ import asyncio
 import os
 import re
 import signal
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -36,6 +35,7 @@ from tests.support.apps import build_app
 from app.models import OpinionForm, TrackingSequence
 from app.services import stats as stats_service
 from tests.conftest import PG_ADMIN_URL, make_settings, pg_admin, pg_url
+from tests.support.ports import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 MINYI = [sys.executable, "-c", "from app.cli import main; main()"]
@@ -46,12 +46,6 @@ TRACKING_NO = re.compile(r"LS(\d{4})-(\d{5})")
 TOTAL = 200
 IN_FLIGHT = 20
 KILL_AFTER = 60
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 # --- helpers shared by both scenarios ------------------------------------------------------------------
@@ -130,7 +124,7 @@ class Server:
     can kill with SIGKILL and start again on the same database and port."""
 
     def __init__(self, db_url: str, tmp_path: Path) -> None:
-        self.base = f"http://127.0.0.1:{_free_port()}"
+        self.base = f"http://127.0.0.1:{free_port()}"
         self.env = {**os.environ, "MINYI_DATABASE_URL": db_url, "MINYI_SECRET_KEY": SECRET_KEY,
                     "MINYI_ENVIRONMENT": "test", "MINYI_SUPERVISE_INTERVAL_SECONDS": "0",
                     "MINYI_EXPORT_DIR": str(tmp_path / "exports"), "MINYI_LOG_FORMAT": "text"}

@@ -9,7 +9,6 @@ import asyncio
 import os
 import re
 import secrets
-import socket
 import subprocess
 import sys
 import time
@@ -25,16 +24,11 @@ from app.models import OpinionForm, WebhookDelivery
 from tests.conftest import REDIS_URL, make_settings
 from tests.factories import PASSWORD, build_world
 from tests.webhook_receiver import Receiver
+from tests.support.ports import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 SUBMISSIONS = 240
 IN_FLIGHT = 24
-
-
-def _port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def _env(db_url: str, prefix: str) -> dict[str, str]:
@@ -57,7 +51,7 @@ def layout(db_url: str, tmp_path: Path, redis: object) -> Iterator[list[str]]:
     log = (tmp_path / "processes.log").open("ab")
     try:
         for _ in range(2):
-            port = _port()
+            port = free_port()
             processes.append(subprocess.Popen(
                 [sys.executable, "-m", "uvicorn", "app.main:create_app", "--factory", "--host", "127.0.0.1",
                  "--port", str(port), "--log-level", "warning"], env=env, cwd=ROOT, stdout=log, stderr=log))

@@ -11,7 +11,6 @@ import json
 import logging
 import os
 import re
-import socket
 import subprocess
 import sys
 import time
@@ -33,6 +32,7 @@ from app.services import logs
 from tests.conftest import make_settings, wechat_settings
 from tests.factories import act, answered_form, assigned_form, build_world, submit
 from tests.fake_wechat import CODE2SESSION, FakeWeChat
+from tests.support.ports import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 MINYI = [sys.executable, "-c", "from app.cli import main; main()"]
@@ -345,15 +345,9 @@ async def test_readyz_is_503_schema_outdated_behind_the_latest_migration(db_url)
     assert GENERATED_ID.fullmatch(response.headers["x-request-id"])
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 async def test_readyz_is_503_database_unavailable_and_metrics_still_answer(db_engine, tmp_path):
     # Nothing listens on the port; a folder is no SQLite database.
-    url = (f"postgresql+asyncpg://nobody@127.0.0.1:{_free_port()}/none" if db_engine == "postgresql"
+    url = (f"postgresql+asyncpg://nobody@127.0.0.1:{free_port()}/none" if db_engine == "postgresql"
            else f"sqlite+aiosqlite:///{tmp_path}")
     application = build_app(make_settings(url))
     try:
@@ -376,7 +370,7 @@ async def test_readyz_is_503_database_unavailable_and_metrics_still_answer(db_en
 @pytest.fixture
 def served(db_url: str, tmp_path: Path) -> Iterator[tuple[str, Path, Path]]:
     """`minyi serve --workers 2` in multiprocess metrics mode: its base URL, its stderr, the metrics folder."""
-    port = _free_port()
+    port = free_port()
     metrics_dir = tmp_path / "prometheus"
     metrics_dir.mkdir()
     env = {k: v for k, v in os.environ.items() if not k.startswith("MINYI_")}

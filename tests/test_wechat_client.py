@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import socket
 from collections.abc import AsyncIterator, Callable
 from datetime import timedelta
 from typing import Any
@@ -23,6 +22,7 @@ from app.services import wechat as wechat_service
 from app.services.wechat import LoginSession, SecCheck, WeChatClient, WeChatError, WeChatUnavailable
 from tests.conftest import make_settings, wechat_settings
 from tests.fake_wechat import CODE2SESSION, MSG_SEC_CHECK, STABLE_TOKEN, SUBSCRIBE_SEND, FakeWeChat
+from tests.support.ports import free_port
 
 OPENID = "o_resident_0001"
 TEMPLATE = "tpl_reply_notice"
@@ -74,12 +74,6 @@ async def store(db: async_sessionmaker[AsyncSession], fake: FakeWeChat, token: s
     async with transaction(db) as session:
         session.add(WechatToken(appid=fake.app_id, access_token=token, expires_at=utcnow() + expires_in,
                                 refreshed_at=utcnow()))
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 async def eventually(condition: Callable[[], bool], seconds: float = 10) -> None:
