@@ -30,6 +30,7 @@ from app import migrate
 from app.config import Settings
 from app.services import auth as auth_service
 from tests.support.apps import build_app
+from tests.support.serving import serve
 
 # Abuse limits (app/http/abuse.py) are lifted for every test that is not about them: the suite submits,
 # tracks and logs in from one address far more often than a resident would. Set in the environment so that
@@ -211,40 +212,17 @@ ARTIFACTS = Path(__file__).resolve().parent / "artifacts"  # screenshots of the 
 
 @pytest.fixture
 async def live_server(db_url: str, tmp_path: Path) -> AsyncIterator[str]:
-    """The app served over real HTTP by uvicorn on 127.0.0.1, on this test's database: its base URL.
-
-    An app of its own (its own caches, worker and settings, as a server process would have), served on the
-    test's event loop: no interpreter to start and no app to import per test, which made this fixture the
-    slowest setup of the suite. The socket is bound before uvicorn starts, so there is no port race. Tests
-    that need a server process to kill or to run many of use their own (test_faults, test_many_processes).
-    """
-    import socket
-
-    import uvicorn
-
+    """The app served over real HTTP on 127.0.0.1 (tests/support/serving.py), on this test's database: its
+    base URL. An app of its own (its own caches, worker and settings, as a server process would have), served
+    on the test's event loop: no interpreter to start and no app to import per test, which made this fixture
+    the slowest setup of the suite."""
     settings = make_settings(db_url, supervise_interval_seconds=0, export_dir=tmp_path / "exports",
                              photo_dir=tmp_path / "photos")
     application = build_app(settings)
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    config = uvicorn.Config(application, log_config=None, log_level="warning", access_log=False, lifespan="on",
-                            timeout_graceful_shutdown=5)
-    server = uvicorn.Server(config)
-    serving = asyncio.create_task(server.serve(sockets=[sock]))
     try:
-        deadline = asyncio.get_running_loop().time() + 30
-        while not server.started:
-            if serving.done():
-                serving.result()  # the startup's exception, if it raised one
-                raise RuntimeError("the server stopped while starting")
-            if asyncio.get_running_loop().time() > deadline:
-                raise RuntimeError("the server did not start within 30 s")
-            await asyncio.sleep(0.01)
-        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
+        async with serve(application) as base:
+            yield base
     finally:
-        server.should_exit = True
-        await serving
-        sock.close()
         await application.state.engine.dispose()
 
 

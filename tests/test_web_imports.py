@@ -3,21 +3,19 @@ import runs (htmx polling, or a meta refresh without scripts), and the export li
 
 from __future__ import annotations
 
-import asyncio
 import re
-import socket
 from collections.abc import AsyncIterator
 from datetime import date, timedelta
 from typing import Any
 
 import pytest
-import uvicorn
 from sqlalchemy import func, select
 
 from app.db import transaction
 from app.models import Representative, Shift
 from app.services.imports import CHUNK
 from tests.conftest import screenshot
+from tests.support.serving import serve
 from tests.factories import PASSWORD, build_world
 from tests.support.logins import csrf_of, login
 from tests.test_imports import REP_HEADER, SHIFT_HEADER, csv_bytes, hold_imports
@@ -71,30 +69,11 @@ async def test_whole_file_problems_rerender_the_form_and_only_the_office_may_imp
 
 @pytest.fixture
 async def served_app(app: Any) -> AsyncIterator[str]:
-    """The test's own app — the one ``sessionmaker`` writes through and ``hold_imports`` holds — served by
-    uvicorn on this test's event loop: its base URL. (``live_server`` serves the app from a process of its
-    own, whose import runner a test cannot hold.) The socket is bound before uvicorn starts: no port race."""
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    config = uvicorn.Config(app, log_config=None, log_level="warning", access_log=False, lifespan="on",
-                            timeout_graceful_shutdown=10)
-    server = uvicorn.Server(config)
-    serving = asyncio.create_task(server.serve(sockets=[sock]))
-
-    async def started() -> None:
-        while not server.started:
-            if serving.done():
-                serving.result()  # the startup's exception, if it raised one
-                raise RuntimeError("the server stopped while starting")
-            await asyncio.sleep(0.01)
-
-    try:
-        await asyncio.wait_for(started(), 60)
-        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
-    finally:
-        server.should_exit = True
-        await serving
-        sock.close()
+    """The test's own app — the one ``sessionmaker`` writes through and ``hold_imports`` holds — served over
+    HTTP (tests/support/serving.py): its base URL. (``live_server`` serves an app of its own, whose import
+    runner a test cannot hold.)"""
+    async with serve(app) as base:
+        yield base
 
 
 async def test_a_big_import_shows_its_progress_in_the_browser(served_app: str, app, phone, sessionmaker, tmp_path) -> None:  # type: ignore[no-untyped-def]
