@@ -20,7 +20,10 @@ from PIL import Image
 from sqlalchemy import func, select
 
 from app.config import Settings
+from app.db import transaction
 from app.models import FormChange, FormEvent, OpinionForm, WebhookDelivery
+from app.schemas.forms import FormCreate
+from app.services import idempotency as idempotency_service
 from app.services import intake
 from app.services.forms import Submission
 from tests.conftest import wechat_settings
@@ -187,3 +190,28 @@ def test_the_fingerprint_leaves_out_defaults_and_what_screening_adds() -> None:
                   Submission(content=CONTENT, category=CATEGORY, latitude=31.6)):
         assert intake.fingerprint("api", other) != intake.fingerprint("api", base)
     assert intake.fingerprint("api", base) != intake.fingerprint("rep", base)
+
+
+async def test_a_retry_of_a_request_first_sent_before_the_front_door_still_replays(
+        client: httpx.AsyncClient, sessionmaker: Any, settings: Settings) -> None:
+    """A phone's form sent just before this upgrade, its answer lost, retried just after: its key was kept
+    with the door's old fingerprint (the validated body as JSON), and the retry is still that request."""
+    world = await build_world(sessionmaker)
+    body = {"content": CONTENT, "category": CATEGORY}
+    first = await client.post("/api/v1/forms", json=body, headers=world.auth("rep"))
+    assert first.status_code == 201
+    scope, key = f"user:{world.user_ids['rep']}", "sent-before-the-upgrade"
+    old_fingerprint = idempotency_service.request_hash(FormCreate.model_validate(body).model_dump(mode="json"))
+    async with transaction(sessionmaker) as session:
+        assert await idempotency_service.claim(session, scope=scope, key=key, request_hash=old_fingerprint,
+                                               secret_key=settings.secret_key, ttl_seconds=3600) is None
+        await idempotency_service.store(session, scope=scope, key=key, status_code=201, body=first.json(),
+                                        secret_key=settings.secret_key)
+    retry = await client.post("/api/v1/forms", json=body, headers={**world.auth("rep"), "Idempotency-Key": key})
+    assert retry.status_code == 201 and retry.headers.get("idempotent-replayed") == "true", retry.text
+    assert retry.json()["tracking_no"] == first.json()["tracking_no"]
+    other = await client.post("/api/v1/forms", json={**body, "content": CONTENT + "又及。"},
+                              headers={**world.auth("rep"), "Idempotency-Key": key})
+    assert_problem(other, 422, code="idempotency_key_reused")
+    async with sessionmaker() as session:
+        assert await session.scalar(select(func.count()).select_from(OpinionForm)) == 1

@@ -30,6 +30,7 @@ from app.http.problems import HTTP_TITLES
 from app.config import Settings
 from app.errors import Invalid, NotFound, PermissionDenied
 from app.models import Scope, utcnow
+from app.services import idempotency as idempotency_service
 from app.services import intake
 from app.services import forms as form_service
 from app.services import open311 as open311_service
@@ -331,6 +332,7 @@ async def _file_request(request: Request, fmt: str, settings: Settings) -> Respo
             request.app.state, principal, data, door="open311",
             answer=lambda accepted, _photos: _filed(accepted, track), client_address=abuse.client_ip(request),
             idempotency_key=request.headers.get("idempotency-key"),
+            previous_fingerprint=lambda _photos: idempotency_service.request_hash(["open311", sorted(pairs)]),
         )
         headers = {"Idempotent-Replayed": "true"} if outcome.replayed else None
         return render(fmt, "service_requests", outcome.body, status_code=outcome.status_code, headers=headers)

@@ -17,6 +17,7 @@ import base64
 import hashlib
 import hmac
 import json
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -75,8 +76,11 @@ async def claim(
     secret_key: str,
     ttl_seconds: int,
     now: datetime | None = None,
+    also_matches: Collection[str] = (),
 ) -> Replay | None:
-    """Claim ``key`` for this request (None), or return the first answer given for it."""
+    """Claim ``key`` for this request (None), or return the first answer given for it. ``also_matches``: other
+    fingerprints of the same request (what a door hashed before a change of fingerprint), so a retry of a
+    request first sent before the change still replays within the keys' lifetime."""
     now = now or utcnow()
     validate_key(key)
     await session.execute(delete(IdempotencyRecord).where(IdempotencyRecord.created_at < now - timedelta(seconds=ttl_seconds)))
@@ -97,7 +101,7 @@ async def claim(
     )
     if record is None or record.status_code is None or record.response is None:
         raise Conflict("相同 Idempotency-Key 的请求正在处理，请稍后重试。", code="idempotency_in_progress")
-    if record.request_hash != request_hash:
+    if record.request_hash != request_hash and record.request_hash not in also_matches:
         raise Invalid("该 Idempotency-Key 已用于另一份不同的请求。", code="idempotency_key_reused")
     body = json.loads(_fernet(secret_key).decrypt(record.response))
     return Replay(status_code=record.status_code, body=body)

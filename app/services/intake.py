@@ -168,10 +168,13 @@ async def submit_form(
     client_address: str,
     idempotency_key: str | None = None,
     uploads: Sequence[photo_service.Upload] = (),
+    previous_fingerprint: Callable[[Sequence[photo_service.PreparedPhoto]], str] | None = None,
 ) -> Outcome:
     """Write one submission through the front door. ``state`` is the app's (its settings, sessionmaker,
     submission queue and WeChat client). Raises ``Invalid`` (a refused submission, a photo, a key reused
-    for another request), ``Conflict`` (the same key still being handled) or what the photos raise."""
+    for another request), ``Conflict`` (the same key still being handled) or what the photos raise.
+    ``previous_fingerprint``: what this door hashed for a key before the front door, so that a phone's
+    retry of a request first sent before this upgrade still replays while its key lives (24 h)."""
     settings: Settings = state.settings
     if idempotency_key is not None:
         idempotency_service.validate_key(idempotency_key)
@@ -190,6 +193,7 @@ async def submit_form(
             replay = await idempotency_service.claim(
                 session, scope=scope, key=idempotency_key, request_hash=request_hash,
                 secret_key=settings.secret_key, ttl_seconds=settings.idempotency_ttl_seconds,
+                also_matches=(previous_fingerprint(photos),) if previous_fingerprint else (),
             )
             if replay is not None:
                 return Outcome(replay.status_code, replay.body, replayed=True)

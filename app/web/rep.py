@@ -215,6 +215,7 @@ async def submit_form(request: Request, user: SignedIn, form: CheckedForm, sessi
         outcome = await intake.submit_form(
             state, principal, form_service.Submission(**body.model_dump()), door="rep", answer=answer,
             client_address=abuse.client_ip(request), idempotency_key=key,
+            previous_fingerprint=lambda _photos: idempotency_service.request_hash(body.model_dump(mode="json")),
         )
     except Invalid as refused:  # a refused submission names its field; a key used for another form, the form
         return await invalid({FIELD_OF_CODE.get(refused.code or "", "form"): refused.detail})

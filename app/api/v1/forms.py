@@ -39,6 +39,7 @@ from app.schemas.forms import (
 from app.schemas.photos import PhotoRead
 from app.services import disclosure, intake, personal_data
 from app.services import forms as form_service
+from app.services import idempotency as idempotency_service
 from app.services import photos as photo_service
 from app.services import verification
 from app.services import views, workflow
@@ -130,9 +131,16 @@ async def submit_form(
             created["photos"] = [PhotoRead.model_validate(p).model_dump(mode="json") for p in photos]
         return created
 
+    def before_the_front_door(photos: Sequence[photo_service.PreparedPhoto]) -> str:
+        payload = body.model_dump(mode="json")
+        if photos:
+            payload["photos"] = [photo.sha256 for photo in photos]
+        return idempotency_service.request_hash(payload)
+
     outcome = await intake.submit_form(
         request.app.state, principal, form_service.Submission(**body.model_dump()), door="api", answer=answer,
         client_address=abuse.client_ip(request), idempotency_key=idempotency_key, uploads=uploads,
+        previous_fingerprint=before_the_front_door,
     )
     headers = {"Idempotent-Replayed": "true"} if outcome.replayed else None
     return JSONResponse(outcome.body, status_code=outcome.status_code, headers=headers)
