@@ -1013,9 +1013,9 @@ PAGES: dict[tuple[str, str], PageRow] = {
     ("POST", "/office/forms/{form_id}/{action}"): PageRow(STAFF_PAGES, lambda p, b: p.town.on_form(
         "/office/forms/{}/note", "ls01-unit-a", state="assigned", data={"note": "已电话联系提交人。"}),
         see("/office/forms/{id}")),
-    # 补发查询码 on the form's page: the office only (the new code shown on the page).
+    # 补发查询码 on the form's page: the office only (back to the form, which shows the new code once).
     ("POST", "/office/forms/{form_id}/verification-code"): PageRow(OFFICE, lambda p, b: p.town.on_form(
-        "/office/forms/{}/verification-code", "ls01-unit-a", state="assigned")),
+        "/office/forms/{}/verification-code", "ls01-unit-a", state="assigned"), see("/office/forms/{id}")),
     # The audited reveal, shown in place on the form's page: the office and the unit holding the form.
     ("POST", "/office/forms/{form_id}/contact"): PageRow(STAFF_PAGES, lambda p, b: p.town.on_form(
         "/office/forms/{}/contact", "ls01-unit-a", state="assigned")),

@@ -133,7 +133,9 @@ async def test_the_office_page_shows_the_new_code_once_and_units_have_no_button(
     csrf = await sign_in(client, "coordinator")
     page = f"/office/forms/{form['id']}"
     assert 'id="reissue"' in (await client.get(page)).text
-    shown = await client.post(f"{page}/verification-code", data={CSRF_FIELD: csrf})
+    posted = await client.post(f"{page}/verification-code", data={CSRF_FIELD: csrf})
+    assert posted.status_code == 303 and posted.headers["location"] == page  # a reload never reissues
+    shown = await client.get(page)
     assert shown.status_code == 200 and shown.headers["cache-control"] == "no-store"
     new = shown.text.split("data-new-code>")[1].split("<")[0]
     assert (await track(client, form["tracking_no"], new)).status_code == 200

@@ -436,3 +436,12 @@ async def test_an_api_key_reads_the_case_not_the_offices_notes_or_instructions(c
     detail = (await client.get(f"/api/v1/forms/{form['id']}", headers=reader)).json()
     assert [e["type"] for e in detail["events"]] == ["submitted", "assigned", "answered"]
     assert detail["events"][-1]["note"] == "已处理。" and all(e["actor"] == "" for e in detail["events"])
+
+
+async def test_a_status_named_twice_is_one_filter(client, sessionmaker):  # type: ignore[no-untyped-def]
+    world = await build_world(sessionmaker)
+    form = await submit(client)
+    response = await client.get("/api/v1/forms", params={"status": ["submitted"] * 8},
+                                headers=world.auth("coordinator"))
+    assert response.status_code == 200, response.text
+    assert [f["id"] for f in response.json()["items"]] == [form["id"]]

@@ -290,3 +290,24 @@ async def test_the_office_list_takes_the_apis_filters_and_drops_a_bad_value(clie
                                                       "status": ["assigned", "nonsense"]})
     assert stale.status_code == 200
     assert mine["tracking_no"] in stale.text and other["tracking_no"] in stale.text
+
+
+async def test_every_page_with_an_id_in_its_path_refuses_an_absurd_one_with_a_page_not_a_500(
+        client: httpx.AsyncClient, sessionmaker) -> None:  # type: ignore[no-untyped-def]
+    """Ids in page paths are bounded like the API's (IdPath): an id past the database's integer answers 422 or
+    404 on every engine, never a driver error."""
+    await build_world(sessionmaker)
+    huge, tries = "9" * 20, []
+    for who, method, path in (
+        ("coordinator", "GET", f"/office/forms/{huge}"), ("coordinator", "POST", f"/office/forms/{huge}/contact"),
+        ("coordinator", "POST", f"/office/forms/{huge}/verification-code"),
+        ("coordinator", "POST", f"/office/forms/{huge}/note"), ("coordinator", "GET", f"/office/imports/{huge}"),
+        ("coordinator", "POST", f"/office/rosters/shifts/{huge}/delete"),
+        ("coordinator", "POST", f"/office/swaps/{huge}/approve"),
+        ("rep", "POST", f"/rep/forms/{huge}/verification-code"), ("rep", "POST", f"/rep/forms/{huge}/answer-on-spot"),
+    ):
+        csrf = await sign_in(client, who, fresh=True)
+        response = await client.request(method, path, data={"csrf_token": csrf, "note": "x", "reply": "x"}
+                                        if method == "POST" else None)
+        tries.append((path, response.status_code))
+    assert all(status in (404, 422) for _, status in tries), tries

@@ -20,8 +20,11 @@ import math
 
 from starlette.requests import Request
 
+from sqlalchemy.ext.asyncio import AsyncSession
+
 from app.errors import TooManyRequests
-from app.services import verification
+from app.models import OpinionForm
+from app.services import personal_data, verification, workflow
 from app.services.auth import Principal
 from app.services.lockouts import Lock
 
@@ -107,3 +110,25 @@ async def current_locks(request: Request, kind: str | None = None) -> list[tuple
 async def lift(request: Request, kind: str, subject: str) -> bool:
     key = track_subject(subject) if kind == "track" else login_subject(subject)
     return bool(await request.app.state.lockouts.lift(key))
+
+
+# --- the doors' shared steps around a secret: one place for each, whichever door (API or page) asks ----------
+
+
+async def reveal_contact(request: Request, session: AsyncSession, principal: Principal,
+                         form_id: int) -> personal_data.Contact:
+    """The audited reveal of a resident's name and phone: the user's per-minute limit, then the reveal and
+    its audit line (services/personal_data.py)."""
+    user = principal.require_staff()
+    await request.app.state.rate_limiter.hit(f"reveal:{user.id}", personal_data.REVEALS_PER_MINUTE)
+    return await personal_data.reveal_contact(session, principal, form_id, ip=client_ip(request))
+
+
+async def reissue_code(request: Request, session: AsyncSession, principal: Principal,
+                       form_id: int) -> tuple[OpinionForm, str]:
+    """补发查询码: the workflow's new code, and the number's tracking lock lifted (the person asking is in front
+    of the office or the representative)."""
+    form, code = await workflow.reissue_code(session, principal=principal, form_id=form_id,
+                                             settings=request.app.state.settings)
+    await request.app.state.lockouts.lift(verification.subject(form.tracking_no))
+    return form, code

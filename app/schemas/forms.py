@@ -293,6 +293,12 @@ class FormQuery(InputModel):
     phone: str | None = Field(None, pattern=PHONE_PATTERN,
                               description="提交人电话（精确匹配，仅限可查看个人信息的人员）")
 
+    @field_validator("status", mode="before")
+    @classmethod
+    def _once_each(cls, value: Any) -> Any:
+        """A status named twice is the same filter (the bound is on distinct statuses)."""
+        return list(dict.fromkeys(value)) if isinstance(value, list | tuple) else value
+
     @field_validator("q", "workroom", "category", mode="after")
     @classmethod
     def _blank_is_none(cls, value: str | None) -> str | None:

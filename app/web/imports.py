@@ -11,9 +11,8 @@ from fastapi.responses import Response
 from starlette.datastructures import UploadFile
 
 from app.errors import Invalid, PermissionDenied
-from app.http.deps import SessionDep
+from app.http.deps import IdPath, SessionDep
 from app.models import User
-from app.schemas.common import MAX_ID
 from app.services import imports as import_service
 from app.services.auth import Principal
 from app.web.render import redirect, render
@@ -61,10 +60,8 @@ async def upload(request: Request, user: SignedIn, form: CheckedForm) -> Respons
 
 
 @router.get("/office/imports/{job_id}")
-async def job_page(request: Request, user: SignedIn, job_id: int, session: SessionDep) -> Response:
+async def job_page(request: Request, user: SignedIn, job_id: IdPath, session: SessionDep) -> Response:
     principal = _office(user)
-    if not 1 <= job_id <= MAX_ID:
-        raise Invalid("导入编号无效。", code="invalid_id")
     job = await import_service.get_job(session, principal=principal, job_id=job_id)
     running = job.status in ("pending", "running")
     response = render(request, "office/import_job.html", {"job": job, "kinds": KINDS, "running": running,

@@ -28,8 +28,8 @@ from fastapi.responses import Response
 from pydantic import BaseModel, ValidationError
 from starlette.datastructures import QueryParams
 
-from app.http.abuse import client_ip
-from app.http.deps import SessionDep
+from app.http import abuse
+from app.http.deps import IdPath, SessionDep
 from app.config import TZ
 from app.errors import AppError, Invalid, NotFound, PermissionDenied
 from app.models import FormStatus, Role, Satisfaction, User, utcnow
@@ -52,12 +52,12 @@ from app.schemas.forms import (
 from app.services import forms as form_service
 from app.services import disclosure, personal_data, reference
 from app.services import stats as stats_service
-from app.services import verification, views, workflow, working_calendar
+from app.services import views, workflow, working_calendar
 from app.services.auth import Principal
 from app.services.content_check import REVIEW, UNAVAILABLE
 from app.models import Supervision
 from app.web.render import is_htmx, redirect, render, templates
-from app.web.session import CheckedForm, PagePrincipal, SignedIn, safe_next
+from app.web.session import CheckedForm, PagePrincipal, SignedIn, safe_next, set_cookie
 
 router = APIRouter()
 
@@ -303,31 +303,41 @@ async def _form_page(
 
 
 @router.get("/office/forms/{form_id}")
-async def form_page(form_id: int, request: Request, user: SignedIn, principal: PagePrincipal,
+async def form_page(form_id: IdPath, request: Request, user: SignedIn, principal: PagePrincipal,
                     session: SessionDep) -> Response:
     _require_staff_page(user)
-    return await _form_page(request, session, user, principal, form_id)
+    kept = request.cookies.get(NEW_CODE_COOKIE, "")
+    shown_for, _, code = kept.partition(".")
+    new_code = code if shown_for == str(form_id) and user.role in OFFICE_ROLES else None
+    response = await _form_page(request, session, user, principal, form_id, new_code=new_code)
+    if kept:
+        response.delete_cookie(NEW_CODE_COOKIE, path="/")
+    return response
 
 
 @router.post("/office/forms/{form_id}/contact")
-async def reveal_contact(form_id: int, request: Request, form: CheckedForm, user: SignedIn,
+async def reveal_contact(form_id: IdPath, request: Request, form: CheckedForm, user: SignedIn,
                          principal: PagePrincipal, session: SessionDep) -> Response:
     """查看完整联系方式: the audited reveal of the API (services/personal_data.reveal_contact), shown in place."""
     _require_staff_page(user)
-    await request.app.state.rate_limiter.hit(f"reveal:{user.id}", personal_data.REVEALS_PER_MINUTE)
-    contact = await personal_data.reveal_contact(session, principal, form_id, ip=client_ip(request))
+    contact = await abuse.reveal_contact(request, session, principal, form_id)
     return await _form_page(request, session, user, principal, form_id, contact=contact)
 
 
+NEW_CODE_COOKIE = "minyi_new_code"
+
+
 @router.post("/office/forms/{form_id}/verification-code")
-async def reissue_code(form_id: int, request: Request, form: CheckedForm, user: SignedIn,
+async def reissue_code(form_id: IdPath, request: Request, form: CheckedForm, user: SignedIn,
                        principal: PagePrincipal, session: SessionDep) -> Response:
     """补发查询码: the new code shown once on the form's page (never cached); the old one stops working."""
     _require_office(user)
-    written, code = await workflow.reissue_code(session, principal=principal, form_id=form_id,
-                                                settings=request.app.state.settings)
-    await request.app.state.lockouts.lift(verification.subject(written.tracking_no))
-    return await _form_page(request, session, user, principal, form_id, new_code=code)
+    _written, code = await abuse.reissue_code(request, session, principal, form_id)
+    # Redirect after POST: a reload shows the form, never issues another code. The new code rides in a
+    # short-lived cookie that the form's page reads once.
+    response = redirect(f"/office/forms/{form_id}")
+    set_cookie(response, request, NEW_CODE_COOKIE, f"{form_id}.{code}", max_age=300)
+    return response
 
 
 # Each page action: the body model that validates it, and its form fields.
@@ -411,7 +421,7 @@ def _list_params(next_url: str) -> QueryParams:
 
 
 @router.post("/office/forms/{form_id}/{action}")
-async def form_action(form_id: int, action: str, request: Request, form: CheckedForm, user: SignedIn,
+async def form_action(form_id: IdPath, action: str, request: Request, form: CheckedForm, user: SignedIn,
                       principal: PagePrincipal, session: SessionDep) -> Response:
     if action not in ACTION_BODIES:
         raise NotFound("没有这项操作。", code="unknown_action")

@@ -27,7 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.errors import AppError, Invalid, PermissionDenied
 from app.http import abuse
-from app.http.deps import SessionDep, public_url
+from app.http.deps import IdPath, SessionDep, public_url
 from app.models import Role, User
 from app.schemas.common import MAX_ID
 from app.schemas.forms import FormCreate
@@ -35,7 +35,7 @@ from app.services import forms as form_service
 from app.services import idempotency as idempotency_service
 from app.services import intake, reference
 from app.services import service_points as service_point_service
-from app.services import verification, workflow
+from app.services import workflow
 from app.services.auth import Principal
 from app.web.render import FRONTEND, redirect, render
 from app.web.session import CheckedForm, SignedIn, set_cookie
@@ -236,29 +236,23 @@ async def submit_form(request: Request, user: SignedIn, form: CheckedForm, sessi
 
 
 @router.post("/rep/forms/{form_id}/answer-on-spot")
-async def answer_on_spot(request: Request, form_id: int, user: SignedIn, form: CheckedForm, session: SessionDep) -> Response:
+async def answer_on_spot(request: Request, form_id: IdPath, user: SignedIn, form: CheckedForm, session: SessionDep) -> Response:
     principal = _representative(user)
     reply_text = str(form.get("reply") or "").strip()
     if not reply_text or len(reply_text) > 2000:
         return await _page(request, session, user, answer_errors={form_id: "请填写答复内容（不超过 2000 字）。"},
                            status_code=422)
-    if not 1 <= form_id <= MAX_ID:
-        raise Invalid("意见编号不正确。", code="invalid_id")
     await workflow.answer_on_spot(session, principal=principal, form_id=form_id, reply_text=reply_text)
     return redirect("/rep")
 
 
 @router.post("/rep/forms/{form_id}/verification-code")
-async def reissue_code(request: Request, form_id: int, user: SignedIn, form: CheckedForm,
+async def reissue_code(request: Request, form_id: IdPath, user: SignedIn, form: CheckedForm,
                        session: SessionDep) -> Response:
     """补发查询码 for a form this representative entered: the new code in the receipt at the top of /rep
     (redirect after POST; the receipt cookie lives five minutes and is read once)."""
     principal = _representative(user)
-    if not 1 <= form_id <= MAX_ID:
-        raise Invalid("意见编号不正确。", code="invalid_id")
-    written, code = await workflow.reissue_code(session, principal=principal, form_id=form_id,
-                                                settings=request.app.state.settings)
-    await request.app.state.lockouts.lift(verification.subject(written.tracking_no))
+    written, code = await abuse.reissue_code(request, session, principal, form_id)
     response = redirect("/rep")
     set_cookie(response, request, RECEIPT_COOKIE, f"{written.tracking_no}.{code}.r", max_age=300)
     return response

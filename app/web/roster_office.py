@@ -24,7 +24,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from pydantic import ValidationError
 
-from app.http.deps import SessionDep, public_url_for
+from app.http.deps import IdPath, SessionDep, public_url_for
 from app.config import TZ
 from app.errors import Conflict, Invalid, NotFound, PermissionDenied
 from app.models import PlaceType, SwapStatus, User, utcnow
@@ -215,7 +215,7 @@ async def add_shift(request: Request, form: CheckedForm, user: SignedIn, princip
 
 
 @router.post("/office/rosters/shifts/{shift_id}/delete")
-async def remove_shift(shift_id: int, form: CheckedForm, user: SignedIn, principal: PagePrincipal,
+async def remove_shift(shift_id: IdPath, form: CheckedForm, user: SignedIn, principal: PagePrincipal,
                        session: SessionDep) -> Response:
     _require_office(user)
     await roster_service.delete_shift(session, shift_id=shift_id, principal=principal)
@@ -398,7 +398,7 @@ async def swaps(request: Request, user: SignedIn, principal: PagePrincipal, sess
 
 
 @router.post("/office/swaps/{swap_id}/{action}")
-async def decide_swap(swap_id: int, action: str, form: CheckedForm, user: SignedIn, principal: PagePrincipal,
+async def decide_swap(swap_id: IdPath, action: str, form: CheckedForm, user: SignedIn, principal: PagePrincipal,
                       session: SessionDep) -> Response:
     if action not in ("approve", "refuse"):
         raise NotFound("没有这项操作。", code="unknown_action")

@@ -37,7 +37,7 @@ from app.schemas.forms import (
     UrgeBody,
 )
 from app.schemas.photos import PhotoRead
-from app.services import disclosure, intake, personal_data
+from app.services import disclosure, intake
 from app.services import forms as form_service
 from app.services import idempotency as idempotency_service
 from app.services import photos as photo_service
@@ -288,9 +288,7 @@ async def reissue_code(form_id: IdPath, request: Request, response: Response, pr
                        session: SessionDep) -> CodeReissued:
     """The old code stops working at once and the number's tracking lock, if any, is lifted (the person asking
     is in front of the office or the representative). An internal event says who did it; never cached."""
-    form, code = await workflow.reissue_code(session, principal=principal, form_id=form_id,
-                                             settings=request.app.state.settings)
-    await request.app.state.lockouts.lift(verification.subject(form.tracking_no))
+    form, code = await abuse.reissue_code(request, session, principal, form_id)
     response.headers["Cache-Control"] = "no-store"
     return CodeReissued(form_id=form.id, tracking_no=form.tracking_no, verification_code=code)
 
@@ -301,9 +299,7 @@ async def reveal_contact(form_id: IdPath, request: Request, response: Response, 
                          session: SessionDep) -> ContactRead:
     """Staff outside the office read names and phones masked; a handler or representative who must call the
     resident back asks here. Each answer is a line in the audit log (`form.contact_revealed`); never cached."""
-    user = principal.require_staff()
-    await request.app.state.rate_limiter.hit(f"reveal:{user.id}", personal_data.REVEALS_PER_MINUTE)
-    contact = await personal_data.reveal_contact(session, principal, form_id, ip=abuse.client_ip(request))
+    contact = await abuse.reveal_contact(request, session, principal, form_id)
     response.headers["Cache-Control"] = "no-store"
     return ContactRead(**vars(contact))
 
