@@ -445,3 +445,12 @@ async def test_a_status_named_twice_is_one_filter(client, sessionmaker):  # type
                                 headers=world.auth("coordinator"))
     assert response.status_code == 200, response.text
     assert [f["id"] for f in response.json()["items"]] == [form["id"]]
+
+
+async def test_a_status_that_is_not_a_string_is_a_422_in_a_body_too(client, sessionmaker):  # type: ignore[no-untyped-def]
+    """Found by the fuzzer: an object among the statuses of an export job's filters (it was a 500)."""
+    world = await build_world(sessionmaker)
+    for status in ([{}], [["submitted"]], [None, "submitted"]):
+        response = await client.post("/api/v1/exports", json={"filters": {"status": status}},
+                                     headers=world.auth("coordinator"))
+        assert response.status_code == 422, (status, response.text)

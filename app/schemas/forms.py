@@ -297,7 +297,17 @@ class FormQuery(InputModel):
     @classmethod
     def _once_each(cls, value: Any) -> Any:
         """A status named twice is the same filter (the bound is on distinct statuses)."""
-        return list(dict.fromkeys(value)) if isinstance(value, list | tuple) else value
+        if not isinstance(value, list | tuple):
+            return value
+        seen: set[str] = set()
+        once = []
+        for item in value:  # anything not a string is left for the validation to refuse
+            if isinstance(item, str):
+                if item in seen:
+                    continue
+                seen.add(item)
+            once.append(item)
+        return once
 
     @field_validator("q", "workroom", "category", mode="after")
     @classmethod
