@@ -49,6 +49,24 @@ async def test_each_login_issues_a_different_token(client, sessionmaker):
     assert await token_of(client, "admin") != await token_of(client, "admin")
 
 
+async def test_a_staff_token_never_looks_like_a_residents(client, sessionmaker, monkeypatch):
+    """Residents' tokens start with ``wx_``; a random staff token that happened to (1 in 262,144) was looked
+    up among the residents and refused. The first draw here does; the token handed out must not."""
+    import secrets
+
+    from app.services import auth as auth_service
+
+    real = secrets.token_urlsafe
+    draws = iter(["wx_" + real(32)[3:]])  # the admin's, the first token build_world issues
+    monkeypatch.setattr(auth_service.secrets, "token_urlsafe", lambda n: next(draws, None) or real(n))
+    world = await build_world(sessionmaker)
+    monkeypatch.undo()
+    assert not any(token.startswith("wx_") for token in world.tokens.values())
+    me = await client.get("/api/v1/auth/me", headers=world.auth("admin"))
+    assert me.status_code == 200, me.text
+    assert me.json()["username"] == "admin"
+
+
 async def test_wrong_password_and_unknown_user_get_the_same_401(client, sessionmaker):
     await build_world(sessionmaker)
     wrong_password = await request_token(client, "admin", "not-the-password")

@@ -122,6 +122,18 @@ async def verify_password(password_hash: str, password: str) -> bool:
     return await anyio.to_thread.run_sync(_verify, password_hash, password)
 
 
+# Residents' tokens start with this (app/services/residents.py), so a bearer token is looked up in the
+# right table at once; a staff token is random and must therefore never start with it by chance
+# (1 login in 262,144 used to be refused as an unknown resident's).
+RESIDENT_TOKEN_PREFIX = "wx_"
+
+
+def new_staff_token() -> str:
+    while (token := secrets.token_urlsafe(32)).startswith(RESIDENT_TOKEN_PREFIX):
+        pass
+    return token
+
+
 def token_hash(token: str) -> str:
     """What is stored of a bearer token (staff and residents alike): its SHA-256, never the token."""
     return hashlib.sha256(token.encode()).hexdigest()
@@ -139,7 +151,7 @@ async def issue_token(
     session: AsyncSession, *, user: User, ttl_seconds: int, now: datetime | None = None
 ) -> tuple[str, int]:
     now = now or utcnow()
-    token = secrets.token_urlsafe(32)
+    token = new_staff_token()
     session.add(AuthToken(token_hash=token_hash(token), user_id=user.id, created_at=now,
                           expires_at=now + timedelta(seconds=ttl_seconds)))
     await session.flush()

@@ -16,13 +16,14 @@ from sqlalchemy.orm import joinedload, selectinload
 from app.errors import NotFound, PermissionDenied, TooManyRequests, Unauthorized, Unavailable, Upstream
 from app.models import OpinionForm, Resident, ResidentToken, SubscriptionCredit, utcnow
 from app.services import forms as form_service
-from app.services.auth import token_hash
+from app.services.auth import RESIDENT_TOKEN_PREFIX, token_hash
 from app.services import wechat as wechat_service
 
 log = logging.getLogger(__name__)
 
-# Residents' tokens carry a prefix, so a bearer token is looked up in the right table at once.
-TOKEN_PREFIX = "wx_"
+# Residents' tokens carry a prefix (one no staff token starts with), so a bearer token is looked up in
+# the right table at once.
+TOKEN_PREFIX = RESIDENT_TOKEN_PREFIX
 # Credits kept per (resident, template) at most: each accept is one message, and nobody taps "allow"
 # a thousand times; the cap only stops a looping client from growing the number without bound.
 MAX_CREDITS = 1000
