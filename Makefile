@@ -25,8 +25,10 @@ $(NODE_STAMP): frontend/package.json frontend/package-lock.json
 
 install: $(STAMP) $(NODE_STAMP)
 
+# The demo offers 短信通知 with the log provider (texts written to the server's log, nothing sent) unless
+# MINYI_SMS_PROVIDER says otherwise; unset elsewhere, no SMS is offered (docs/sms.md).
 run: install
-	$(BIN)/minyi serve --demo
+	MINYI_SMS_PROVIDER=$${MINYI_SMS_PROVIDER-log} $(BIN)/minyi serve --demo
 
 # Workers: one per core (`make test WORKERS=0` runs in this process).
 WORKERS ?= auto

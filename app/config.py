@@ -84,6 +84,29 @@ class Settings(BaseSettings):
     # Put text that comes through WeChat through msgSecCheck v2 before accepting it.
     wechat_content_check: bool = False
 
+    # --- SMS to residents (docs/sms.md) ---
+    # Who sends: "aliyun" (Dysmsapi), "tencent" (Tencent Cloud SMS), "log" (written to the log only, for a
+    # demo) or unset: no SMS. Set but incomplete (a key, the sign name or a template missing): no SMS either,
+    # and the pages do not offer it (services/sms.offered).
+    sms_provider: Literal["aliyun", "tencent", "log"] | None = None
+    # Where the provider's API is (unset: https://dysmsapi.aliyuncs.com or https://sms.tencentcloudapi.com).
+    sms_base_url: str | None = Field(None, pattern=r"^https?://[^\s]+$")
+    # Alibaba Cloud AccessKey ID and secret, or Tencent Cloud SecretId and SecretKey.
+    sms_access_key_id: str | None = Field(None, max_length=128, pattern=r"^\S+$")
+    sms_access_key_secret: str | None = Field(None, max_length=256, pattern=r"^\S+$")
+    # The approved signature (签名) shown as 【…】, e.g. 洛社镇党代表工作室.
+    sms_sign_name: str | None = Field(None, min_length=2, max_length=32)
+    # Tencent only: the SMS application's SmsSdkAppId and the API region.
+    sms_sdk_app_id: str | None = Field(None, max_length=32, pattern=r"^[0-9]+$")
+    sms_region: str = Field("ap-guangzhou", max_length=32, pattern=r"^[a-z0-9-]+$")
+    # Approved template ids (Aliyun TemplateCode such as SMS_123456789, Tencent TemplateId such as 1234567):
+    # the receipt (number and code) and the reply notice (number and status).
+    sms_receipt_template_id: str | None = Field(None, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")
+    sms_reply_template_id: str | None = Field(None, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")
+    # At most this many SMS to one phone number per day (Asia/Shanghai); more are kept as "capped", unsent.
+    sms_daily_cap: int = Field(5, ge=1, le=100)
+    sms_timeout_seconds: float = Field(10.0, gt=0, le=60)
+
     # --- photos ---
     photo_dir: Path = ROOT / "data" / "photos"
     photo_max_bytes: int = Field(8 * 1024 * 1024, ge=1024)
@@ -145,6 +168,13 @@ class Settings(BaseSettings):
     # in production 404 unless MINYI_METRICS_OPEN says it is served open (on an internal network).
     metrics_token: str | None = Field(None, min_length=16, max_length=200)
     metrics_open: bool = False
+
+    @field_validator("sms_provider", "sms_base_url", "sms_access_key_id", "sms_access_key_secret", "sms_sign_name",
+                     "sms_sdk_app_id", "sms_receipt_template_id", "sms_reply_template_id", mode="before")
+    @classmethod
+    def _blank_is_unset(cls, value: object) -> object:
+        """``MINYI_SMS_PROVIDER=`` (empty) in a .env means unset, as for the other optional settings."""
+        return None if isinstance(value, str) and not value.strip() else value
 
     @field_validator("trusted_proxies")
     @classmethod

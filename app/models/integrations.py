@@ -10,6 +10,7 @@ from typing import Any
 from sqlalchemy import JSON, BigInteger, Boolean, FetchedValue, ForeignKey, Index, Integer, String, Text, text
 from sqlalchemy.orm import Mapped, mapped_column
 
+from app.crypto import PersonalText
 from app.models.base import Base, UTCDateTime, utcnow
 
 
@@ -76,6 +77,49 @@ class WechatNotice(Base):
     errcode: Mapped[int | None] = mapped_column(Integer)
     errmsg: Mapped[str | None] = mapped_column(String(500))
     data: Mapped[dict[str, Any] | None] = mapped_column(JSON)  # the values sent, as fitted to WeChat's rules
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class SmsKind(StrEnum):
+    receipt = "receipt"  # 回执: the tracking number and the verification code, right after submission
+    reply = "reply"  # 答复通知: the form was answered, read it with the number and code
+
+
+class SmsStatus(StrEnum):
+    pending = "pending"  # waiting for the worker (or in flight: ``error_message`` says so)
+    sent = "sent"  # the provider accepted it
+    failed = "failed"  # a final refusal, attempts used up, or a send that may or may not have left
+    capped = "capped"  # the phone had its day's SMS already (MINYI_SMS_DAILY_CAP): not sent
+    stopped = "stopped"  # the resident stopped SMS notices from the tracking page: not sent
+
+
+class SmsMessage(Base):
+    """An SMS to a resident who ticked the consent box, written in the transaction of what it announces (the
+    submission, the answer) and sent by the worker (services/sms.py), like ``WechatNotice``.
+
+    ``params`` are the template's values, encrypted. The receipt's carry the verification code, which the app
+    otherwise keeps only as a keyed hash: they are wiped (NULL) as soon as the message is settled, whatever
+    the outcome, so the code sits in the database only while the SMS waits to go."""
+
+    __tablename__ = "sms_message"
+    __table_args__ = (Index("ix_sms_message_status_next_attempt_at", "status", "next_attempt_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    form_id: Mapped[int] = mapped_column(ForeignKey("opinion_form.id", ondelete="CASCADE"), index=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    # Mainland mobile number, 11 digits, encrypted; its keyed hash (as ``submitter_phone_hash``) counts the
+    # daily cap. Both erased with the form's personal data.
+    phone: Mapped[str | None] = mapped_column(PersonalText)
+    phone_hash: Mapped[str | None] = mapped_column(String(64), index=True)
+    params: Mapped[str | None] = mapped_column(PersonalText)  # JSON object of the template's values
+    status: Mapped[str] = mapped_column(String(16), default=SmsStatus.pending)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    provider: Mapped[str | None] = mapped_column(String(16))
+    provider_message_id: Mapped[str | None] = mapped_column(String(128))
+    error_code: Mapped[str | None] = mapped_column(String(100))
+    error_message: Mapped[str | None] = mapped_column(String(500))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

@@ -32,10 +32,12 @@ from app.errors import Invalid, NotFound, PermissionDenied
 from app.models import FormStatus, OpinionForm, Resident, ResidentToken, SubscriptionCredit, utcnow
 from app.services import audit as audit_service
 from app.services import forms as form_service
+from app.services import sms as sms_service
 from app.services.auth import Principal
 
 # (table, column) of every encrypted value; opinion_form.submitter_phone also has its keyed hash.
-ENCRYPTED = (("opinion_form", "submitter_name"), ("opinion_form", "submitter_phone"), ("representative", "phone"))
+ENCRYPTED = (("opinion_form", "submitter_name"), ("opinion_form", "submitter_phone"), ("representative", "phone"),
+             ("sms_message", "phone"), ("sms_message", "params"))
 ROTATE_BATCH = 500
 
 
@@ -60,6 +62,7 @@ async def retention(session: AsyncSession, *, days: int, now: datetime | None = 
     if dry_run:
         return len(list(await session.scalars(select(OpinionForm.id).where(due))))
     result = await session.execute(update(OpinionForm).where(due).values(_erase_values(now)))
+    await sms_service.erase_for_erased_forms(session)  # the SMS to those phones lose theirs too
     return int(result.rowcount or 0)  # type: ignore[attr-defined]
 
 
@@ -124,6 +127,7 @@ async def erase_subject(session: AsyncSession, subject: Subject, *, now: datetim
         update(OpinionForm).where(subject.condition(), _HAS_PERSONAL).values(_erase_values(now))
     )
     erased_forms = int(result.rowcount or 0)  # type: ignore[attr-defined]
+    await sms_service.erase_for_erased_forms(session)
     resident_erased = False
     if subject.resident_id is not None:
         resident = await session.get(Resident, subject.resident_id)

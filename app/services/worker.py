@@ -1,8 +1,8 @@
-"""The delivery worker: sends due webhook deliveries and WeChat reply notices from the outbox.
+"""The delivery worker: sends due webhook deliveries, WeChat reply notices and SMS from the outbox.
 
 It runs inside each app process (``MINYI_WORKER_IN_PROCESS``, started and stopped by the app's lifespan)
 or as processes of its own (``minyi worker``). Any number cooperate: work is claimed from the database
-(``webhooks.deliver_due``, ``notices.send_due``), so a worker may die at any moment and another picks
+(``webhooks.deliver_due``, ``notices.send_due``, ``sms.send_due``), so a worker may die at any moment and another picks
 up what it held once its lease ends.
 
 Each loop works until nothing is due, then waits ``MINYI_WORKER_POLL_SECONDS``. A database or network
@@ -30,6 +30,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from app.config import Settings
 from app.db import create_engine, create_sessionmaker
 from app.services import notices
+from app.services import sms as sms_service
 from app.services import webhooks as webhook_service
 from app.services import wechat as wechat_service
 
@@ -54,11 +55,19 @@ class Worker:
         worker_id: str | None = None,
         http: httpx.AsyncClient | None = None,
         resolver: webhook_service.Resolver | None = None,
+        sms: sms_service.SmsProvider | None = None,
     ) -> None:
         self.sessionmaker = sessionmaker
         self.resolver = resolver  # of webhook receivers' names (None: the system's)
         self.settings = settings
         self.wechat = wechat
+        # The SMS provider: the one given, else the settings' own (closed with the worker); None: SMS not
+        # offered, and anything still waiting is settled as failed.
+        self._own_sms = sms is None
+        self.sms = sms if sms is not None else sms_service.provider_from_settings(settings)
+        if settings.sms_provider and (absent := sms_service.missing(settings)):
+            log.warning("MINYI_SMS_PROVIDER=%s but %s unset: no SMS is offered or sent", settings.sms_provider,
+                        ", ".join(absent))
         self.worker_id = (worker_id or default_worker_id())[:100]
         self._http = http
         self._stopping = asyncio.Event()
@@ -81,6 +90,7 @@ class Worker:
         settled as failed (see notices.py)."""
         self.stop()
         if self._task is None:
+            await self._close_sms()
             return
         try:
             await asyncio.wait_for(asyncio.shield(self._task), timeout=grace)
@@ -91,6 +101,11 @@ class Worker:
         except Exception:  # the loops catch their own faults; whatever escaped must not break a shutdown
             log.exception("worker %s ended with an error", self.worker_id)
         self._task = None
+        await self._close_sms()
+
+    async def _close_sms(self) -> None:
+        if self._own_sms and self.sms is not None:
+            await self.sms.aclose()
 
     async def run(self) -> None:
         """Loop until ``stop()``."""
@@ -109,6 +124,7 @@ class Worker:
                     self.sessionmaker, http, worker_id=self.worker_id, settings=self.settings, resolver=self.resolver
                 )
                 handled += await notices.send_due(self.sessionmaker, self.wechat, self.settings)
+                handled += await sms_service.send_due(self.sessionmaker, self.sms, self.settings)
                 if not handled:
                     return total
                 total += handled
@@ -162,6 +178,10 @@ class Worker:
             except Exception:
                 log.exception("reply notice round failed")
                 handled = 0
+            try:
+                handled += await sms_service.send_due(self.sessionmaker, self.sms, self.settings)
+            except Exception:
+                log.exception("SMS round failed")
             if not handled:
                 await self._idle()
 
@@ -182,6 +202,7 @@ async def run_process(settings: Settings, *, once: bool = False, worker_id: str 
         await worker.run()
         return 0
     finally:
+        await worker.aclose()  # closes the SMS client it made
         if wechat is not None:
             await wechat.aclose()
         await engine.dispose()
