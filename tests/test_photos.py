@@ -651,11 +651,13 @@ async def test_the_office_form_page_shows_thumbnails_that_the_session_cookie_can
     page = await client.get(f"/office/forms/{created['id']}")
     assert page.status_code == 200
     urls = [p["url"] for p in created["photos"]]
-    for url in urls:
-        assert f'href="{url}"' in page.text and f'<img src="{url}"' in page.text
+    for photo in created["photos"]:  # a thumbnail made by the server, opening the whole photo
+        assert f'href="{photo["url"]}"' in page.text and f'<img src="{photo["thumbnail_url"]}"' in page.text
     assert 'width="160" height="320"' in page.text  # the upright 32 × 64 photo, scaled to 160 wide
     image = await client.get(urls[1])  # the cookie alone, as the browser sends it
     assert image.status_code == 200 and image.headers["content-type"] == "image/png"
+    thumbnail = await client.get(created["photos"][1]["thumbnail_url"])
+    assert thumbnail.status_code == 200 and thumbnail.headers["content-type"] == "image/jpeg"
     # A page without photos has no photo section.
     bare = await submit_json(client)
     assert 'class="photos"' not in (await client.get(f"/office/forms/{bare['id']}")).text

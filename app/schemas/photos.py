@@ -21,3 +21,9 @@ class PhotoRead(BaseModel):
     def url(self) -> str:
         """Where the image is read (GET, with the same credentials or ``?code=`` as for the upload)."""
         return f"/api/v1/forms/{self.form_id}/photos/{self.id}"
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def thumbnail_url(self) -> str:
+        """A small JPEG of it (at most 320 px a side) for lists, read like ``url``."""
+        return f"/api/v1/forms/{self.form_id}/photos/{self.id}/thumbnail"

@@ -14,6 +14,9 @@
   transaction then fails, the file stays behind unreferenced (an orphan, harmless; a sweep may remove
   files no row names).
 - A form holds at most ``MAX_PHOTOS`` photos, counted under the form's row lock.
+- Lists and form pages show thumbnails made here (``thumbnail``): at most ``THUMB_SIDE`` pixels a side,
+  JPEG, kept under ``photo_dir/thumbs/`` beside the key of their photo and made on first request, so
+  photos stored before thumbnails existed get theirs too, and a lost thumbnail is made again.
 
 Who may add or read a form's photos: the submitter (the resident whose token submitted it, the API client
 that submitted it, or anyone holding its verification code as ``?code=``) and staff who can see the form;
@@ -39,7 +42,7 @@ from pathlib import Path
 import anyio
 import anyio.to_thread
 from anyio.lowlevel import RunVar
-from PIL import Image, ImageOps
+from PIL import Image, ImageOps, JpegImagePlugin
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.datastructures import UploadFile
@@ -76,6 +79,10 @@ MAX_PIXELS = 40_000_000
 DECODE_SLOTS = 2
 JPEG_QUALITY = 85
 WEBP_QUALITY = 85
+# Thumbnails: the longest side in pixels (twice the 160 px a list shows, for sharp phone screens).
+THUMB_SIDE = 320
+THUMB_QUALITY = 75
+THUMB_FOLDER = "thumbs"
 # Forms in these states take no more photos.
 CLOSED_STATUSES = frozenset({FormStatus.closed, FormStatus.declined})
 
@@ -192,6 +199,15 @@ def prepare(data: bytes, *, max_pixels: int = MAX_PIXELS) -> PreparedPhoto:
             out = io.BytesIO()
             if fmt == "JPEG":
                 image.save(out, "JPEG", quality=JPEG_QUALITY, optimize=True)
+                tables = getattr(opened, "quantization", None)
+                if out.tell() > len(data) and tables:
+                    # A photo the phone already shrank (capture.js: ≤ 300 KB at a lower quality) would grow
+                    # at ours: encoded again with its own tables, it stays the size it was sent at.
+                    kept = io.BytesIO()
+                    image.save(kept, "JPEG", qtables=tables, subsampling=JpegImagePlugin.get_sampling(opened),
+                               optimize=True)
+                    if kept.tell() < out.tell():
+                        out = kept
             elif fmt == "PNG":
                 image.save(out, "PNG", compress_level=6)
             else:
@@ -433,3 +449,56 @@ async def file_path(settings: Settings, photo: FormPhoto) -> Path:
         log.error("photo %s: file %s is missing", photo.id, path)
         raise NotFound("照片文件已丢失。", code="photo_not_found")
     return path
+
+
+# --- thumbnails --------------------------------------------------------------------------------------
+
+
+def make_thumbnail(data: bytes, *, side: int = THUMB_SIDE) -> bytes:
+    """A JPEG of at most ``side`` pixels a side from a stored photo (already upright and without
+    metadata; blocking: run it in a thread). Transparency is laid on white."""
+    with Image.open(io.BytesIO(data)) as opened:
+        opened.draft("RGB", (side, side))  # JPEG: decode at a fraction of the size, much cheaper
+        image = opened.convert("RGBA") if "A" in opened.mode or "transparency" in opened.info else opened.convert("RGB")
+        image.thumbnail((side, side), Image.Resampling.LANCZOS)
+        if image.mode == "RGBA":
+            background = Image.new("RGB", image.size, "white")
+            background.paste(image, mask=image.getchannel("A"))
+            image = background
+        out = io.BytesIO()
+        image.save(out, "JPEG", quality=THUMB_QUALITY, optimize=True)
+    return out.getvalue()
+
+
+async def thumbnail(settings: Settings, photo: FormPhoto) -> Path:
+    """Where ``photo``'s thumbnail is, made first if it is not there yet (404 ``photo_not_found`` as
+    ``file_path`` when the photo itself is gone)."""
+    original = await file_path(settings, photo)
+    root = Path(settings.photo_dir).resolve()
+    path = root / THUMB_FOLDER / f"{photo.storage_key}.jpg"
+    if await anyio.Path(path).is_file():
+        return path
+
+    def make() -> None:
+        _write_files(root, [(f"{THUMB_FOLDER}/{photo.storage_key}.jpg", make_thumbnail(original.read_bytes()))])
+
+    try:
+        await anyio.to_thread.run_sync(make, limiter=_decoder_slots())
+    except OSError as exc:
+        log.exception("could not make the thumbnail of photo %s", photo.id)
+        raise Unavailable("缩略图暂时无法生成，请稍后重试。", code="photo_storage_unavailable") from exc
+    return path
+
+
+async def first_photos(session: AsyncSession, form_ids: Sequence[int]) -> dict[int, tuple[FormPhoto, int]]:
+    """For a page of forms: each form's first photo and how many it has (forms without photos left out)."""
+    if not form_ids:
+        return {}
+    counted = (
+        select(FormPhoto.form_id, func.min(FormPhoto.id).label("first"), func.count().label("n"))
+        .where(FormPhoto.form_id.in_(form_ids)).group_by(FormPhoto.form_id).subquery()
+    )
+    rows = await session.execute(
+        select(FormPhoto, counted.c.n).join(counted, FormPhoto.id == counted.c.first)
+    )
+    return {photo.form_id: (photo, int(n)) for photo, n in rows}

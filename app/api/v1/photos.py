@@ -134,3 +134,23 @@ async def read_photo(
         path, media_type=photo.content_type, filename=f"photo-{photo.id}{extension}", content_disposition_type="inline",
         headers={"Cache-Control": f"private, max-age={CACHE_SECONDS}", "X-Content-Type-Options": "nosniff"},
     )
+
+
+@router.get(
+    "/forms/{form_id}/photos/{photo_id}/thumbnail",
+    response_class=FileResponse,
+    summary="One photo's thumbnail, a JPEG of at most 320 px a side (who may read the photo)",
+    responses={200: {"content": {"image/jpeg": {}}, "description": "The thumbnail"}},
+)
+async def read_thumbnail(
+    form_id: IdPath, photo_id: IdPath, request: Request, principal: PrincipalDep, session: SessionDep,
+    settings: SettingsDep, code: CodeQ = None,
+) -> FileResponse:
+    await photo_service.get_form(session, principal=principal, form_id=form_id, code=code,
+                                 guard=abuse.verification_guard(request))
+    photo = await photo_service.get_photo(session, form_id=form_id, photo_id=photo_id)
+    path = await photo_service.thumbnail(settings, photo)
+    return FileResponse(
+        path, media_type="image/jpeg", filename=f"photo-{photo.id}-thumbnail.jpg", content_disposition_type="inline",
+        headers={"Cache-Control": f"private, max-age={CACHE_SECONDS}", "X-Content-Type-Options": "nosniff"},
+    )

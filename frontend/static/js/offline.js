@@ -4,6 +4,7 @@
 // IndexedDB only once the server answered 201 (or refused it as invalid, 422). Network failures keep it
 // and it is sent again on the `online` event, on page load and every 20 s; the server writes a key once,
 // so a retry after a lost answer never makes a second form. "N 条待发送" shows what is still on the phone.
+// A form's photos (already shrunk by capture.js) are kept in the same record and sent with it, once.
 (function () {
   "use strict";
   var DB_NAME = "minyi-rep";  // app.js's sign-out reads the same store: keep the names in step
@@ -104,6 +105,7 @@
         input.value = pair[1];
       }
     });
+    if (window.minyiCapture) window.minyiCapture.restore(form, record.photos || []);
     var more = form.querySelector("details.rep-more");
     if (more) more.open = true;
     request("readwrite", function (store) { store.delete(record.key); }).then(showPending);
@@ -133,6 +135,15 @@
     while (box.children.length > 5) box.removeChild(box.lastChild);
   }
 
+  // The record as the plain form would post it: urlencoded, or multipart when it carries photos.
+  function bodyOf(record) {
+    if (!record.photos || !record.photos.length) return new URLSearchParams(record.fields);
+    var body = new FormData();
+    record.fields.forEach(function (pair) { body.append(pair[0], pair[1]); });
+    record.photos.forEach(function (photo, i) { body.append("photos", photo, photo.name || "photo-" + (i + 1) + ".jpg"); });
+    return body;
+  }
+
   function send(record) {
     var meta = document.querySelector('meta[name="csrf-token"]');
     return fetch("/rep/forms", {
@@ -144,7 +155,7 @@
         "Idempotency-Key": record.key,
         "Accept": "application/json",
       },
-      body: new URLSearchParams(record.fields),
+      body: bodyOf(record),
     });
   }
 
@@ -183,7 +194,8 @@
                 remember({ no: body.tracking_no, code: body.verification_code, snippet: contentOf(record),
                            phone: maskPhone(fieldOf(record, "submitter_phone")), qr: slip.qr, url: slip.track_url });
                 note("已发送：编号 " + (body.tracking_no || "") +
-                     (body.verification_code ? "，查询码 " + body.verification_code : ""), "ok");
+                     (body.verification_code ? "，查询码 " + body.verification_code : "") +
+                     (body.photos ? "，照片 " + body.photos + " 张" : ""), "ok");
                 return request("readwrite", function (store) { store.delete(record.key); }).then(function () { return true; });
               });
             }
@@ -393,14 +405,16 @@
     } catch (e) { /* no storage: the cookie default still applies */ }
   }
 
+  // Ready for the next resident: every field this resident filled is emptied, whatever the page holds (a
+  // field added to the form needs nothing here), and 同意公开 and 短信通知 are asked again. The source (a
+  // select) stays; hidden fields are the page's own, or capture.js's, which empties them below.
   function clearEntry(form) {
-    ["content", "submitter_name", "submitter_phone", "location"].forEach(function (name) {
-      var input = form.elements[name];
-      if (input) input.value = "";
+    Array.prototype.forEach.call(form.querySelectorAll("textarea, input"), function (input) {
+      if (input.type === "hidden" || input.type === "file") return;
+      if (input.type === "radio" || input.type === "checkbox") input.checked = false;
+      else input.value = "";
     });
-    Array.prototype.forEach.call(form.querySelectorAll('input[name="category"]'), function (r) { r.checked = false; });
-    var consent = form.elements.public;  // the next resident is asked again: 同意公开 never carries over
-    if (consent) consent.checked = false;
+    if (window.minyiCapture) window.minyiCapture.reset(form);  // photos and position belong to this form
     var content = form.elements.content;
     if (content) content.focus();
   }
@@ -414,16 +428,22 @@
     rememberSource(form);
     form.addEventListener("submit", function (event) {
       event.preventDefault();
-      var fields = [];  // every field as the plain form would send it: a ticked 同意公开 is ["public", "true"]
+      if (window.minyiCapture && window.minyiCapture.busy(form)) return;  // photos still being shrunk
+      var fields = [], photos = [];  // every field as the plain form would send it: a ticked 同意公开 is ["public", "true"]
       new FormData(form).forEach(function (value, name) {
-        if (name !== "csrf_token" && name !== "idempotency_key") fields.push([name, String(value)]);
+        if (typeof value !== "string") {  // a photo (an empty file input sends a nameless, empty one)
+          if (value.size || value.name) photos.push(value);
+        } else if (name !== "csrf_token" && name !== "idempotency_key") {
+          fields.push([name, value]);
+        }
       });
-      var record = { key: uuid(), user: currentUser(), fields: fields, created: Date.now() };
+      var record = { key: uuid(), user: currentUser(), fields: fields, photos: photos, created: Date.now() };
       var source = form.elements.source;
       if (source && source.value) { try { localStorage.setItem(SOURCE_KEY, source.value); } catch (e) { /* ignore */ } }
       request("readwrite", function (store) { store.put(record); }).then(function () {
         clearEntry(form);
-        note("已保存在手机上：" + contentOf(record) + (navigator.onLine ? "（发送中）" : "（联网后自动发送）"));
+        note("已保存在手机上：" + contentOf(record) + (photos.length ? "（" + photos.length + " 张照片）" : "") +
+             (navigator.onLine ? "（发送中）" : "（联网后自动发送）"));
         return showPending();
       }).then(sync, function () {
         form.submit();  // IndexedDB refused (private mode, full disk): post the plain form instead

@@ -5,7 +5,7 @@
 // Named after the content of this file and of SHELL's files (GET /sw.js fills it in): a changed script
 // or style is a new cache, the old one is deleted on activation. Sign-out deletes every minyi-rep-* cache.
 var CACHE = "minyi-rep-__ASSETS_VERSION__";
-var SHELL = ["/rep", "/static/css/app.css", "/static/js/app.js", "/static/js/offline.js",
+var SHELL = ["/rep", "/static/css/app.css", "/static/js/app.js", "/static/js/capture.js", "/static/js/offline.js",
              "/static/vendor/htmx/htmx.min.js"];
 
 self.addEventListener("install", function (event) {
