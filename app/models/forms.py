@@ -6,12 +6,12 @@ from datetime import date, datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, Date, Float, ForeignKey, Index, Integer, LargeBinary, String, Text, text
+from sqlalchemy import JSON, Boolean, Date, Float, ForeignKey, Index, Integer, LargeBinary, String, Text, false, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.crypto import PersonalText
 from app.models.base import Base, UTCDateTime, utcnow
-from app.models.integrations import FormPhoto
+from app.models.integrations import FormPhoto, SmsMessage
 from app.models.reference import Category, HandlingUnit, ServicePoint, Workroom
 
 
@@ -74,6 +74,7 @@ class EventType(StrEnum):
     supervision = "supervision"
     content_reviewed = "content_reviewed"  # the office checked content WeChat's check flagged, and cleared it
     code_reissued = "code_reissued"  # 补发查询码: a new verification code; the old one stopped working
+    sms_stopped = "sms_stopped"  # the resident stopped SMS notices from the tracking page
 
 
 class OpinionForm(Base):
@@ -124,6 +125,10 @@ class OpinionForm(Base):
     # The submitter agreed to publication: only such forms are readable through Open311 (content and
     # public reply; never name, phone or internal notes).
     public: Mapped[bool] = mapped_column(Boolean, default=False)
+    # The submitter ticked "notify me by SMS" (only offered when SMS is configured; the phone is then a
+    # mainland mobile number), and when they stopped the notices from the tracking page.
+    sms_consent: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    sms_stopped_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     status: Mapped[str] = mapped_column(String(16), default=FormStatus.submitted)
     unit_id: Mapped[int | None] = mapped_column(ForeignKey("handling_unit.id"))
@@ -172,6 +177,8 @@ class OpinionForm(Base):
         lazy="raise", order_by="FormEvent.id", back_populates="form", passive_deletes=True
     )
     photos: Mapped[list[FormPhoto]] = relationship(lazy="raise", order_by="FormPhoto.id", passive_deletes=True)
+    sms_messages: Mapped[list[SmsMessage]] = relationship(lazy="raise", order_by="SmsMessage.id",
+                                                          passive_deletes=True)
 
 
 class FormEvent(Base):

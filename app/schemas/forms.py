@@ -1,8 +1,19 @@
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
 
 from app.models import STATUS_LABELS, Channel, EventType, FormStatus, OpinionForm, Satisfaction, Supervision
 from app.schemas.common import DbId, InputModel, LocalDateTime
@@ -32,6 +43,7 @@ EVENT_LABELS = {
     EventType.supervision: "督办提醒",
     EventType.content_reviewed: "内容审核通过",
     EventType.code_reissued: "补发查询码",
+    EventType.sms_stopped: "停止短信通知",
 }
 # What a resident's timeline shows: the steps of their case. Returns, extension requests, urging,
 # supervision and internal notes are the office's business.
@@ -55,6 +67,60 @@ PUBLIC_EVENT_LABELS = {
 PUBLIC_NOTE_EVENTS = {EventType.answered, EventType.answered_on_spot, EventType.declined}
 
 
+_MAINLAND_MOBILE = re.compile(r"1[3-9][0-9]{9}")
+_PHONE_NOISE = re.compile(r"[\s\-]")
+SMS_PHONE_MESSAGE = "短信通知只能发往大陆手机号码，例如 13812345678。"
+SMS_NO_PHONE_MESSAGE = "要接收短信通知，请填写手机号码。"
+
+
+def mainland_mobile(phone: str | None) -> str | None:
+    """``phone`` as the 11 digits of a mainland mobile number (spaces and dashes dropped, an optional +86 or
+    0086 taken off), or None when it is not one: the only numbers an SMS is sent to."""
+    if not phone:
+        return None
+    digits = _PHONE_NOISE.sub("", phone)
+    for prefix in ("+86", "0086", "86"):
+        if digits.startswith(prefix) and len(digits) == len(prefix) + 11:
+            digits = digits[len(prefix):]
+            break
+    return digits if _MAINLAND_MOBILE.fullmatch(digits) else None
+
+
+# --- the one field list ----------------------------------------------------------------------------------
+# A submitted field is declared once: in FormCreate below, the one submission schema. What it is beyond its
+# type is said in its ``json_schema_extra`` (shown in the OpenAPI document too):
+#
+# - ``"x-page": {"label": ..., "rep_label": ...}``: an optional text field the submit pages render as a
+#   text input after the place (the fields the pages lay out by hand carry no mark); its title is its label;
+# - ``"x-integrators": True``: webhooks and the change feed carry it (services/changes.integrator_view).
+#
+# Everything else derives from the model: the front door's ``Submission`` (services/forms.py) and the
+# columns ``submit_many`` writes (a field named like a column of ``opinion_form`` is stored there), the
+# idempotency fingerprint, ``FormRead``'s copy of every column it names (services/views.py), the pages'
+# field lists, the office's form page, and the offline queue (which clears every input it finds). A filter
+# is one field of ``FormQuery`` marked ``"x-column"`` (an exact match on that column, in the API, the
+# exports and the office's list). What is left to add by hand: the model's column, its migration, the
+# export column and the Open311 mapping.
+PAGE = "x-page"
+INTEGRATORS = "x-integrators"
+COLUMN = "x-column"
+
+
+def marked(model: type[BaseModel], key: str) -> dict[str, Any]:
+    """The fields of ``model`` whose ``json_schema_extra`` has ``key``, with that value, in field order."""
+    return {name: field.json_schema_extra[key] for name, field in model.model_fields.items()
+            if isinstance(field.json_schema_extra, dict) and key in field.json_schema_extra}
+
+
+def max_length(model: type[BaseModel], name: str) -> int | None:
+    """The ``max_length`` a field of ``model`` declares, if any (the pages put it on their inputs)."""
+    for constraint in model.model_fields[name].metadata:
+        limit = getattr(constraint, "max_length", None)
+        if limit is not None:
+            return int(limit)
+    return None
+
+
 class FormCreate(InputModel):
     content: Text
     category: str | None = Field(None, max_length=32)
@@ -62,7 +128,11 @@ class FormCreate(InputModel):
     workroom_code: str | None = Field(None, pattern=CODE_PATTERN)
     service_point_id: DbId | None = None
     submitter_name: str | None = Field(None, max_length=64)
-    submitter_phone: str | None = Field(None, pattern=PHONE_PATTERN)
+    # 短信通知: the submitter asks for the receipt and the reply notice by SMS (pages offer it only when SMS is
+    # configured). Then the phone must be a mainland mobile number. Declared before the phone, whose check
+    # reads it, so that a refusal names the phone field.
+    sms_consent: bool = False
+    submitter_phone: str | None = Field(None, pattern=PHONE_PATTERN, validate_default=True)
     location: str | None = Field(None, max_length=200)
     # Where the opinion is about (WGS84, e.g. from wx.getLocation): both or neither.
     latitude: float | None = Field(None, ge=-90, le=90)
@@ -71,12 +141,24 @@ class FormCreate(InputModel):
     # name or phone. Off unless asked for.
     public: bool = False
 
-    @field_validator("submitter_name", "location", "category", "workroom_code", "submitter_phone", mode="before")
+    @field_validator("*", mode="before")
     @classmethod
-    def _blank_is_none(cls, value: Any) -> Any:
-        if isinstance(value, str):
+    def _blank_is_none(cls, value: Any, info: ValidationInfo) -> Any:
+        """Optional text arrives from a page as "" when left empty: that is no value (and text is trimmed)."""
+        if isinstance(value, str) and (info.field_name in _TRIMMED or info.field_name in PAGE_FIELDS):
             value = value.strip()
             return value or None
+        return value
+
+    @field_validator("submitter_phone", mode="after")
+    @classmethod
+    def _mobile_for_sms(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if not info.data.get("sms_consent"):
+            return value
+        if value is None:
+            raise PydanticCustomError("sms_phone_missing", SMS_NO_PHONE_MESSAGE)
+        if mainland_mobile(value) is None:
+            raise PydanticCustomError("sms_phone", SMS_PHONE_MESSAGE)
         return value
 
     @model_validator(mode="after")
@@ -84,6 +166,16 @@ class FormCreate(InputModel):
         if (self.latitude is None) != (self.longitude is None):
             raise ValueError("latitude 与 longitude 须同时提供。")
         return self
+
+
+_TRIMMED = frozenset({"submitter_name", "location", "category", "workroom_code", "submitter_phone"})
+# The optional text fields the pages render by themselves (name → its labels and limit).
+PAGE_FIELDS: dict[str, dict[str, Any]] = {
+    name: {"label": FormCreate.model_fields[name].title or name, "rep_label": mark.get("rep_label"),
+           "max_length": max_length(FormCreate, name), **mark}
+    for name, mark in marked(FormCreate, PAGE).items()
+}
+INTEGRATOR_FIELDS: tuple[str, ...] = tuple(marked(FormCreate, INTEGRATORS))
 
 
 class EventRead(BaseModel):
@@ -149,7 +241,36 @@ class FormRead(BaseModel):
     api_client_id: int | None = None
     # "content_review" (WeChat's check said review) or "check_unavailable" (WeChat could not be asked).
     review_flag: str | None = None
+    # The submitter asked for SMS notices (receipt, reply), and when they stopped them.
+    sms_consent: bool = False
+    sms_stopped_at: LocalDateTime | None = None
 
+
+
+SMS_KIND_LABELS = {"receipt": "回执", "reply": "答复通知"}
+SMS_STATUS_LABELS = {
+    "pending": "待发送", "sent": "已发送", "failed": "发送失败", "capped": "超过每日上限，未发送",
+    "stopped": "居民已停止，未发送",
+}
+
+
+class SmsRead(BaseModel):
+    """One SMS to the submitter and what became of it (staff only: never in tracking or to API clients).
+    Neither the phone number nor the text's values are shown."""
+
+    id: int
+    kind: str
+    kind_label: str
+    status: str
+    status_label: str
+    attempts: int
+    provider: str | None
+    provider_message_id: str | None
+    error_code: str | None
+    error_message: str | None
+    created_at: LocalDateTime
+    next_attempt_at: LocalDateTime | None
+    sent_at: LocalDateTime | None
 
 
 class FormDetail(FormRead):
@@ -158,6 +279,7 @@ class FormDetail(FormRead):
 
     events: list[EventRead]
     photos: list[PhotoRead] = []
+    sms: list[SmsRead] = Field(default=[], description="短信通知及其发送状态（仅工作人员可见）")
 
 
 
@@ -240,6 +362,18 @@ class ContactRead(BaseModel):
     submitter_phone: str | None
 
 
+class SmsStopBody(InputModel):
+    code: str = Field(min_length=1, max_length=16, description="查询码")
+
+
+class SmsStopped(BaseModel):
+    """不再接收短信通知: the form's SMS notices are stopped; what was waiting is not sent."""
+
+    tracking_no: str
+    sms_stopped_at: LocalDateTime
+    stopped_messages: int
+
+
 class TrackRead(BaseModel):
     tracking_no: str
     status: str
@@ -287,11 +421,15 @@ class FormQuery(InputModel):
     overdue: bool | None = None
     q: str | None = Field(None, max_length=100)
     supervision: Supervision | None = None
+    extension_requested: bool | None = Field(
+        None, description="true: only assigned forms with an extension request awaiting a decision (延期待审批)")
     submitted_from: BoundedDate | None = None
     submitted_to: BoundedDate | None = None
     review: bool | None = Field(None, description="true: only forms flagged for review by the content check")
     phone: str | None = Field(None, pattern=PHONE_PATTERN,
                               description="提交人电话（精确匹配，仅限可查看个人信息的人员）")
+    ids: list[DbId] = Field(default_factory=list, max_length=200,
+                            description="只要这些编号（id）的意见，例如办公室勾选后导出（最多 200 个）")
 
     @field_validator("status", mode="before")
     @classmethod
@@ -309,10 +447,12 @@ class FormQuery(InputModel):
             once.append(item)
         return once
 
-    @field_validator("q", "workroom", "category", mode="after")
+    @field_validator("*", mode="after")
     @classmethod
-    def _blank_is_none(cls, value: str | None) -> str | None:
-        return value.strip() or None if value is not None else None
+    def _blank_is_none(cls, value: Any, info: ValidationInfo) -> Any:
+        if isinstance(value, str) and (info.field_name in ("q", "workroom", "category") or info.field_name in COLUMN_FILTERS):
+            return value.strip() or None
+        return value
 
     @classmethod
     def lenient(cls, values: dict[str, Any]) -> FormQuery:
@@ -334,6 +474,11 @@ class FormQuery(InputModel):
     def as_json(self) -> dict[str, Any]:
         """The filters given (defaults left out), as JSON: what an export job keeps and the audit log says."""
         return self.model_dump(mode="json", exclude_defaults=True)
+
+
+# Filters that are an exact match on a column of the form (name → column), applied by forms.filtered_query
+# and offered by the office's list under their titles.
+COLUMN_FILTERS: dict[str, str] = marked(FormQuery, COLUMN)
 
 
 class FormQueryBody(FormQuery):

@@ -2,8 +2,9 @@
 
 Every public step of a form (submitted, assigned, answered, closed, declined, …) becomes one
 ``FormChange`` row holding the form as integrators see it at that moment. In the same statements:
-one ``WebhookDelivery`` per active webhook subscribed to that event type, and, when a WeChat resident's
-form is answered, one pending ``WechatNotice``. Workers send them later (services/webhooks.py,
+one ``WebhookDelivery`` per active webhook subscribed to that event type, and, when a form is answered,
+one pending ``WechatNotice`` for a WeChat resident's and one pending ``SmsMessage`` for a submitter who
+asked for SMS. Workers send them later (services/webhooks.py,
 services/notices.py); ``GET /api/v1/changes`` reads the rows in commit order (``feed``).
 """
 
@@ -20,6 +21,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.config import TZ
 from app.errors import Invalid
+from app.schemas.forms import INTEGRATOR_FIELDS
+from app.services import sms as sms_service
 from app.models import (
     STATUS_LABELS,
     ApiClient,
@@ -27,6 +30,7 @@ from app.models import (
     EventType,
     FormChange,
     NoticeStatus,
+    SmsKind,
     UTCDateTime,
     Webhook,
     WebhookDelivery,
@@ -66,7 +70,9 @@ def integrator_view(form: Any) -> dict[str, Any]:
     category = form.category
     workroom = form.workroom
     unit = getattr(form, "unit", None)
-    return {
+    # The submitted fields marked for integrators in the one submission schema (schemas/forms.py).
+    marked = {name: getattr(form, name, None) for name in INTEGRATOR_FIELDS}
+    return marked | {
         "id": form.id,
         "tracking_no": form.tracking_no,
         "status": form.status,
@@ -144,6 +150,13 @@ async def record(session: AsyncSession, happened: Sequence[Happened]) -> None:
     ]
     if notices:
         await session.execute(insert(WechatNotice.__table__), notices)
+    # The reply notice by SMS, when the submitter asked for SMS and has not stopped them (services/sms.py).
+    await sms_service.queue(session, [
+        sms_service.message_row(form_id=h.form.id, kind=SmsKind.reply, phone=phone, now=now,
+                                params=sms_service.reply_params(h.form.tracking_no, h.form.status))
+        for h in happened
+        if CHANGE_TYPES.get(h.event_type) == "form.answered" and (phone := sms_service.wants_sms(h.form))
+    ])
 
 
 # --- the feed ----------------------------------------------------------------------------------------

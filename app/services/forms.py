@@ -7,7 +7,9 @@ import hashlib
 import hmac
 import secrets
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, make_dataclass
+from dataclasses import field as dataclass_field
+from dataclasses import fields as dataclass_fields
 from types import SimpleNamespace
 from datetime import datetime
 from typing import Any
@@ -15,7 +17,7 @@ from typing import Any
 from sqlalchemy import Select, and_, false, func, insert, or_, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import joinedload, selectinload
+from sqlalchemy.orm import aliased, joinedload, selectinload
 
 from app import crypto
 from app.config import TZ, Settings
@@ -30,14 +32,16 @@ from app.models import (
     OpinionForm,
     Role,
     ServicePoint,
+    SmsKind,
     TrackingSequence,
     Workroom,
     utcnow,
 )
 from app.schemas.common import MAX_ID
-from app.schemas.forms import FormQuery
+from app.schemas.forms import COLUMN_FILTERS, FormCreate, FormQuery
 from app.services import changes as change_service
 from app.services import deadlines, disclosure, reference, working_days
+from app.services import sms as sms_service
 from app.services import stats as stats_service
 from app.services.auth import Principal
 
@@ -82,24 +86,24 @@ async def take_tracking_numbers(session: AsyncSession, *, prefix: str, year: int
     return [f"{prefix}{year}-{value:05d}" for value in range(last - count + 1, last + 1)]
 
 
-@dataclass(frozen=True)
-class Submission:
-    content: str
-    category: str | None = None
-    channel: str | None = None
-    workroom_code: str | None = None
-    service_point_id: int | None = None
-    submitter_name: str | None = None
-    submitter_phone: str | None = None
-    location: str | None = None
-    latitude: float | None = None
-    longitude: float | None = None
-    address_id: str | None = None
-    media_url: str | None = None
-    public: bool = False
-    # From WeChat's content check (services/content_check.py), when it ran.
-    review_flag: str | None = None
-    content_check: dict[str, Any] | None = None
+# A submission as the front door takes it from every door: the fields of the one submission schema
+# (``FormCreate``: a field added there is a field here), plus what doors and checks add: Open311's address
+# id and media URL, and WeChat's content check (services/content_check.py).
+Submission = make_dataclass(
+    "Submission",
+    [*((name, field.annotation) if field.is_required() else (name, field.annotation, dataclass_field(default=field.default))
+       for name, field in FormCreate.model_fields.items()),
+     ("address_id", str | None, dataclass_field(default=None)),
+     ("media_url", str | None, dataclass_field(default=None)),
+     ("review_flag", str | None, dataclass_field(default=None)),
+     ("content_check", dict[str, Any] | None, dataclass_field(default=None))],
+    frozen=True,
+)
+Submission.__module__ = __name__
+# The columns written as submitted: every field of Submission named like a column of the form, but those
+# submit_many works out itself (the channel, the service point, SMS consent and the phone's hash).
+_AS_SUBMITTED = [f.name for f in dataclass_fields(Submission)
+                 if f.name in OpinionForm.__table__.columns and f.name not in ("channel", "service_point_id", "sms_consent")]
 
 
 class NewForm(SimpleNamespace):
@@ -185,6 +189,7 @@ async def submit_many(
     now = now or utcnow()
     local_now = now.astimezone(settings.tz)
     refs = await _References.load(session, [data for _, data in batch])
+    sms_offered = sms_service.offered(settings)
     results: list[Accepted | Invalid] = []
     written_rows: list[tuple[NewForm, dict[str, Any]]] = []
     for principal, data in batch:
@@ -195,22 +200,18 @@ async def submit_many(
             continue
         user = principal.user
         row: dict[str, Any] = dict.fromkeys(_FORM_COLUMNS)
+        row.update({name: getattr(data, name) for name in _AS_SUBMITTED})
         row.update(
-            content=data.content,
             category_id=category.id if category else None,
             channel=data.channel or (Channel.wechat if principal.resident else Channel.service_point if point
                                      else Channel.workroom if workroom else Channel.web),
             workroom_id=workroom.id if workroom else None,
             service_point_id=point.id if point else None,
-            submitter_name=data.submitter_name,
-            submitter_phone=data.submitter_phone,
             submitter_phone_hash=crypto.phone_index(data.submitter_phone),
-            location=data.location,
-            latitude=data.latitude,
-            longitude=data.longitude,
-            address_id=data.address_id,
-            media_url=data.media_url,
-            public=data.public,
+            # Kept only when SMS is offered and the phone can take one: what the worker may act on later.
+            sms_consent=bool(data.sms_consent and sms_offered
+                             and sms_service.mainland_mobile(data.submitter_phone)),
+            sms_stopped_at=None,
             status=FormStatus.submitted,
             submitted_at=now,
             submitted_on=local_now.date(),
@@ -219,8 +220,6 @@ async def submit_many(
             entered_by_representative_id=user.representative_id if user and user.role == Role.representative else None,
             resident_id=principal.resident.id if principal.resident else None,
             api_client_id=principal.client.id if principal.client else None,
-            review_flag=data.review_flag,
-            content_check=data.content_check,
             returned_count=0,
             reopened_count=0,
             supervision_recorded="none",
@@ -259,6 +258,12 @@ async def submit_many(
     event_ids = dict((await session.execute(insert(event_table).returning(event_table.c.form_id, event_table.c.id),
                                             events)).all())
     await stats_service.record_new(session, forms)
+    # The receipt by SMS, in this transaction: the plaintext code exists only here (and in the answer).
+    await sms_service.queue(session, [
+        sms_service.message_row(form_id=r.form.id, kind=SmsKind.receipt, phone=phone, now=now,
+                                params=sms_service.receipt_params(r.form.tracking_no, r.code))
+        for r in results if isinstance(r, Accepted) and (phone := sms_service.wants_sms(r.form))
+    ])
     await change_service.record(
         session, [change_service.Happened(form, EventType.submitted, event_ids.get(form.id), now) for form in forms]
     )
@@ -347,7 +352,8 @@ async def get(session: AsyncSession, form_id: int, *, with_events: bool = False,
     await working_days.load(session)  # the calendar its read (supervision, deadlines) counts on
     query = _with_references(select(OpinionForm).where(OpinionForm.id == form_id))
     if with_events:
-        query = query.options(selectinload(OpinionForm.events), selectinload(OpinionForm.photos))
+        query = query.options(selectinload(OpinionForm.events), selectinload(OpinionForm.photos),
+                              selectinload(OpinionForm.sms_messages))
     if for_update:
         # Row lock on PostgreSQL (of the form row only); on SQLite the write transaction already serialises.
         query = query.with_for_update(of=OpinionForm)
@@ -387,6 +393,11 @@ def supervision_condition(level: str, now: datetime) -> Any:
         return or_(~open_, OpinionForm.due_at.is_(None),
                    OpinionForm.due_at > deadlines.end_of_day(deadlines.last_warning_day(today)))
     raise Invalid(f"未知督办级别：{level}", code="invalid_supervision")
+
+
+# Assigned forms whose unit asked for a later deadline not yet decided (延期申请待审批): the counters' gauge
+# and the list's filter share one condition.
+pending_extension_condition = stats_service.pending_extension_condition
 
 
 def encode_cursor(form_id: int) -> str:
@@ -437,6 +448,10 @@ async def filtered_query(
                                 OpinionForm.due_at >= now))
     if filters.supervision:
         query = query.where(supervision_condition(filters.supervision, now))
+    if filters.extension_requested is True:
+        query = query.where(pending_extension_condition())
+    elif filters.extension_requested is False:
+        query = query.where(~pending_extension_condition())
     if filters.q:
         pattern = f"%{_escape_like(filters.q)}%"
         query = query.where(or_(OpinionForm.content.ilike(pattern, escape="\\"),
@@ -454,6 +469,12 @@ async def filtered_query(
         query = query.where(OpinionForm.review_flag.is_not(None))
     elif filters.review is False:
         query = query.where(OpinionForm.review_flag.is_(None))
+    if filters.ids:  # the rows the office selected (its bulk export)
+        query = query.where(OpinionForm.id.in_(list(filters.ids)))
+    for name, column in COLUMN_FILTERS.items():  # the filters that are an exact match on a column
+        value = getattr(filters, name)
+        if value is not None:
+            query = query.where(OpinionForm.__table__.columns[column] == value)
     return query
 
 
@@ -485,6 +506,48 @@ async def list_forms(
     rows = list((await session.scalars(query.order_by(OpinionForm.id.desc()).limit(limit + 1))).unique())
     next_cursor = encode_cursor(rows[limit - 1].id) if len(rows) > limit else None
     return rows[:limit], next_cursor
+
+
+# The office's desk table (issue 17.2): each column it sorts by. "supervision" sorts by the deadline the
+# ladder is read from; the references sort by their names.
+SORTS = ("number", "received", "workroom", "category", "content", "status", "unit", "due", "supervision")
+
+
+async def table_page(
+    session: AsyncSession,
+    *,
+    principal: Principal,
+    filters: FormQuery,
+    sort: str = "received",
+    descending: bool = True,
+    page: int = 1,
+    per_page: int = 50,
+    now: datetime | None = None,
+) -> tuple[list[OpinionForm], int]:
+    """One numbered page of the forms ``filters`` select, sorted by a column of the desk table, and how many
+    there are in all. Numbered pages (an offset) rather than a cursor: the office jumps to a page and sorts
+    by any column; its lists are the town's forms, thousands, not millions."""
+    now = now or utcnow()
+    query = await filtered_query(session, principal=principal, filters=filters, now=now)
+    workroom, category, unit = aliased(Workroom), aliased(Category), aliased(HandlingUnit)
+    column: Any
+    if sort == "workroom":
+        query, column = query.outerjoin(workroom, OpinionForm.workroom_id == workroom.id), workroom.name
+    elif sort == "category":
+        query, column = query.outerjoin(category, OpinionForm.category_id == category.id), category.name
+    elif sort == "unit":
+        query, column = query.outerjoin(unit, OpinionForm.unit_id == unit.id), unit.name
+    else:
+        column = {"number": OpinionForm.tracking_no, "content": OpinionForm.content, "status": OpinionForm.status,
+                  "due": OpinionForm.due_at, "supervision": OpinionForm.due_at}.get(sort, OpinionForm.submitted_at)
+    ordered = column.desc() if descending else column.asc()
+    per_page = max(1, min(per_page, MAX_PAGE))
+    total = await count_forms(session, principal=principal, filters=filters, now=now)
+    rows = await session.scalars(
+        query.order_by(ordered.nulls_last(), OpinionForm.id.desc() if descending else OpinionForm.id.asc())
+        .offset((max(page, 1) - 1) * per_page).limit(per_page)
+    )
+    return list(rows.unique()), total
 
 
 async def unit_name(session: AsyncSession, unit_id: int | None) -> str | None:

@@ -10,8 +10,27 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from app.models import STATUS_LABELS, FormChange, FormEvent, OpinionForm, Webhook, WebhookAttempt, WebhookDelivery
-from app.schemas.forms import EVENT_LABELS, PUBLIC_EVENTS, PUBLIC_NOTE_EVENTS, EventRead, FormDetail, FormRead
+from app.models import (
+    STATUS_LABELS,
+    FormChange,
+    FormEvent,
+    OpinionForm,
+    SmsMessage,
+    Webhook,
+    WebhookAttempt,
+    WebhookDelivery,
+)
+from app.schemas.forms import (
+    EVENT_LABELS,
+    PUBLIC_EVENTS,
+    PUBLIC_NOTE_EVENTS,
+    SMS_KIND_LABELS,
+    SMS_STATUS_LABELS,
+    EventRead,
+    FormDetail,
+    FormRead,
+    SmsRead,
+)
 from app.schemas.photos import PhotoRead
 from app.schemas.webhooks import AttemptRead, ChangeRead, DeliveryDetail, DeliveryRead, WebhookCreated, WebhookRead
 from app.services import disclosure
@@ -38,9 +57,15 @@ def event_read(event: FormEvent, view: Disclosure = disclosure.STAFF) -> EventRe
     )
 
 
+# FormRead's fields that are columns of the form, read as stored unless _form_fields says otherwise: a
+# field added to FormRead with a column of its name needs nothing here.
+_AS_STORED = [name for name in FormRead.model_fields if name in OpinionForm.__table__.columns]
+
+
 def _form_fields(form: Any, *, now: datetime, view: Disclosure) -> dict[str, Any]:
     internal = view.internal
-    return dict(
+    stored = {name: getattr(form, name, None) for name in _AS_STORED}
+    return stored | dict(
         id=form.id,
         tracking_no=form.tracking_no,
         status=form.status,
@@ -84,6 +109,8 @@ def _form_fields(form: Any, *, now: datetime, view: Disclosure) -> dict[str, Any
         resident_id=form.resident_id,
         api_client_id=form.api_client_id,
         review_flag=form.review_flag,  # the submitter's own mini-program is told (docs/integration.md)
+        sms_consent=bool(getattr(form, "sms_consent", False)),
+        sms_stopped_at=getattr(form, "sms_stopped_at", None),
     )
 
 
@@ -99,7 +126,19 @@ def form_detail(form: OpinionForm, *, now: datetime, view: Disclosure) -> FormDe
     events = form.events if view.internal else [
         e for e in form.events if e.type in PUBLIC_EVENTS and not e.internal]
     return FormDetail(**_form_fields(form, now=now, view=view), events=[event_read(e, view) for e in events],
-                      photos=[PhotoRead.model_validate(p) for p in form.photos])
+                      photos=[PhotoRead.model_validate(p) for p in form.photos],
+                      sms=[sms_read(m) for m in form.sms_messages] if view.internal else [])
+
+
+def sms_read(message: SmsMessage) -> SmsRead:
+    """One SMS as staff read it on the form: what, when and how it went; never the number or the values."""
+    return SmsRead(
+        id=message.id, kind=message.kind, kind_label=SMS_KIND_LABELS.get(message.kind, message.kind),
+        status=message.status, status_label=SMS_STATUS_LABELS.get(message.status, message.status),
+        attempts=message.attempts, provider=message.provider, provider_message_id=message.provider_message_id,
+        error_code=message.error_code, error_message=message.error_message, created_at=message.created_at,
+        next_attempt_at=message.next_attempt_at if message.status == "pending" else None, sent_at=message.sent_at,
+    )
 
 
 # --- webhooks and the changes feed ---------------------------------------------------------------------

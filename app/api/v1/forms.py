@@ -32,6 +32,8 @@ from app.schemas.forms import (
     ReassignBody,
     ReopenBody,
     ReplyBody,
+    SmsStopBody,
+    SmsStopped,
     SpotAnswerBody,
     TrackRead,
     UrgeBody,
@@ -41,6 +43,7 @@ from app.services import disclosure, intake
 from app.services import forms as form_service
 from app.services import idempotency as idempotency_service
 from app.services import photos as photo_service
+from app.services import sms as sms_service
 from app.services import verification
 from app.services import views, workflow
 from app.services.auth import Principal
@@ -313,3 +316,21 @@ async def track(
 ) -> TrackRead:
     form = await verification.find(session, abuse.verification_guard(request), tracking_no=tracking_no, code=code)
     return TrackRead.build(form)
+
+
+@router.post("/track/{tracking_no}/sms-stop", response_model=SmsStopped,
+             summary="不再接收短信通知 stop a form's SMS notices (by number and code)",
+             responses={404: problem("Unknown number or wrong code, alike (`tracking_not_found`)"),
+                        429: problem("Too many attempts, or the number is locked (`tracking_locked`)")})
+async def stop_sms(
+    request: Request,
+    tracking_no: Annotated[str, Path(max_length=40)],
+    body: SmsStopBody,
+    session: SessionDep,
+) -> SmsStopped:
+    """The resident who holds the number and its code stops the form's SMS: waiting ones are not sent and
+    no new ones are written (the same guard as tracking counts the attempt). Asking again changes nothing."""
+    form = await verification.find(session, abuse.verification_guard(request), tracking_no=tracking_no, code=body.code)
+    stopped = await sms_service.stop(session, form=form)
+    assert form.sms_stopped_at is not None
+    return SmsStopped(tracking_no=form.tracking_no, sms_stopped_at=form.sms_stopped_at, stopped_messages=stopped)
