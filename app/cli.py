@@ -20,6 +20,7 @@ from app.services import backups as backup_service
 from app.services import demo as demo_service
 from app.services import logs as log_service
 from app.services import stats as stats_service
+from app.services import stats_current
 from app.services import workflow
 
 cli = typer.Typer(help="Minyi 民意: opinion forms for Party Representative Workrooms.", no_args_is_help=True)
@@ -137,8 +138,13 @@ def serve(
 
 @stats_cli.command("verify")
 def stats_verify() -> None:
-    """Recount every counter from the forms; print differences and exit 1 if there are any."""
-    differences = _in_transaction(get_settings(), stats_service.verify)
+    """Recount every counter from the forms, and the summary's current counts as the forms list counts
+    them; print differences and exit 1 if there are any."""
+
+    async def both(session: AsyncSession) -> list[dict[str, Any]]:
+        return await stats_current.verify(session) + await stats_service.verify(session)
+
+    differences = _in_transaction(get_settings(), both)
     if differences:
         typer.echo(json.dumps(differences, ensure_ascii=False, indent=2))
         typer.echo(f"{len(differences)} counter cell(s) differ from a recount", err=True)

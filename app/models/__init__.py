@@ -16,6 +16,7 @@ from app.models.forms import (
     Satisfaction,
     TrackingSequence,
 )
+from app.models.pages import PageState
 from app.models.integrations import (
     ApiClient,
     DeliveryStatus,
@@ -25,6 +26,9 @@ from app.models.integrations import (
     Resident,
     ResidentToken,
     Scope,
+    SmsKind,
+    SmsMessage,
+    SmsStatus,
     SubscriptionCredit,
     Webhook,
     WebhookAttempt,
@@ -44,10 +48,11 @@ from app.models.reference import (
     service_point_representative,
 )
 from app.models.rosters import CalendarFeed, ImportJob, Shift, ShiftSwap, SwapStatus
-from app.models.stats import METRICS, StatCell, StatOwnerCell
+from app.models.stats import ANSWER_BUCKETS, GAUGES, METRICS, UNREPORTED, StatCell, StatOwnerCell
 from app.models.users import AuthToken, Role, User
 
 __all__ = [
+    "PageState",
     "ApiClient",
     "AuditEvent",
     "AuthToken",
@@ -71,7 +76,10 @@ __all__ = [
     "HandlingUnit",
     "IdempotencyRecord",
     "ImportJob",
+    "ANSWER_BUCKETS",
+    "GAUGES",
     "METRICS",
+    "UNREPORTED",
     "NoticeStatus",
     "OpinionForm",
     "PlaceType",
@@ -83,6 +91,9 @@ __all__ = [
     "STATUS_LABELS",
     "Satisfaction",
     "Scope",
+    "SmsKind",
+    "SmsMessage",
+    "SmsStatus",
     "ServicePoint",
     "Shift",
     "ShiftSwap",

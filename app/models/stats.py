@@ -15,7 +15,18 @@ from app.models.base import Base
 METRICS: tuple[str, ...] = (
     "collected", "assigned", "answered", "closed", "declined",
     "satisfied", "basically_satisfied", "unsatisfied", "on_time", "returned", "reopened", "answer_days",
+    *("now_submitted", "now_assigned", "now_answered", "now_extension"),
+    *("answered_le1", "answered_2_3", "answered_4_7", "answered_8_15", "answered_gt15"),
 )
+
+# Of those, the gauges: forms in a state now (1 while the form is in it, 0 after), so the summary's
+# ``current`` is read from the same cells as the cumulative counts (issue 17.1).
+GAUGES: tuple[str, ...] = ("now_submitted", "now_assigned", "now_answered", "now_extension")
+# And the answered forms by working days to the first answer, for the days-to-answer chart (issue 17.5):
+# ``stats.ANSWER_DAY_BUCKETS`` says which days each holds.
+ANSWER_BUCKETS: tuple[str, ...] = ("answered_le1", "answered_2_3", "answered_4_7", "answered_8_15", "answered_gt15")
+# Neither is a column of the reports (summary, by workroom, exports): they are read where they are shown.
+UNREPORTED: frozenset[str] = frozenset(GAUGES + ANSWER_BUCKETS)
 
 
 class _Counts:
@@ -33,6 +44,15 @@ class _Counts:
     returned: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     reopened: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     answer_days: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    now_submitted: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    now_assigned: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    now_answered: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    now_extension: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    answered_le1: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    answered_2_3: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    answered_4_7: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    answered_8_15: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    answered_gt15: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
 
 class StatCell(_Counts, Base):

@@ -4,7 +4,8 @@
 "declined" counts declined forms (a final state). These live in ``stat_cell`` rows (see the model), so a
 read sums a bounded number of cells however many forms exist. "Overdue" depends on the clock, not on an
 action, so it is counted live over the partial index of open forms with a deadline: proportional to the
-open backlog, never to the whole history.
+open backlog, never to the whole history. The summary's ``current`` (forms in each state now) is counted
+live the same way, over the status index (see "forms in each state now" below).
 """
 
 from __future__ import annotations
@@ -25,7 +26,9 @@ from sqlalchemy.sql.elements import ColumnElement
 from app.config import TZ
 from app.errors import Invalid
 from app.models import (
+    ANSWER_BUCKETS,
     METRICS,
+    UNREPORTED,
     Category,
     EventType,
     FormEvent,
@@ -56,6 +59,16 @@ def _next_month(day: date) -> date:
 # records ``contribution(after) - contribution(before)``, so the counters equal a recount by
 # construction, whatever the action changed: status, satisfaction, or the unit responsible.
 
+# Working days from submission to the first answer, in buckets: (key, label, fewest days, most days).
+ANSWER_DAY_BUCKETS: tuple[tuple[str, str, int, int | None], ...] = (
+    ("le1", "1 个工作日内", 0, 1),
+    ("2-3", "2–3 个工作日", 2, 3),
+    ("4-7", "4–7 个工作日", 4, 7),
+    ("8-15", "8–15 个工作日", 8, 15),
+    ("gt15", "超过 15 个工作日", 16, None),
+)
+
+
 ContributionKey = tuple[str, date, int, int]  # ("cell", day, workroom_id, category_id) | (kind, day, owner_id, 0)
 Contribution = dict[ContributionKey, dict[str, int]]
 
@@ -75,7 +88,18 @@ def form_vector(form: OpinionForm) -> dict[str, int]:
         "returned": form.returned_count or 0,
         "reopened": form.reopened_count or 0,
         "answer_days": form.answer_working_days or 0,
+        # Gauges: the form's state now, so that the cells sum to the forms in each state (``current``).
+        "now_submitted": int(form.status == FormStatus.submitted),
+        "now_assigned": int(form.status == FormStatus.assigned),
+        "now_answered": int(form.status == FormStatus.answered),
+        "now_extension": int(form.status == FormStatus.assigned and form.extension_due_at is not None),
+        **{metric: int(_in_bucket(form.answer_working_days, least, most))
+           for metric, (_, _, least, most) in zip(ANSWER_BUCKETS, ANSWER_DAY_BUCKETS, strict=True)},
     }
+
+
+def _in_bucket(days: int | None, least: int, most: int | None) -> bool:
+    return days is not None and days >= least and (most is None or days <= most)
 
 
 def contribution(form: OpinionForm) -> Contribution:
@@ -236,7 +260,12 @@ def _sums(model: Any = StatCell) -> list[Any]:
 
 
 def _open_forms(flt: StatsFilter) -> Any:
-    query = select(func.count()).select_from(OpinionForm).where(OpinionForm.status == FormStatus.assigned)
+    return _form_conditions(
+        select(func.count()).select_from(OpinionForm).where(OpinionForm.status == FormStatus.assigned), flt)
+
+
+def _form_conditions(query: Any, flt: StatsFilter) -> Any:
+    """``query`` narrowed to the forms ``flt`` selects, read from the forms themselves (not the counters)."""
     if flt.workroom_id is not None:
         query = query.where(OpinionForm.workroom_id == flt.workroom_id)
     if flt.category_id is not None:
@@ -257,7 +286,7 @@ def _rate(numerator: int, denominator: int) -> float:
 
 
 def _finish(counts: Mapping[str, Any], overdue: int) -> dict[str, Any]:
-    values = {m: int(counts.get(m) or 0) for m in METRICS}
+    values = {m: int(counts.get(m) or 0) for m in METRICS if m not in UNREPORTED}
     answer_days = values.pop("answer_days")
     rated = values["satisfied"] + values["basically_satisfied"] + values["unsatisfied"]
     return {
@@ -286,7 +315,71 @@ async def summary(session: AsyncSession, flt: StatsFilter, *, now: datetime | No
         _open_forms(flt).where(OpinionForm.due_at >= now, OpinionForm.due_at <= warning_until)) or 0)
     result["escalated"] = int(await session.scalar(
         _open_forms(flt).where(OpinionForm.due_at <= escalated_before, OpinionForm.due_at < now)) or 0)
+    result["current"] = _current(row, late=result["overdue"], escalated=result["escalated"])
     return result
+
+
+# --- forms in each state now -------------------------------------------------------------------------
+
+# What the office acts on: forms in a state now, beside the cumulative counts above. Each equals the total
+# of the forms list filtered as ``CURRENT_FILTERS`` says (the dashboard's tiles link there; a test holds
+# them equal). The three open statuses and the pending extensions are gauges in the same counter cells
+# (``form_vector``'s ``now_*``), so they cost what the cumulative counts cost, whatever the backlog; the
+# supervision levels depend on the clock and come from the deadline counts the summary makes anyway.
+
+CURRENT_STATES: tuple[str, ...] = (
+    "pending_triage", "in_progress", "awaiting_followup", "overdue", "escalated", "extension_requested",
+)
+
+# The forms list's filter (``FormQuery``) that gives exactly the forms of each state.
+CURRENT_FILTERS: dict[str, dict[str, Any]] = {
+    "pending_triage": {"status": [FormStatus.submitted]},
+    "in_progress": {"status": [FormStatus.assigned]},
+    "awaiting_followup": {"status": [FormStatus.answered]},
+    "overdue": {"supervision": "overdue"},
+    "escalated": {"supervision": "escalated"},
+    "extension_requested": {"extension_requested": True},
+}
+
+_BY_STATUS = {
+    FormStatus.submitted: "pending_triage", FormStatus.assigned: "in_progress", FormStatus.answered: "awaiting_followup",
+}
+
+
+def pending_extension_condition() -> ColumnElement[bool]:
+    """An assigned form whose unit asked for more time and awaits the office's answer (the forms list's
+    ``extension_requested=true``)."""
+    return and_(OpinionForm.status == FormStatus.assigned, OpinionForm.extension_due_at.is_not(None))
+
+
+def _current(cells: Mapping[str, Any], *, late: int, escalated: int) -> dict[str, int]:
+    """``cells``: the summed counter cells; ``late``: open forms past their deadline; ``escalated``: those
+    of them escalated (督办). The overdue rung (逾期) is the late forms not yet escalated, as the list's
+    ``supervision=overdue`` filter has it. ``stats_current.verify`` holds these against the list."""
+    return {
+        "pending_triage": int(cells["now_submitted"] or 0),
+        "in_progress": int(cells["now_assigned"] or 0),
+        "awaiting_followup": int(cells["now_answered"] or 0),
+        "overdue": late - escalated,
+        "escalated": escalated,
+        "extension_requested": int(cells["now_extension"] or 0),
+    }
+
+
+# --- days to answer ----------------------------------------------------------------------------------
+
+
+async def answer_days(session: AsyncSession, flt: StatsFilter, *, now: datetime | None = None) -> list[dict[str, Any]]:
+    """How long first answers took: answered forms per bucket of working days, summed from the counter
+    cells (``ANSWER_BUCKETS``) like every other count, whatever the number of forms."""
+    row = (await session.execute(
+        select(*[func.coalesce(func.sum(StatCell.__table__.c[m]), 0).label(m) for m in ANSWER_BUCKETS])
+        .where(*_cell_conditions(flt))
+    )).mappings().one()
+    return [
+        {"bucket": key, "label": label, "min_days": least, "max_days": most, "answered": int(row[metric])}
+        for metric, (key, label, least, most) in zip(ANSWER_BUCKETS, ANSWER_DAY_BUCKETS, strict=True)
+    ]
 
 
 async def _grouped(
@@ -439,7 +532,8 @@ async def stored(session: AsyncSession) -> dict[CellId, dict[str, int]]:
 
 
 async def verify(session: AsyncSession) -> list[dict[str, Any]]:
-    """The differences between the counters and a recount; empty when they agree."""
+    """The differences between the counters and a recount; empty when they agree. (``minyi stats verify``
+    also holds ``current`` against the forms list: ``stats_current.verify``.)"""
     expected, actual = await recount(session), await stored(session)
     zero = {m: 0 for m in METRICS}
     differences = []
@@ -481,7 +575,15 @@ def _vector_sql() -> list[Any]:
         func.sum(OpinionForm.returned_count),
         func.sum(OpinionForm.reopened_count),
         func.sum(func.coalesce(OpinionForm.answer_working_days, 0)),
+        *[func.sum(case((OpinionForm.status == status, 1), else_=0)) for status in _BY_STATUS],
+        func.sum(case((pending_extension_condition(), 1), else_=0)),
+        *[func.sum(case((_bucket_sql(least, most), 1), else_=0)) for _, _, least, most in ANSWER_DAY_BUCKETS],
     ]
+
+
+def _bucket_sql(least: int, most: int | None) -> ColumnElement[bool]:
+    days = OpinionForm.answer_working_days
+    return and_(days >= least, days <= most) if most is not None else days >= least
 
 
 async def rebuild(session: AsyncSession) -> int:

@@ -9,7 +9,7 @@ from app.http.deps import PrincipalDep
 from app.http.polls import etag_matches
 from app.models import Scope, utcnow
 from app.schemas.dates import BoundedDate
-from app.schemas.stats import CountList, Summary
+from app.schemas.stats import AnswerDaysList, CountList, Summary
 from app.services import stats as stats_service
 
 router = APIRouter(prefix="/stats", tags=["statistics"])
@@ -31,6 +31,9 @@ async def _answer(request: Request, which: str, filters: dict[str, Any]) -> Resp
             counts = await getattr(stats_service, which)(session, flt, now=now)
         if which == "summary":
             body = Summary(**counts, as_of=now).model_dump(mode="json")
+        elif which == "answer_days":
+            body = AnswerDaysList(items=counts, as_of=now).model_dump(mode="json")
+            body["next_cursor"] = None
         else:
             body = CountList(items=counts, as_of=now).model_dump(mode="json")
             body["next_cursor"] = None
@@ -50,6 +53,9 @@ async def summary(
     request: Request, principal: PrincipalDep,
     workroom: str | None = None, category: str | None = None, date_from: FromQ = None, date_to: ToQ = None,
 ) -> Response:
+    """Cumulative counts (every form that ever reached a step) and ``current``: the forms in each state now,
+    each equal to the forms list's total under the filter ``stats.CURRENT_FILTERS`` names. One ETag over
+    both: it changes when any count does."""
     principal.require_staff_or_scope(Scope.stats_read)
     return await _answer(request, "summary", dict(workroom=workroom, category=category,
                                                             date_from=date_from, date_to=date_to))
@@ -106,4 +112,15 @@ async def by_representative(
     """Per representative: forms each one entered.
     Only ``from``/``to`` apply: ``workroom`` or ``category`` → 422 ``unsupported_filter``."""
     return await _list(request, principal, "by_representative", workroom=workroom, category=category,
+                       date_from=date_from, date_to=date_to)
+
+
+@router.get("/answer-days", response_model=AnswerDaysList, responses={304: {"description": "Not modified"}})
+async def answer_days(
+    request: Request, principal: PrincipalDep,
+    workroom: str | None = None, category: str | None = None, date_from: FromQ = None, date_to: ToQ = None,
+) -> Response:
+    """How long first answers took: answered forms per bucket of working days from submission to the first
+    answer (≤1, 2–3, 4–7, 8–15, >15); filters as the summary (``from``/``to`` on the submission day)."""
+    return await _list(request, principal, "answer_days", workroom=workroom, category=category,
                        date_from=date_from, date_to=date_to)
