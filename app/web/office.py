@@ -34,7 +34,9 @@ from app.config import TZ
 from app.errors import AppError, Invalid, NotFound, PermissionDenied
 from app.models import FormStatus, Role, Satisfaction, User, utcnow
 from app.schemas import dates
+from app.schemas.photos import PhotoRead
 from app.schemas.forms import (
+    COLUMN_FILTERS,
     AssignBody,
     CloseBody,
     DecisionBody,
@@ -48,14 +50,17 @@ from app.schemas.forms import (
     ReplyBody,
     SpotAnswerBody,
     UrgeBody,
+    max_length,
 )
 from app.services import forms as form_service
+from app.services import photos as photo_service
 from app.services import disclosure, personal_data, reference
 from app.services import stats as stats_service
 from app.services import views, workflow, working_calendar
 from app.services.auth import Principal
 from app.services.content_check import REVIEW, UNAVAILABLE
 from app.models import Supervision
+from app.web import desk
 from app.web.render import is_htmx, redirect, render, templates
 from app.web.session import CheckedForm, PagePrincipal, SignedIn, safe_next, set_cookie
 
@@ -158,13 +163,57 @@ def _targets_list(request: Request) -> bool:
 # --- the dashboard -----------------------------------------------------------------------------------
 
 
-def _bars(rows: list[dict[str, Any]], label_key: str, metric: str = "collected") -> list[dict[str, Any]]:
-    top = max((row[metric] for row in rows), default=0) or 1
+# The dashboard's tiles of forms in a state now: (key in the summary, label, what it means, tone). Each
+# opens the office's list under the filter that gives exactly those forms (stats.CURRENT_FILTERS).
+CURRENT_TILES: tuple[tuple[str, str, str, str], ...] = (
+    ("pending_triage", "待批办", "已收到、等待批办", ""),
+    ("in_progress", "办理中", "已批办、承办单位正在办理", ""),
+    ("awaiting_followup", "待办结", "已答复、等待回访办结", ""),
+    ("extension_requested", "延期待审批", "承办单位申请延期、等待审批", ""),
+    ("warning", "预警", "2 个工作日内到期", "sup-warning"),
+    ("overdue", "逾期", "已过期限、不满 5 个工作日", "sup-overdue"),
+    ("escalated", "督办", "逾期 5 个工作日及以上", "sup-escalated"),
+)
+TILE_FILTERS: dict[str, dict[str, Any]] = {**stats_service.CURRENT_FILTERS, "warning": {"supervision": "warning"}}
+
+
+def _current_tiles(summary: Mapping[str, Any]) -> list[dict[str, Any]]:
+    current = summary["current"]
     return [
-        {"label": row.get(label_key) or "（未指定）", "value": row[metric], "answered": row["answered"],
-         "width": round(row[metric] * 100 / top, 1)}
-        for row in rows
+        {"key": key, "label": label, "hint": hint, "tone": tone,
+         "stat": f"current.{key}" if key in current else key,
+         "value": current[key] if key in current else summary[key],
+         "href": "/office/forms?" + _list_query(TILE_FILTERS[key])}
+        for key, label, hint, tone in CURRENT_TILES
     ]
+
+
+def _list_query(filters: Mapping[str, Any]) -> str:
+    """A ``FormQuery`` filter as the list's query string: ``{"status": ["submitted"]}`` → ``status=submitted``."""
+    pairs = []
+    for name, value in filters.items():
+        for item in value if isinstance(value, list) else [value]:
+            pairs.append((name, "true" if item is True else "false" if item is False else str(item)))
+    return urlencode(pairs)
+
+
+def _chart(
+    rows: list[dict[str, Any]], *, chart_id: str, title: str, heading: str, src: str, label_key: str,
+    series: tuple[tuple[str, str], ...], query: str = "",
+) -> dict[str, Any]:
+    """One bar chart of the dashboard: a table whose rows carry SVG bars (the first series the bar, the
+    second, if any, drawn inside it). dashboard.js rebuilds the rows the same way from ``src``."""
+    first = series[0][0]
+    top = max((row[first] for row in rows), default=0) or 1
+    return {
+        "id": chart_id, "title": title, "heading": heading, "src": src + query, "label_key": label_key,
+        "series": series, "depends": " ".join(name for name, _ in series),
+        "rows": [
+            {"label": row.get(label_key) or "（未指定）", "values": [row[name] for name, _ in series],
+             "widths": [round(row[name] * 100 / top, 1) for name, _ in series]}
+            for row in rows
+        ],
+    }
 
 
 @router.get("/office")
@@ -175,13 +224,26 @@ async def dashboard(request: Request, user: SignedIn, principal: PagePrincipal, 
     now = utcnow()
     flt = await stats_service.resolve_filter(session)
     summary = await stats_service.summary(session, flt, now=now)
+    progress = (("collected", "收集"), ("assigned", "已批办"))
     context = {
         "summary": summary,
         "etag": stats_service.etag_for(summary),  # the same ETag the stats API gives for these counts
         "as_of": now,
-        "by_workroom": _bars(await stats_service.by_workroom(session, flt, now=now), "name"),
-        "by_category": _bars(await stats_service.by_category(session, flt, now=now), "name"),
-        "monthly": _bars(await stats_service.monthly(session, flt, now=now), "month"),
+        "tiles": _current_tiles(summary),
+        "charts": [
+            _chart(await stats_service.by_workroom(session, flt, now=now), chart_id="by-workroom",
+                   title="各工作室收集量", heading="工作室", src="/api/v1/stats/by-workroom", label_key="name",
+                   series=progress),
+            _chart(await stats_service.by_category(session, flt, now=now), chart_id="by-category",
+                   title="各类别收集量", heading="类别", src="/api/v1/stats/by-category", label_key="name",
+                   series=progress),
+            _chart(await stats_service.monthly(session, flt, now=now), chart_id="monthly",
+                   title="每月收集与答复", heading="月份", src="/api/v1/stats/monthly", label_key="month",
+                   series=(("collected", "收集"), ("answered", "已答复"))),
+            _chart(await stats_service.answer_days(session, flt, now=now), chart_id="answer-days",
+                   title="答复用时（工作日）", heading="首次答复用时", src="/api/v1/stats/answer-days",
+                   label_key="label", series=(("answered", "意见数"),)),
+        ],
         # Waiting forms WeChat's content check flagged: counted on each load (the polled counts do not carry it).
         "flagged_waiting": await form_service.count_forms(
             session, principal=principal, now=now,
@@ -229,11 +291,20 @@ async def _list_context(
     query = [(name, str(v).lower() if isinstance(v, bool) else str(v))
              for name, value in given.items() for v in (value if isinstance(value, list) else [value])]
     here = "/office/forms" + (f"?{urlencode(query)}" if query else "")
+    firsts = await photo_service.first_photos(session, [f.id for f in forms])
+    # The desk's table (≥ 1024 px): the same filters, sorted and numbered (app/web/desk.py).
+    desk_table = await desk.context(session, principal, params, filters, now=now)
     return {
+        "desk": desk_table, "bulk_message": desk.take_message(request),
         "forms": [views.form_read(f, now=now, view=view) for f in forms],
+        "thumbs": {form_id: (PhotoRead.model_validate(photo), n) for form_id, (photo, n) in firsts.items()},
         "next_url": "/office/forms?" + urlencode([*query, ("cursor", next_cursor)]) if next_cursor else None,
         "here": here,
-        "selected": {"status": [str(s) for s in filters.status], "workroom": filters.workroom,
+        "export_query": urlencode(query),  # the same filters for /api/v1/forms/export.{xlsx,csv} (issue 17.3)
+        "column_filters": {name: {"label": FormQuery.model_fields[name].title or name,
+                                  "max_length": max_length(FormQuery, name)} for name in COLUMN_FILTERS},
+        "selected": {**{name: getattr(filters, name) for name in COLUMN_FILTERS},
+                     "status": [str(s) for s in filters.status], "workroom": filters.workroom,
                      "category": filters.category, "supervision": filters.supervision, "q": filters.q or "",
                      "review": bool(filters.review)},
         "workrooms": workrooms, "categories": categories, "units": (await reference.list_units(session))[0],
