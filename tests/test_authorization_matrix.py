@@ -252,6 +252,8 @@ TABLE: dict[tuple[str, str], Row] = {
         "decline", "submitted", {"reason": "不属于意见征询范围。"})),
     # Public tracking: the number and its verification code are the credential, whoever asks.
     ("GET", "/api/v1/track/{tracking_no}"): Row(ALL, lambda t, c: t.track()),
+    # 不再接收短信通知: the same credential; asking again is a 200 that changes nothing.
+    ("POST", "/api/v1/track/{tracking_no}/sms-stop"): Row(ALL, lambda t, c: t.sms_stop()),
 
     # --- photos: a form the resident submitted, in LS-01 and given to unit A, so all four staff see it.
     # The forms:write client did not submit it: 403 (it may add photos to its own forms only).
@@ -262,6 +264,8 @@ TABLE: dict[tuple[str, str], Row] = {
         "/api/v1/forms/{form}/photos")),
     ("GET", "/api/v1/forms/{form_id}/photos/{photo_id}"): Row(STAFF | {RESIDENT, R}, lambda t, c: t.photo_path(
         "/api/v1/forms/{form}/photos/{photo}")),
+    ("GET", "/api/v1/forms/{form_id}/photos/{photo_id}/thumbnail"): Row(STAFF | {RESIDENT, R}, lambda t, c: t.photo_path(
+        "/api/v1/forms/{form}/photos/{photo}/thumbnail")),
 
     # --- statistics
     ("GET", "/api/v1/stats/summary"): Row(STAFF | {S}, at("/api/v1/stats/summary")),
@@ -270,6 +274,7 @@ TABLE: dict[tuple[str, str], Row] = {
     ("GET", "/api/v1/stats/monthly"): Row(STAFF | {S}, at("/api/v1/stats/monthly")),
     ("GET", "/api/v1/stats/by-unit"): Row(STAFF | {S}, at("/api/v1/stats/by-unit")),
     ("GET", "/api/v1/stats/by-representative"): Row(STAFF | {S}, at("/api/v1/stats/by-representative")),
+    ("GET", "/api/v1/stats/answer-days"): Row(STAFF | {S}, at("/api/v1/stats/answer-days")),
 
     # --- duty rosters
     # Public, but the check-in times only to staff (tests/test_rosters.py): attendance is the office's.
@@ -322,10 +327,10 @@ TABLE: dict[tuple[str, str], Row] = {
     ("GET", "/api/v1/imports/template/{kind}.{fmt}"): Row(ALL, at("/api/v1/imports/template/representatives.csv")),
     # The coordinator's import job: its creator and admins.
     ("GET", "/api/v1/imports/{job_id}"): Row(OFFICE, lambda t, c: t.path("/api/v1/imports/{}", t.import_job())),
-    ("GET", "/api/v1/rosters/export.xlsx"): Row(OFFICE, at("/api/v1/rosters/export.xlsx")),
-    ("GET", "/api/v1/attendance/export.xlsx"): Row(OFFICE, at("/api/v1/attendance/export.xlsx")),
-    ("GET", "/api/v1/service-points/funnel/export.xlsx"): Row(
-        OFFICE, at("/api/v1/service-points/funnel/export.xlsx")),
+    ("GET", "/api/v1/rosters/export.{fmt}"): Row(OFFICE, at("/api/v1/rosters/export.xlsx")),
+    ("GET", "/api/v1/attendance/export.{fmt}"): Row(OFFICE, at("/api/v1/attendance/export.csv")),
+    ("GET", "/api/v1/service-points/funnel/export.{fmt}"): Row(
+        OFFICE, at("/api/v1/service-points/funnel/export.csv?by=representative")),
 
     # --- the WeChat mini-program: login is public (the wx.login() code is the credential); the rest is the
     # resident's own.
@@ -623,6 +628,10 @@ class Town:
     async def track(self) -> Call:
         form = await self.shared("form:tracked", self.form)
         return Call(f"/api/v1/track/{form['tracking_no']}", params={"code": form["verification_code"]})
+
+    async def sms_stop(self) -> Call:
+        form = await self.shared("form:tracked", self.form)
+        return Call(f"/api/v1/track/{form['tracking_no']}/sms-stop", json={"code": form["verification_code"]})
 
     async def published_request(self) -> Call:
         form = await self.shared("form:public", lambda: self.form(public=True))
@@ -967,6 +976,7 @@ PAGES: dict[tuple[str, str], PageRow] = {
     ("GET", "/track"): PageRow(PAGE_ALL, at("/track")),
     # The tracking number and its verification code are the credential, whoever asks.
     ("POST", "/track"): PageRow(PAGE_ALL, lambda p, b: p.track()),
+    ("POST", "/track/sms-stop"): PageRow(PAGE_ALL, lambda p, b: p.track(stop=True)),
     ("GET", "/w/{code}"): PageRow(PAGE_ALL, at("/w/LS-01")),
     ("GET", "/w/{code}/qr.svg"): PageRow(PAGE_ALL, at("/w/LS-01/qr.svg")),
     ("GET", "/w/{code}/poster"): PageRow(PAGE_ALL, at("/w/LS-01/poster")),
@@ -978,6 +988,8 @@ PAGES: dict[tuple[str, str], PageRow] = {
     ("GET", "/duty/today"): PageRow(PAGE_ALL, at("/duty/today")),
     # The representatives' service worker is a static script: nothing in it is anyone's.
     ("GET", "/sw.js"): PageRow(PAGE_ALL, at("/sw.js")),
+    # The site's icon: our own SVG, the same for everyone.
+    ("GET", "/favicon.ico"): PageRow(PAGE_ALL, at("/favicon.ico")),
 
     # --- representatives: 张代表's own pages and actions. The office and the units are refused (403): the
     # office answers on the spot from /office/forms/{id}, and assigns shifts from /office/rosters.
@@ -1013,6 +1025,10 @@ PAGES: dict[tuple[str, str], PageRow] = {
     ("POST", "/office/forms/{form_id}/{action}"): PageRow(STAFF_PAGES, lambda p, b: p.town.on_form(
         "/office/forms/{}/note", "ls01-unit-a", state="assigned", data={"note": "已电话联系提交人。"}),
         see("/office/forms/{id}")),
+    # Bulk actions on the desk's selected rows: the office only, back to the list (a form that cannot be
+    # urged is named in the message, not refused as a request).
+    ("POST", "/office/forms/bulk"): PageRow(OFFICE, at("/office/forms/bulk", data={"op": "urge", "ids": "1"}),
+                                            see("/office/forms")),
     # 补发查询码 on the form's page: the office only (back to the form, which shows the new code once).
     ("POST", "/office/forms/{form_id}/verification-code"): PageRow(OFFICE, lambda p, b: p.town.on_form(
         "/office/forms/{}/verification-code", "ls01-unit-a", state="assigned"), see("/office/forms/{id}")),
@@ -1046,6 +1062,8 @@ PAGES: dict[tuple[str, str], PageRow] = {
     ("GET", "/office/imports"): PageRow(OFFICE, at("/office/imports")),
     ("POST", "/office/imports"): PageRow(OFFICE, lambda p, b: p.import_form(), see("/office/imports/{id}")),
     ("GET", "/office/imports/{job_id}"): PageRow(OFFICE, lambda p, b: p.import_job()),
+    ("GET", "/office/imports/{job_id}/errors.csv"): PageRow(OFFICE, lambda p, b: p.import_job("/errors.csv")),
+    ("GET", "/office/exports/forms"): PageRow(OFFICE, at("/office/exports/forms?status=submitted")),
 
     # --- the working-day calendar: the office reads it, admins change it (days of CALENDAR_YEAR's December,
     # apart from the API rows' days, which start in January).
@@ -1285,9 +1303,10 @@ class Browsers:
         assert sent.status_code == 303 and sent.headers["location"] == "/receipt", sent.text[:300]
         return Call("/receipt")
 
-    async def track(self) -> Call:
+    async def track(self, *, stop: bool = False) -> Call:
         form = await self.town.shared("form:tracked", self.town.form)
-        return Call("/track", data={"no": form["tracking_no"], "code": form["verification_code"]})
+        return Call("/track/sms-stop" if stop else "/track",
+                    data={"no": form["tracking_no"], "code": form["verification_code"]})
 
     async def on_point(self, template: str) -> Call:
         return Call(template.format(await self.town.shared("point", self.town.point)))
@@ -1360,8 +1379,8 @@ class Browsers:
         return Call("/office/imports", data={"kind": "representatives"}, files={
             "file": ("代表.csv", import_csv(f"矩阵页面代表{self.town.number()}"), "text/csv")})
 
-    async def import_job(self) -> Call:
-        return Call(f"/office/imports/{await self.town.import_job()}")
+    async def import_job(self, suffix: str = "") -> Call:
+        return Call(f"/office/imports/{await self.town.import_job()}{suffix}")
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")

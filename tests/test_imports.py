@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import csv
 import io
 from collections.abc import AsyncIterator
 from datetime import date, datetime, time, timedelta
@@ -67,6 +68,11 @@ async def representatives(sessionmaker) -> dict[str, Representative]:
     async with transaction(sessionmaker) as session:
         reps = await session.scalars(select(Representative).options(selectinload(Representative.workrooms)))
         return {r.name: r for r in reps}
+
+
+def csv_rows(response: httpx.Response) -> list[list[str]]:
+    assert response.status_code == 200, response.text
+    return list(csv.reader(io.StringIO(response.content.decode("utf-8-sig"))))
 
 
 def workbook(response: httpx.Response) -> Any:
@@ -396,6 +402,15 @@ async def test_the_attendance_export_matches_the_json(client, world, sessionmake
     by_month = workbook(await client.get("/api/v1/attendance/export.xlsx", params={**params, "group": "month"},
                                          headers=world.auth("coordinator")))
     assert rows_of(by_month.worksheets[0])[1] == ["2030-06", 3, 0, 0, 0]
+    # The same table as CSV: UTF-8 with a BOM (Excel reads the Chinese), the same rows.
+    response = await client.get("/api/v1/attendance/export.csv", params=params, headers=world.auth("coordinator"))
+    assert response.status_code == 200 and response.headers["content-type"].startswith("text/csv")
+    assert response.content.startswith(b"\xef\xbb\xbf")
+    assert csv_rows(response) == [
+        ["代表编号", "代表", "排班数", "签到数", "缺勤数", "签到率"],
+        [str(rep.id), "张代表", "2", "0", "0", "0.0"],
+        [str(rep2.id), "李代表", "1", "0", "0", "0.0"],
+    ]
     assert (await client.get("/api/v1/attendance/export.xlsx", headers=world.auth("rep"))).status_code == 403
 
 
@@ -422,4 +437,15 @@ async def test_the_funnel_export_is_not_captured_by_the_service_point_route(clie
         [point.json()["id"], "石塘湾集市", "集市", datetime(2030, 6, 5, 8), "LS-01", 2, 0, 0, 0, 0, 0, None],
     ]
     assert rows_of(reps)[1][:6] == [rep.id, "张代表", 1, 2, 0, 0]
+    # As CSV, one table at a time: the sessions (the default) or the representatives.
+    by_session = csv_rows(await client.get("/api/v1/service-points/funnel/export.csv", params=params,
+                                           headers=world.auth("coordinator")))
+    assert by_session[0] == rows_of(sessions)[0]
+    assert by_session[1][:6] == [str(point.json()["id"]), "石塘湾集市", "集市", "2030-06-05 08:00:00", "LS-01", "2"]
+    by_rep = csv_rows(await client.get("/api/v1/service-points/funnel/export.csv",
+                                       params={**params, "by": "representative"}, headers=world.auth("coordinator")))
+    assert by_rep[0] == rows_of(reps)[0] and by_rep[1][:4] == [str(rep.id), "张代表", "1", "2"]
+    wrong = await client.get("/api/v1/service-points/funnel/export.csv", params={"by": "nobody"},
+                             headers=world.auth("coordinator"))
+    assert wrong.status_code == 422 and wrong.headers["content-type"] == "application/problem+json"
     assert (await client.get("/api/v1/service-points/funnel/export.xlsx", headers=world.auth("rep"))).status_code == 403

@@ -46,6 +46,7 @@ from app.models import ImportJob, Representative, Role, Shift, User, Workroom, u
 from app.models.reference import RepresentativeLevel
 from app.schemas import dates
 from app.schemas.reference import PHONE_PATTERN
+from app.services import exports as export_service
 from app.services import reference as reference_service
 from app.services import rosters as roster_service
 from app.services import service_points as service_point_service
@@ -634,7 +635,7 @@ class ImportRunner(BackgroundTasks):
         self.spawn(job, name=f"import-{job_id}")
 
 
-# --- exports to .xlsx --------------------------------------------------------------------------------
+# --- exports to .xlsx and CSV ------------------------------------------------------------------------
 
 PLACE_LABELS = {"market": "集市", "village": "村组", "workshop": "车间", "event": "活动", "other": "其他"}
 MAX_ROSTER_DAYS = 366
@@ -678,14 +679,26 @@ def _xlsx(sheets: Sequence[tuple[str, Sequence[Column], Sequence[Sequence[Any]]]
     return output.getvalue()
 
 
+Sheet = tuple[str, Sequence[Column], Sequence[Sequence[Any]]]
+
+
+async def _render(sheets: Sequence[Sheet], fmt: str) -> bytes:
+    """The sheets as one .xlsx, or the first one as CSV (UTF-8 with a BOM, so Excel reads the Chinese)."""
+    if fmt == "csv":
+        _, columns, rows = sheets[0]
+        return export_service.csv_bytes([[column.header for column in columns], *rows], bom=True)
+    return await anyio.to_thread.run_sync(_xlsx, sheets)
+
+
 ROSTER_COLUMNS = [
     Column("工作室", "text", 24, None), Column("日期", "date", 12, None), Column("开始", "time", 8, None),
     Column("结束", "time", 8, None), Column("代表", "text", 12, None), Column("签到时间", "datetime", 20, None),
 ]
 
 
-async def roster_xlsx(
-    session: AsyncSession, *, principal: Principal, workroom_code: str | None, day_from: date, day_to: date
+async def roster_file(
+    session: AsyncSession, *, principal: Principal, workroom_code: str | None, day_from: date, day_to: date,
+    fmt: str = "xlsx",
 ) -> bytes:
     """Shifts overlapping the Shanghai days [day_from, day_to], of one workroom or all, in start order."""
     principal.require_role(*OFFICE)
@@ -707,7 +720,7 @@ async def roster_xlsx(
                 ends.time().replace(tzinfo=None), shift.representative.name, shift.checked_in_at]
 
     rows = [row(s) for s in shifts]
-    return await anyio.to_thread.run_sync(_xlsx, [("值班表", ROSTER_COLUMNS, rows)])
+    return await _render([("值班表", ROSTER_COLUMNS, rows)], fmt)
 
 
 ATTENDANCE_KEYS = {
@@ -721,14 +734,14 @@ ATTENDANCE_MEASURES = [
 ]
 
 
-async def attendance_xlsx(
-    session: AsyncSession, *, principal: Principal, day_from: date, day_to: date, group: str
+async def attendance_file(
+    session: AsyncSession, *, principal: Principal, day_from: date, day_to: date, group: str, fmt: str = "xlsx"
 ) -> bytes:
     result = await roster_service.attendance(session, day_from=day_from, day_to=day_to, group=group, principal=principal)
     spec = ATTENDANCE_KEYS[group] + ATTENDANCE_MEASURES
     columns = [Column(h, k, w, None) for h, k, w, _ in spec]
     rows = [[r.get(key) for *_, key in spec] for r in result]
-    return await anyio.to_thread.run_sync(_xlsx, [("值班出勤", columns, rows)])
+    return await _render([("值班出勤", columns, rows)], fmt)
 
 
 FUNNEL_MEASURES = [
@@ -744,11 +757,12 @@ FUNNEL_REPRESENTATIVES = [("代表编号", "int", 10, "representative_id"), ("�
                           ("场次数", "int", 8, "sessions")]
 
 
-async def funnel_xlsx(
+async def funnel_file(
     session: AsyncSession, *, principal: Principal, workroom_code: str | None, day_from: date | None,
-    day_to: date | None,
+    day_to: date | None, fmt: str = "xlsx", by: str = "session",
 ) -> bytes:
-    """Two sheets: one row per service point session (按场次), one per representative (按代表)."""
+    """Two sheets: one row per service point session (按场次), one per representative (按代表); as CSV, the
+    one table ``by`` names (``session`` or ``representative``)."""
     principal.require_role(*OFFICE)
     if day_from and day_to and day_to < day_from:
         raise Invalid("结束日期不能早于开始日期。", code="invalid_range")
@@ -763,4 +777,6 @@ async def funnel_xlsx(
             [PLACE_LABELS.get(r[key], r[key]) if key == "place_type" else r.get(key) for *_, key in spec] for r in rows
         ]
         sheets.append((title, columns, values))
-    return await anyio.to_thread.run_sync(_xlsx, sheets)
+    if by == "representative":
+        sheets.reverse()
+    return await _render(sheets, fmt)

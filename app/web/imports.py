@@ -1,22 +1,29 @@
 """The office's Excel page: import representatives or duty rosters from .xlsx/CSV, watch a big import's
-progress, read the rows it refused; and the .xlsx exports of rosters, attendance and the session funnel.
+progress, read the rows it refused (and save them as a CSV to fix the file by); and the .xlsx exports of
+rosters, attendance and the session funnel.
 
 The upload is a plain multipart form (redirect after POST to the job's page); the job's page refreshes
-its progress with htmx while the import runs, and with a meta refresh when scripts are off."""
+its progress with htmx while the import runs, and with a meta refresh when scripts are off.
+
+``/office/exports/forms`` answers the forms list's "导出当前列表" links for the filters the list's form
+sends: htmx refreshes them beside the list (issue 17.3), so they always export what the list shows."""
 
 from __future__ import annotations
 
 from fastapi import APIRouter, Request
-from fastapi.responses import Response
+from fastapi.responses import HTMLResponse, Response
 from starlette.datastructures import UploadFile
 
 from app.errors import Invalid, PermissionDenied
 from app.http.deps import IdPath, SessionDep
+from app.http.downloads import attachment
 from app.models import User
+from app.services import exports as export_service
 from app.services import imports as import_service
 from app.services.auth import Principal
-from app.web.render import redirect, render
-from app.web.session import CheckedForm, SignedIn
+from app.web import office
+from app.web.render import redirect, render, templates
+from app.web.session import CheckedForm, PagePrincipal, SignedIn
 
 router = APIRouter()
 
@@ -66,5 +73,33 @@ async def job_page(request: Request, user: SignedIn, job_id: IdPath, session: Se
     running = job.status in ("pending", "running")
     response = render(request, "office/import_job.html", {"job": job, "kinds": KINDS, "running": running,
                                                           "active": "imports"}, block="job")
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+@router.get("/office/imports/{job_id}/errors.csv")
+async def job_errors(user: SignedIn, job_id: IdPath, session: SessionDep) -> Response:
+    """The rows a failed import refused, as a CSV the office fixes its file by (行, 列, 原因)."""
+    principal = _office(user)
+    job = await import_service.get_job(session, principal=principal, job_id=job_id)
+    rows = [("行", "列", "原因"), *((e.get("row") or "", e.get("column") or "", e.get("reason") or "")
+                                    for e in job.errors or [])]
+    name = f"{KINDS.get(job.kind, '导入')}导入问题_{job.id}.csv"
+    return Response(export_service.csv_bytes(rows, bom=True), media_type=export_service.CSV_MEDIA_TYPE,
+                    headers={**attachment(name, fallback=f"minyi-import-{job.id}-errors.csv"),
+                             "Cache-Control": "no-store"})
+
+
+@router.get("/office/exports/forms")
+async def forms_export_links(request: Request, user: SignedIn, principal: PagePrincipal, session: SessionDep) -> Response:
+    """The forms list's export links for the filters in the query: the list page's own reading of them
+    (``office._list_context``), so the file holds exactly the rows the list shows."""
+    _office(user)
+    context = await office._list_context(request, session, principal, request.query_params)
+    macros = templates.env.get_template("macros.html").module
+    html = macros.export_current("/api/v1/forms/export", context["export_query"],  # type: ignore[attr-defined]
+                                 refresh="/office/exports/forms")
+    response = HTMLResponse(str(html))
+    response.headers["Vary"] = "HX-Request"
     response.headers["Cache-Control"] = "no-store"
     return response

@@ -9,6 +9,7 @@ from fastapi.responses import StreamingResponse
 from pydantic import BaseModel
 
 from app.http.deps import AuditDep, CursorQ, LimitQ, PrincipalDep, SessionDep
+from app.http.downloads import attachment
 from app.models import AuditEvent, Role, utcnow
 from app.schemas.common import MAX_ID, LocalDateTime, Page
 from app.schemas.dates import BoundedDateTime
@@ -72,4 +73,4 @@ async def export_audit(
     body = audit_service.stream_csv(request.app.state.sessionmaker, filters=filters)
     stamp = utcnow().strftime("%Y%m%d-%H%M%S")
     return StreamingResponse(body, media_type="text/csv; charset=utf-8",
-                             headers={"Content-Disposition": f'attachment; filename="minyi-audit-{stamp}.csv"'})
+                             headers=attachment(f"审计日志_{stamp}.csv", fallback=f"minyi-audit-{stamp}.csv"))

@@ -18,6 +18,7 @@ from fastapi import APIRouter, Path, Query, Request, Response
 from pydantic import BaseModel
 
 from app.http.deps import IdPath, PrincipalDep, SessionDep, public_url_for
+from app.http.downloads import attachment
 from app.schemas.common import problem
 from app.services import calendars as calendar_service
 from app.services.calendars import FeedKind
@@ -33,9 +34,10 @@ class FeedUrl(BaseModel):
     url: str
 
 
-def _ics(body: bytes, filename: str) -> Response:
+def _ics(body: bytes, filename: str, fallback: str) -> Response:
+    """Calendar apps subscribe and ignore the name; a browser opening the URL saves the file under it."""
     return Response(body, media_type=ICS, headers={
-        "Content-Disposition": f'inline; filename="{filename}"',
+        **attachment(filename, fallback=fallback),
         # The URL is a secret: keep it out of shared caches and out of Referer headers.
         "Cache-Control": "private, no-cache",
         "Referrer-Policy": "no-referrer",
@@ -53,7 +55,7 @@ def _url(request: Request, route: str, token: str, **params: str) -> FeedUrl:
 )
 async def representative_feed(representative_id: IdPath, session: SessionDep, token: TokenQ = None) -> Response:
     body = await calendar_service.representative_feed(session, representative_id=representative_id, token=token)
-    return _ics(body, f"minyi-representative-{representative_id}.ics")
+    return _ics(body, f"值班日历-代表{representative_id}.ics", f"minyi-representative-{representative_id}.ics")
 
 
 @router.get(
@@ -63,7 +65,7 @@ async def representative_feed(representative_id: IdPath, session: SessionDep, to
 )
 async def workroom_feed(code: CodePath, session: SessionDep, token: TokenQ = None) -> Response:
     body = await calendar_service.workroom_feed(session, code=code, token=token)
-    return _ics(body, f"minyi-workroom-{code}.ics")
+    return _ics(body, f"值班日历-{code}.ics", f"minyi-workroom-{code}.ics")
 
 
 @router.get("/representatives/{representative_id}", response_model=FeedUrl)

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from typing import Annotated
-from urllib.parse import quote
 
 from fastapi import APIRouter, BackgroundTasks, Query, Request, Response, status
 from fastapi.responses import FileResponse, StreamingResponse
 
 from app.http.deps import AuditDep, IdPath, PrincipalDep, SessionDep, SettingsDep
+from app.http.downloads import attachment
 from app.models import utcnow
 from app.schemas.common import problem
 from app.schemas.dates import BoundedDate
@@ -25,12 +25,6 @@ FILE_RESPONSES: dict[int | str, dict[str, object]] = {
     200: {"content": {export_service.CSV_MEDIA_TYPE: {}, export_service.XLSX_MEDIA_TYPE: {}},
           "description": "The file (CSV: UTF-8 with BOM)"},
 }
-
-
-def _disposition(filename: str) -> dict[str, str]:
-    """RFC 6266/5987: an ASCII fallback for old clients, the Chinese name for everyone else."""
-    fallback = "minyi-export." + filename.rsplit(".", 1)[-1]
-    return {"Content-Disposition": f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{quote(filename, safe='')}"}
 
 
 @router.get("/forms/export.{fmt}", response_class=Response, responses=FILE_RESPONSES,
@@ -59,7 +53,7 @@ async def export_forms(
         body = export_service.stream_forms_xlsx(sessionmaker, principal=principal, filters=filters, now=now,
                                                 export_dir=settings.export_dir)
     filename = export_service.file_name(export_service.FORMS_TITLE, fmt, now)
-    return StreamingResponse(body, media_type=export_service.MEDIA_TYPES[fmt], headers=_disposition(filename))
+    return StreamingResponse(body, media_type=export_service.MEDIA_TYPES[fmt], headers=attachment(filename))
 
 
 @router.get("/stats/{view}/export.{fmt}", response_class=Response, responses=FILE_RESPONSES,
@@ -78,7 +72,7 @@ async def export_stats(
         session, principal=principal, view=view, fmt=fmt, workroom=workroom, category=category,
         date_from=date_from, date_to=date_to,
     )
-    return Response(content, media_type=export_service.MEDIA_TYPES[fmt], headers=_disposition(filename))
+    return Response(content, media_type=export_service.MEDIA_TYPES[fmt], headers=attachment(filename))
 
 
 @router.post("/exports", status_code=status.HTTP_202_ACCEPTED, response_model=ExportJobRead,
@@ -113,4 +107,4 @@ async def download_export(
     )
     if form_service.sees_personal_data(principal):
         await audit("export.download", f"export:{job_id}")
-    return FileResponse(path, media_type=media_type, headers=_disposition(filename))
+    return FileResponse(path, media_type=media_type, headers=attachment(filename))

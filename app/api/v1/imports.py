@@ -1,11 +1,12 @@
-"""API: imports from the offices' spreadsheets, and roster, attendance and funnel exports to .xlsx.
+"""API: imports from the offices' spreadsheets, and roster, attendance and funnel exports to .xlsx or CSV.
 
 - ``POST /imports`` (coordinator, admin; multipart ``file`` + ``kind``): a file of ≤ 200 rows is checked
   and imported before the answer (201, the finished job: ``done`` or ``failed`` with ``errors``); a bigger
   one answers 202 at once and runs as a job: poll ``GET /imports/{id}`` (its creator or an admin).
 - ``GET /imports/template/{kind}.xlsx|.csv``: the header row (and one example row) to fill in.
-- ``GET /rosters/export.xlsx``, ``/attendance/export.xlsx``, ``/service-points/funnel/export.xlsx``
-  (coordinator, admin).
+- ``GET /rosters/export.{xlsx|csv}``, ``/attendance/export.{xlsx|csv}``,
+  ``/service-points/funnel/export.{xlsx|csv}`` (coordinator, admin): the funnel's .xlsx holds both tables,
+  its CSV the one ``by`` names (``session``, the default, or ``representative``).
 
 Uploads are bounded by the request body limit (``MINYI_MAX_BODY_BYTES``, 1 MiB by default: some 20,000
 shift rows as CSV).
@@ -15,11 +16,11 @@ from __future__ import annotations
 
 from datetime import date, timedelta
 from typing import Annotated, Literal
-from urllib.parse import quote
 
 from fastapi import APIRouter, File, Form, Query, Request, Response, UploadFile, status
 
 from app.http.deps import IdPath, PrincipalDep, SessionDep
+from app.http.downloads import attachment
 from app.config import TZ
 from app.models import utcnow
 from app.schemas.dates import BoundedDate
@@ -32,18 +33,14 @@ router = APIRouter(tags=["imports"])
 FromQ = Annotated[BoundedDate | None, Query(alias="from", description="首日（含，北京时间），YYYY-MM-DD")]
 ToQ = Annotated[BoundedDate | None, Query(alias="to", description="末日（含），YYYY-MM-DD")]
 XLSX = export_service.XLSX_MEDIA_TYPE
-FILE_RESPONSES: dict[int | str, dict[str, object]] = {200: {"content": {XLSX: {}}, "description": "The .xlsx file"}}
+FILE_RESPONSES: dict[int | str, dict[str, object]] = {
+    200: {"content": {XLSX: {}, export_service.CSV_MEDIA_TYPE: {}}, "description": "The .xlsx or CSV file"}
+}
 
 
-def _disposition(filename: str) -> dict[str, str]:
-    """RFC 6266/5987: an ASCII fallback for old clients, the Chinese name for everyone else."""
-    fallback = "minyi-export." + filename.rsplit(".", 1)[-1]
-    return {"Content-Disposition": f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{quote(filename, safe='')}"}
-
-
-def _xlsx(content: bytes, title: str) -> Response:
-    filename = export_service.file_name(title, "xlsx", utcnow())
-    return Response(content, media_type=XLSX, headers=_disposition(filename))
+def _file(content: bytes, title: str, fmt: str) -> Response:
+    filename = export_service.file_name(title, fmt, utcnow())
+    return Response(content, media_type=export_service.MEDIA_TYPES[fmt], headers=attachment(filename))
 
 
 def _runner(request: Request) -> import_service.ImportRunner:
@@ -80,7 +77,7 @@ async def create_import(
 async def import_template(kind: ImportKind, fmt: TemplateFormat) -> Response:
     content = import_service.template(kind, fmt)
     title = {"representatives": "党代表导入模板", "shifts": "值班表导入模板"}[kind]
-    return Response(content, media_type=export_service.MEDIA_TYPES[fmt], headers=_disposition(f"{title}.{fmt}"))
+    return Response(content, media_type=export_service.MEDIA_TYPES[fmt], headers=attachment(f"{title}.{fmt}"))
 
 
 @router.get("/imports/{job_id}", response_model=ImportJobRead, summary="An import job (its creator or an admin)")
@@ -94,39 +91,43 @@ def _this_month() -> tuple[date, date]:
     return first, (first + timedelta(days=32)).replace(day=1) - timedelta(days=1)
 
 
-@router.get("/rosters/export.xlsx", response_class=Response, responses=FILE_RESPONSES,
-            summary="Shifts as .xlsx (coordinator, admin): one workroom or all, default this month")
+@router.get("/rosters/export.{fmt}", response_class=Response, responses=FILE_RESPONSES,
+            summary="Shifts as .xlsx or CSV (coordinator, admin): one workroom or all, default this month")
 async def export_roster(
-    principal: PrincipalDep, session: SessionDep,
+    fmt: TemplateFormat, principal: PrincipalDep, session: SessionDep,
     workroom: Annotated[str | None, Query(max_length=32)] = None, day_from: FromQ = None, day_to: ToQ = None,
 ) -> Response:
     first, last = _this_month()
-    content = await import_service.roster_xlsx(
-        session, principal=principal, workroom_code=workroom, day_from=day_from or first, day_to=day_to or last
+    content = await import_service.roster_file(
+        session, principal=principal, workroom_code=workroom, day_from=day_from or first, day_to=day_to or last,
+        fmt=fmt,
     )
-    return _xlsx(content, "值班表")
+    return _file(content, "值班表", fmt)
 
 
-@router.get("/attendance/export.xlsx", response_class=Response, responses=FILE_RESPONSES,
-            summary="Attendance as .xlsx (coordinator, admin): default this month so far")
+@router.get("/attendance/export.{fmt}", response_class=Response, responses=FILE_RESPONSES,
+            summary="Attendance as .xlsx or CSV (coordinator, admin): default this month so far")
 async def export_attendance(
-    principal: PrincipalDep, session: SessionDep, day_from: FromQ = None, day_to: ToQ = None,
+    fmt: TemplateFormat, principal: PrincipalDep, session: SessionDep, day_from: FromQ = None, day_to: ToQ = None,
     group: Literal["representative", "workroom", "month"] = "representative",
 ) -> Response:
     today = utcnow().astimezone(TZ).date()
-    content = await import_service.attendance_xlsx(
-        session, principal=principal, day_from=day_from or today.replace(day=1), day_to=day_to or today, group=group
+    content = await import_service.attendance_file(
+        session, principal=principal, day_from=day_from or today.replace(day=1), day_to=day_to or today, group=group,
+        fmt=fmt,
     )
-    return _xlsx(content, "值班出勤")
+    return _file(content, "值班出勤", fmt)
 
 
-@router.get("/service-points/funnel/export.xlsx", response_class=Response, responses=FILE_RESPONSES,
-            summary="Service point funnel as .xlsx (coordinator, admin): by session and by representative")
+@router.get("/service-points/funnel/export.{fmt}", response_class=Response, responses=FILE_RESPONSES,
+            summary="Service point funnel as .xlsx (both tables) or CSV (the table `by` names) (coordinator, admin)")
 async def export_funnel(
-    principal: PrincipalDep, session: SessionDep,
+    fmt: TemplateFormat, principal: PrincipalDep, session: SessionDep,
     workroom: Annotated[str | None, Query(max_length=32)] = None, day_from: FromQ = None, day_to: ToQ = None,
+    by: Annotated[Literal["session", "representative"], Query(description="CSV：按场次或按代表")] = "session",
 ) -> Response:
-    content = await import_service.funnel_xlsx(
-        session, principal=principal, workroom_code=workroom, day_from=day_from, day_to=day_to
+    content = await import_service.funnel_file(
+        session, principal=principal, workroom_code=workroom, day_from=day_from, day_to=day_to, fmt=fmt, by=by
     )
-    return _xlsx(content, "流动服务点漏斗")
+    title = "流动服务点成效_按代表" if fmt == "csv" and by == "representative" else "流动服务点成效"
+    return _file(content, title, fmt)

@@ -16,6 +16,7 @@ from typing import Annotated
 from fastapi import APIRouter, File, Form, Path, Query, Request, Response, UploadFile, status
 
 from app.http.deps import PrincipalDep, SessionDep
+from app.http.downloads import attachment
 from app.config import TZ
 from app.models import CalendarDay, utcnow
 from app.schemas.common import problem
@@ -107,5 +108,4 @@ async def import_days(
             responses={200: {"content": {"text/csv": {}}}}, summary="The import file's header row")
 async def import_template() -> Response:
     return Response(calendar_service.template_csv(), media_type="text/csv; charset=utf-8",
-                    headers={"Content-Disposition": "attachment; filename=\"working-calendar.csv\"; "
-                                                    "filename*=UTF-8''%E8%8A%82%E5%81%87%E6%97%A5.csv"})
+                    headers=attachment("节假日.csv", fallback="working-calendar.csv"))
