@@ -22,6 +22,7 @@ from app.api import open311
 from app.http import hosts, observability, problems
 from app.http.headers import SecurityHeaders
 from app.http.limits import BodySizeLimit, UrlGuard
+from app.http.prg import PostRedirectGet
 from app.http.polls import AnswerPolls, PollAnswers
 from app.api.v1 import router as api_v1_router
 from app.config import Settings, get_settings
@@ -120,6 +121,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         stats_cache=app.state.stats_cache, auth_cache=app.state.auth_cache, prefix="/api/v1/stats/"
     )
     problems.install(app)
+    # Innermost: a browser's failed form POST becomes a redirect to a page that reloads cleanly (the page it
+    # keeps is the app's own HTML, before compression and headers).
+    app.add_middleware(PostRedirectGet)
     app.add_middleware(AnswerPolls, answers=app.state.poll_answers)
     app.add_middleware(BodySizeLimit, max_body_bytes=settings.max_body_bytes, photo_max_bytes=settings.photo_max_bytes)
     app.add_middleware(UrlGuard)

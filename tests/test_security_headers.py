@@ -55,9 +55,12 @@ PAGES: dict[str, tuple[str | None, str, str]] = {
     "/office/calendar": ("coordinator", "/office/calendar", "page"),
     "/office/imports": ("coordinator", "/office/imports", "page"),
     "/office/imports/{job_id}": ("coordinator", "/office/imports/{job}", "page"),
+    "/office/imports/{job_id}/errors.csv": ("coordinator", "/office/imports/{job}/errors.csv", "other"),
+    "/office/exports/forms": ("coordinator", "/office/exports/forms?status=submitted", "page"),
     "/sw.js": (None, "/sw.js", "script"),
     "/w/{code}/qr.svg": (None, "/w/LS-01/qr.svg", "other"),
     "/p/{point_id}/qr.svg": (None, "/p/{point}/qr.svg", "other"),
+    "/favicon.ico": (None, "/favicon.ico", "other"),
     "/healthz": (None, "/healthz", "other"),
     "/readyz": (None, "/readyz", "other"),
     "/metrics": (None, "/metrics", "other"),
@@ -351,8 +354,8 @@ async def test_pages_run_in_chromium_with_no_policy_violation(live_server: str, 
         await page.wait_for_function("() => Number(document.getElementById('dashboard').dataset.polls || 0) >= 1",
                                      timeout=15000)
         widths = await page.evaluate(
-            "[...document.querySelectorAll('.bars .fill')].map((bar) => bar.getBoundingClientRect().width)")
-        track = await page.evaluate("document.querySelector('.bars .track').getBoundingClientRect().width")
+            "[...document.querySelectorAll('.chart-bar .fill:not(.inner)')].map((bar) => bar.getBoundingClientRect().width)")
+        track = await page.evaluate("document.querySelector('.chart-bar .track').getBoundingClientRect().width")
         assert widths and max(widths) == pytest.approx(track, abs=1) and min(widths) < max(widths), (widths, track)
         await screenshot(page, "csp-office-dashboard")
         await page.evaluate("window.minyiSameDocument = true")

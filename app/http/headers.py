@@ -50,13 +50,13 @@ PAGE_POLICY = _policy(
 )
 OTHER_POLICY = _policy("default-src 'none'", "frame-ancestors 'none'")
 
-# Nothing on our pages uses the camera, the microphone or the position: photos reach us as files through
-# the API (a file input's camera opens the phone's own camera app, which needs no permission here) and
-# places are typed. Only features Chromium knows are listed: an unknown one is a console error there.
-PERMISSIONS_POLICY = ", ".join(f"{feature}=()" for feature in (
-    "accelerometer", "camera", "display-capture", "geolocation", "gyroscope", "magnetometer", "microphone",
-    "payment", "usb",
-))
+# Nothing on our pages uses the camera or the microphone: photos reach us as files (a file input's camera
+# opens the phone's own camera app, which needs no permission here). The position is asked for by our own
+# pages only ("使用我的位置" on the submit pages, capture.js), never by a frame. Only features Chromium knows
+# are listed: an unknown one is a console error there.
+PERMISSIONS_POLICY = ", ".join([*(f"{feature}=()" for feature in (
+    "accelerometer", "camera", "display-capture", "gyroscope", "magnetometer", "microphone", "payment", "usb",
+)), "geolocation=(self)"])
 
 COMMON_HEADERS: tuple[tuple[str, str], ...] = (
     ("X-Content-Type-Options", "nosniff"),

@@ -2,7 +2,8 @@
 error shape under /open311/).
 
 The limit is ``max_body_bytes`` for every request, except multipart POSTs to the photo uploads
-(``POST /api/v1/forms`` with its photos, ``POST /api/v1/forms/{id}/photos``), which may carry up to
+(``POST /api/v1/forms`` with its photos, ``POST /api/v1/forms/{id}/photos``, and the submit pages
+``/submit`` and ``/rep/forms``), which may carry up to
 ``upload_max_bytes``: by default room for ``MAX_PHOTOS`` photos of ``photo_max_bytes`` each and 64 KiB of
 form fields and multipart framing.
 
@@ -14,6 +15,7 @@ and a large upload is never held in memory here.
 
 from __future__ import annotations
 
+import html
 import json
 import re
 from collections.abc import Sequence
@@ -27,7 +29,13 @@ from app.errors import PROBLEM_JSON
 from app.services.photos import MAX_PHOTOS
 
 UPLOAD_OVERHEAD_BYTES = 64 * 1024
-UPLOAD_PATHS = (r"/api/v1/forms", r"/api/v1/forms/\d+/photos")
+UPLOAD_PATHS = (r"/api/v1/forms", r"/api/v1/forms/\d+/photos", r"/submit", r"/rep/forms")
+# A browser's page (not the API, not Open311) gets its refusal as a page a person can read.
+_PAGE = """<!doctype html><html lang="zh-CN"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1"><title>提交的内容太大</title></head>
+<body><main><h1>提交的内容太大</h1><p>{detail}</p>
+<p>照片太大或太多：请点浏览器的“返回”回到上一页，少选几张照片或换小一些的照片后再提交。已填写的文字在上一页还在。</p>
+</main></body></html>"""
 
 
 def _encode(scope: Scope, problem: dict[str, Any]) -> tuple[int, bytes, bytes]:
@@ -39,6 +47,11 @@ def _encode(scope: Scope, problem: dict[str, Any]) -> tuple[int, bytes, bytes]:
     if open311_problem is not None and (scope.get("path", "") + "/").startswith("/open311/"):
         response = open311_problem(Request(scope), problem, None)
         return response.status_code, response.headers["content-type"].encode(), bytes(response.body)
+    path = scope.get("path", "")
+    accept = dict(scope.get("headers") or []).get(b"accept", b"").lower()
+    if b"text/html" in accept and not path.startswith(("/api/", "/open311/")):
+        page = _PAGE.format(detail=html.escape(problem.get("detail", "")))
+        return problem["status"], b"text/html; charset=utf-8", page.encode()
     return problem["status"], PROBLEM_JSON.encode(), json.dumps(problem, ensure_ascii=False).encode()
 
 

@@ -15,11 +15,13 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 from jinja2_fragments.fastapi import Jinja2Blocks
 
 from app.models import STATUS_LABELS
+from app.schemas.forms import PAGE_FIELDS
 from app.web.session import CSRF_FIELD, csrf_token, remember_csrf
 
 FRONTEND = Path(__file__).resolve().parent.parent.parent / "frontend"
 templates = Jinja2Blocks(directory=FRONTEND / "templates")
-templates.env.globals.update(STATUS_LABELS=STATUS_LABELS, CSRF_FIELD=CSRF_FIELD)
+# page_fields: the optional text fields of the one submission schema that the pages render by themselves.
+templates.env.globals.update(STATUS_LABELS=STATUS_LABELS, CSRF_FIELD=CSRF_FIELD, page_fields=PAGE_FIELDS)
 
 
 def is_htmx(request: Request) -> bool:

@@ -30,13 +30,17 @@ from app.http import abuse
 from app.http.deps import IdPath, SessionDep, public_url
 from app.models import Role, User
 from app.schemas.common import MAX_ID
-from app.schemas.forms import FormCreate
+from app.schemas.forms import PAGE_FIELDS, FormCreate
 from app.services import forms as form_service
 from app.services import idempotency as idempotency_service
-from app.services import intake, reference
+from app.services import intake, places, reference
+from app.services import photos as photo_service
+from app.services import sms as sms_service
 from app.services import service_points as service_point_service
 from app.services import workflow
 from app.services.auth import Principal
+from app.web import capture
+from app.web.capture import page_field_messages
 from app.web.render import FRONTEND, redirect, render
 from app.web.session import CheckedForm, SignedIn, set_cookie
 
@@ -45,7 +49,10 @@ router = APIRouter()
 SOURCE_COOKIE = "minyi_rep_source"
 RECEIPT_COOKIE = "minyi_rep_receipt"
 SW_FILE = FRONTEND / "static" / "js" / "sw.js"
-TEXT_FIELDS = ("content", "category", "submitter_name", "submitter_phone", "location", "source")
+# The text the page posts: the fields it lays out, and those of the one submission schema it renders by
+# themselves (schemas/forms.py PAGE_FIELDS).
+TEXT_FIELDS = ("content", "category", "submitter_name", "submitter_phone", "location", "source", *PAGE_FIELDS)
+PLACE_FIELDS = ("place", "latitude", "longitude")
 TICKED = ("true", "on", "1")  # what a ticked checkbox sends (ours says value="true")
 FIELD_MESSAGES = {
     "content": "请填写意见内容（不超过 2000 字）。",
@@ -53,9 +60,12 @@ FIELD_MESSAGES = {
     "submitter_name": "姓名不超过 64 字。",
     "submitter_phone": "电话号码格式不对，请填写手机号或固定电话。",
     "location": "地点不超过 200 字。",
+    "latitude": "位置信息有误，请重新定位，或从列表中选择地点。",
+    "longitude": "位置信息有误，请重新定位，或从列表中选择地点。",
     "workroom_code": "请选择工作室或服务点。",
     "service_point_id": "请选择工作室或服务点。",
 }
+SMS_ERRORS = ("sms_phone", "sms_phone_missing")
 FIELD_OF_CODE = {"unknown_category": "category", "unknown_workroom": "source", "unknown_service_point": "source",
                  "workroom_mismatch": "source"}
 
@@ -84,17 +94,25 @@ def _representative(user: User) -> Principal:
 async def _sources(session: AsyncSession, user: User, request: Request) -> list[tuple[str, str]]:
     """Where a representative collects today: their workrooms (``w:CODE``) and the service points of
     their workrooms or with them on it that run today (``p:ID``)."""
+    return _options(*await _where(session, user, request))
+
+
+def _options(workrooms: list[Any], points: list[Any]) -> list[tuple[str, str]]:
+    return [(f"w:{w.code}", service_point_service.label(None, w)) for w in workrooms] + [
+        (f"p:{p.id}", f"今日服务点：{service_point_service.label(p, p.workroom)}") for p in points]
+
+
+async def _where(session: AsyncSession, user: User, request: Request) -> tuple[list[Any], list[Any]]:
+    """The representative's active workrooms and the service points running for them today."""
     if user.representative_id is None:
-        return []
+        return [], []
     representative = await reference.get_representative_or_raise(session, user.representative_id)
-    options = [(f"w:{w.code}", f"{w.name}（{w.code}）") for w in representative.workrooms if w.active]
     tz = request.app.state.settings.tz
     today = datetime.now(tz).date()
     start = datetime.combine(today, time.min, tzinfo=tz)
     end = start + timedelta(days=1)
     points = await service_point_service.running_for(session, representative, start=start, end=end)
-    options += [(f"p:{p.id}", f"今日服务点：{p.title}") for p in points]
-    return options
+    return [w for w in representative.workrooms if w.active], points
 
 
 async def _today(session: AsyncSession, principal: Principal, request: Request) -> list[Any]:
@@ -121,7 +139,8 @@ async def _page(
     status_code: int = 200,
 ) -> Response:
     principal = _representative(user)
-    sources = await _sources(session, user, request)
+    workrooms, points = await _where(session, user, request)
+    sources = _options(workrooms, points)
     categories, _ = await reference.list_categories(session, active_only=True)
     today = await _today(session, principal, request)
     values = dict(values or {})
@@ -132,6 +151,8 @@ async def _page(
     response = render(request, "rep/index.html", {
         "values": values, "errors": errors or {}, "answer_errors": answer_errors or {}, "sources": sources,
         "categories": categories, "today": today, "receipt": receipt,
+        "places": places.near(workrooms, points), "max_photos": photo_service.MAX_PHOTOS,
+        "sms_offered": sms_service.offered(request.app.state.settings),
         "idempotency_key": idempotency_key or str(uuid.uuid4()),
     }, block="today" if request.headers.get("hx-target") == "today" else None, status_code=status_code)
     response.headers["Cache-Control"] = "no-store" if receipt else "no-cache"
@@ -156,7 +177,10 @@ def _validation_messages(exc: ValidationError) -> dict[str, str]:
     for error in exc.errors():
         name = str(error["loc"][0]) if error["loc"] else "form"
         field = "source" if name in ("workroom_code", "service_point_id") else name
-        errors.setdefault(field, FIELD_MESSAGES.get(name, "内容不符合要求。"))
+        # The SMS checks of the phone say exactly what is wrong (a landline, or no phone, with 短信通知).
+        generic = (page_field_messages(name) or {}).get("*", "内容不符合要求。")
+        message = error["msg"] if error["type"] in SMS_ERRORS else FIELD_MESSAGES.get(name, generic)
+        errors.setdefault(field, message)
     return errors
 
 
@@ -171,6 +195,10 @@ async def submit_form(request: Request, user: SignedIn, form: CheckedForm, sessi
     public = str(form.get("public") or "").strip().lower() in TICKED
     if public:
         values["public"] = "true"  # a re-rendered page keeps the tick
+    # 群众要短信通知: only where SMS is offered (the page shows the box only then).
+    sms_consent = sms_service.offered(state.settings) and str(form.get("sms_consent") or "").strip().lower() in TICKED
+    if sms_consent:
+        values["sms_consent"] = "true"
     key = request.headers.get("idempotency-key") or str(form.get("idempotency_key") or "") or None
     errors: dict[str, str] = {}
 
@@ -181,6 +209,9 @@ async def submit_form(request: Request, user: SignedIn, form: CheckedForm, sessi
 
     data: dict[str, Any] = {name: values[name] for name in TEXT_FIELDS if name != "source"}
     data["public"] = public
+    data["sms_consent"] = sms_consent
+    await capture.place_fields(session, form, data)
+    values.update({name: str(form.get(name) or "") for name in PLACE_FIELDS})  # kept on a page shown again
     source = values["source"]
     if source:
         choices = [value for value, _label in await _sources(session, user, request)]
@@ -195,6 +226,11 @@ async def submit_form(request: Request, user: SignedIn, form: CheckedForm, sessi
         body = FormCreate.model_validate(data)
     except ValidationError as exc:
         errors = {**_validation_messages(exc), **errors}
+    uploads: list[Any] = []
+    try:
+        uploads = await capture.read_photos(form, state.settings)
+    except AppError as refused:
+        errors.setdefault(capture.FIELD, capture.photo_message(refused))
     if key is not None:
         try:
             idempotency_service.validate_key(key)
@@ -203,8 +239,9 @@ async def submit_form(request: Request, user: SignedIn, form: CheckedForm, sessi
     if errors:
         return await invalid(errors)
 
-    def answer(accepted: form_service.Accepted, _photos: Any) -> dict[str, Any]:
-        return {"id": accepted.form.id, "tracking_no": accepted.form.tracking_no, "verification_code": accepted.code}
+    def answer(accepted: form_service.Accepted, photos: Any) -> dict[str, Any]:
+        return {"id": accepted.form.id, "tracking_no": accepted.form.tracking_no, "verification_code": accepted.code,
+                "photos": len(photos)}
 
     # The reads above end here: the front door writes in transactions of its own, and on SQLite every
     # transaction holds the database's write lock (app/db.py), so this one must not stay open meanwhile.
@@ -214,10 +251,15 @@ async def submit_form(request: Request, user: SignedIn, form: CheckedForm, sessi
         # own idempotency namespace.
         outcome = await intake.submit_form(
             state, principal, form_service.Submission(**body.model_dump()), door="rep", answer=answer,
-            client_address=abuse.client_ip(request), idempotency_key=key,
+            client_address=abuse.client_ip(request), idempotency_key=key, uploads=uploads,
             previous_fingerprint=lambda _photos: idempotency_service.request_hash(body.model_dump(mode="json")),
         )
-    except Invalid as refused:  # a refused submission names its field; a key used for another form, the form
+    except AppError as refused:
+        if capture.is_photo_problem(refused):  # a photo the phone could not shrink, or not a photo at all
+            return await invalid({capture.FIELD: capture.photo_message(refused)})
+        if not isinstance(refused, Invalid):
+            raise
+        # A refused submission names its field; a key used for another form, the form.
         return await invalid({FIELD_OF_CODE.get(refused.code or "", "form"): refused.detail})
     created, replayed = dict(outcome.body), outcome.replayed
 

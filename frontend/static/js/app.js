@@ -81,6 +81,23 @@
     });
   }, true);
 
+  // A page shown with messages (a form that could not be taken): its first wrong field gets the focus and
+  // comes into view; its message is linked to it by aria-describedby (macros.html).
+  function focusFirstProblem(root) {
+    var bad = (root || document).querySelector('[aria-invalid="true"]');
+    if (!bad || bad.closest("[hidden]")) return;
+    var details = bad.closest("details");
+    if (details) details.open = true;
+    bad.focus({ preventScroll: true });
+    bad.scrollIntoView({ block: "center" });
+  }
+  if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", function () { focusFirstProblem(); });
+  else focusFirstProblem();
+  // After htmx's boost swapped a whole page in (its own focus handling done first).
+  document.addEventListener("htmx:afterSettle", function (event) {
+    if (event.detail && event.detail.boosted) setTimeout(function () { focusFirstProblem(); }, 0);
+  });
+
   // A receipt's QR opens /track#no=…&code=…: the fragment never leaves the phone. Fill the form from it,
   // take the code out of the address bar, and ask once.
   var trackForm = document.querySelector("form.track-form");
