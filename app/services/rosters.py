@@ -54,6 +54,14 @@ def _iso(value: datetime) -> str:
     return value.astimezone(TZ).isoformat()
 
 
+def local_span(starts_at: datetime, ends_at: datetime) -> str:
+    """A shift as a person reads it, in Asia/Shanghai: "12月8日 09:00–11:30"; one ending on a later day names
+    that day too ("12月8日 22:00–12月9日 06:00")."""
+    start, end = starts_at.astimezone(TZ), ends_at.astimezone(TZ)
+    right = f"{end:%H:%M}" if end.date() == start.date() else f"{end.month}月{end.day}日 {end:%H:%M}"
+    return f"{start.month}月{start.day}日 {start:%H:%M}–{right}"
+
+
 def _require_office(principal: Principal) -> User:
     return principal.require_role(*OFFICE)
 
@@ -126,6 +134,8 @@ class Checked:
     ends_at: datetime
     shift_ids: list[int] = field(default_factory=list)
     batch_indexes: list[int] = field(default_factory=list)
+    # The existing shifts it collides with, as a person names them: (workroom name, starts_at, ends_at).
+    others: list[tuple[str, datetime, datetime]] = field(default_factory=list)
 
     @property
     def conflict(self) -> bool:
@@ -197,19 +207,23 @@ async def check_shifts(
     # Against the database: every shift of these people inside the batch's overall window, one query.
     lower = min(c.starts_at for c in checked)
     upper = max(c.ends_at for c in checked)
-    query = select(Shift.id, Shift.representative_id, Shift.starts_at, Shift.ends_at).where(
-        Shift.representative_id.in_(list(representatives)), Shift.starts_at < upper, Shift.ends_at > lower
+    query = (
+        select(Shift.id, Shift.representative_id, Shift.starts_at, Shift.ends_at, Workroom.name)
+        .join(Workroom, Workroom.id == Shift.workroom_id)
+        .where(Shift.representative_id.in_(list(representatives)), Shift.starts_at < upper, Shift.ends_at > lower)
+        .order_by(Shift.starts_at, Shift.id)
     )
     if exclude_shift_id is not None:
         query = query.where(Shift.id != exclude_shift_id)
-    existing: dict[int, list[tuple[int, datetime, datetime]]] = defaultdict(list)
-    for shift_id, representative_id, starts_at, ends_at in (await session.execute(query)).all():
-        existing[representative_id].append((shift_id, starts_at, ends_at))
+    existing: dict[int, list[tuple[int, datetime, datetime, str]]] = defaultdict(list)
+    for shift_id, representative_id, starts_at, ends_at, workroom_name in (await session.execute(query)).all():
+        existing[representative_id].append((shift_id, starts_at, ends_at, workroom_name))
     by_person: dict[int, list[Checked]] = defaultdict(list)
     for item in checked:
-        for shift_id, starts_at, ends_at in existing[item.representative.id]:
+        for shift_id, starts_at, ends_at, workroom_name in existing[item.representative.id]:
             if starts_at < item.ends_at and ends_at > item.starts_at:
                 item.shift_ids.append(shift_id)
+                item.others.append((workroom_name, starts_at, ends_at))
         item.shift_ids.sort()
         by_person[item.representative.id].append(item)
     # Inside the batch: per person, sorted by start; an item overlaps every later one starting before it ends.
@@ -229,11 +243,11 @@ async def check_shifts(
 def shift_conflict(conflicts: Sequence[Checked]) -> Conflict:
     shift_ids = sorted({i for c in conflicts for i in c.shift_ids})
     if len(conflicts) == 1 and not conflicts[0].batch_indexes:
+        # The other shift named as the office knows it, its workroom and local time; the ids stay in
+        # ``conflicting_shift_ids`` for programs.
         c = conflicts[0]
-        detail = (
-            f"{c.representative.name}在 {_iso(c.starts_at)} 至 {_iso(c.ends_at)} 已有值班安排"
-            f"（编号 {'、'.join(map(str, shift_ids))}），同一时间不能在两处值班。"
-        )
+        others = "、".join(f"{name} {local_span(starts_at, ends_at)}" for name, starts_at, ends_at in c.others)
+        detail = f"{c.representative.name}与 {others} 的值班冲突，同一时间不能在两处值班。"
     else:
         detail = f"有 {len(conflicts)} 个班次与已有安排或彼此时间重叠，同一位代表同一时间不能在两处值班；未写入任何班次。"
     return Conflict(
@@ -542,7 +556,7 @@ async def check_in(session: AsyncSession, *, shift_id: int, principal: Principal
     if shift.checked_in_at is None:
         if not shift.starts_at - CHECK_IN_EARLY <= now < shift.ends_at:
             raise Conflict(
-                f"签到时间为开始前 30 分钟至结束（{_iso(shift.starts_at - CHECK_IN_EARLY)} 至 {_iso(shift.ends_at)}）。",
+                f"签到时间为开始前 30 分钟至结束（{local_span(shift.starts_at - CHECK_IN_EARLY, shift.ends_at)}）。",
                 code="check_in_window",
                 extra={"opens_at": _iso(shift.starts_at - CHECK_IN_EARLY), "closes_at": _iso(shift.ends_at)},
             )

@@ -109,6 +109,22 @@ async def get_service_point_or_raise(session: AsyncSession, service_point_id: in
     return point
 
 
+LABEL_JOIN = " · "
+
+
+def label(point: ServicePoint | None, workroom: Workroom | None = None) -> str:
+    """How a page names a point with its workroom (or a workroom alone): "洛社菜市场流动服务点 · 洛社镇党代表
+    工作室（镇区）". Names already carry full-width brackets of their own, so a parent is never put in
+    brackets after its child (that read "…（…（镇区））")."""
+    parts = [point.title if point is not None else "", workroom.name if workroom is not None else ""]
+    return LABEL_JOIN.join(part for part in parts if part)
+
+
+def has_ended(point: ServicePoint, *, now: datetime | None = None) -> bool:
+    """A session whose end has passed: its page no longer takes forms from residents."""
+    return point.ends_at <= (now or utcnow())
+
+
 async def with_workroom(session: AsyncSession, service_point_id: int) -> tuple[ServicePoint, Workroom]:
     """A point and its workroom (the public point pages), or 404."""
     point = await session.get(ServicePoint, service_point_id)
@@ -135,6 +151,7 @@ async def running_for(session: AsyncSession, representative: Representative, *, 
     )
     return list(await session.scalars(
         select(ServicePoint)
+        .options(selectinload(ServicePoint.workroom))
         .where(
             or_(ServicePoint.workroom_id.in_([w.id for w in representative.workrooms]), ServicePoint.id.in_(mine)),
             ServicePoint.starts_at < end, ServicePoint.ends_at >= start,

@@ -59,8 +59,8 @@ def hm(value: datetime | None) -> str:
 
 
 def md(value: datetime | None) -> str:
-    """A day in Asia/Shanghai, short: ``05-04``."""
-    return value.astimezone(TZ).strftime("%m-%d") if value else ""
+    """A day in Asia/Shanghai, with its year (issue 17.6: office dates never drop it): ``2026-05-04``."""
+    return value.astimezone(TZ).strftime("%Y-%m-%d") if value else ""
 
 
 def local_day(value: datetime | None) -> str:
@@ -70,6 +70,7 @@ def local_day(value: datetime | None) -> str:
 templates.env.filters.setdefault("hm", hm)
 templates.env.filters.setdefault("md", md)
 templates.env.filters.setdefault("day", local_day)
+templates.env.filters.setdefault("shift_span", roster_service.local_span)
 
 
 def _require_office(user: User) -> None:
