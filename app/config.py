@@ -49,6 +49,9 @@ class Settings(BaseSettings):
     stats_cache_seconds: float = Field(1.0, ge=0, le=60)
     # How long a process may trust a bearer token it already checked (0: check every request).
     auth_cache_seconds: float = Field(5.0, ge=0, le=60)
+    # Open311's public reads (services, request lists by normalised query) are answered from memory this long;
+    # anything this process commits drops them at once, another process's writes show within this time.
+    open311_cache_seconds: float = Field(5.0, ge=0, le=60)
     # Where background exports write their files. With several app processes on several hosts, share it
     # (or send a job's polls and download to the process that ran it): the job row is in the database,
     # the file is on this disk.
@@ -134,6 +137,12 @@ class Settings(BaseSettings):
                                      " API keys are issued by the office's Minyi administrator (scope forms:write).",
                                      max_length=300)
     open311_endpoint_type: Literal["production", "test"] = "production"
+    # Where a published request is when neither the form nor its service point or workroom says (a form
+    # with no location and no workroom): the town itself, so every request carries an address and lat/long
+    # as GeoReport clients expect (docs/open311.md 2.3). WGS84 decimal degrees.
+    open311_town_address: str = Field("无锡市惠山区洛社镇", min_length=1, max_length=200)
+    open311_town_latitude: float = Field(31.6523, ge=-90, le=90)
+    open311_town_longitude: float = Field(120.1921, ge=-180, le=180)
 
     # --- Hardening (issue 8) ---
     # Keys that encrypt residents' names and phone numbers at rest (app/crypto.py): Fernet keys, comma
@@ -152,6 +161,9 @@ class Settings(BaseSettings):
     public_submit_per_ip_per_minute: int = Field(20, ge=1, le=100_000)
     track_per_ip_per_minute: int = Field(30, ge=1, le=100_000)
     login_per_ip_per_minute: int = Field(20, ge=1, le=100_000)
+    # Open311's public reads (services, request lists, one request, discovery): anyone on the internet may
+    # ask, so each IP has its share (429 in the spec's error shape, with Retry-After).
+    open311_read_per_ip_per_minute: int = Field(300, ge=1, le=10_000_000)
     # Wrong verification codes for one tracking number, or failed logins of one account, within the window
     # lock that number or account for the lock time (an admin can lift it early).
     track_failures_before_lock: int = Field(5, ge=1, le=1000)

@@ -8,6 +8,7 @@ are proven to carry the same data.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import xml.etree.ElementTree as ET
@@ -17,8 +18,10 @@ from typing import Any
 from urllib.parse import urlencode
 
 import httpx
+import jsonschema_rs
 import pytest
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import event, func, insert, select, update
+from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.orm import joinedload
 
 from app.db import transaction
@@ -47,6 +50,15 @@ REQUEST_FIELDS = [
     "agency_responsible", "service_notice", "requested_datetime", "updated_datetime", "expected_datetime",
     "address", "address_id", "zipcode", "lat", "long", "media_url",
 ]
+# What every request carries; the others are left out when they have no value (never null, never empty).
+ALWAYS = {"service_request_id", "status", "status_notes", "service_name", "service_code", "description",
+          "service_notice", "requested_datetime", "updated_datetime", "address", "lat", "long"}
+
+
+def assert_request_fields(names: list[str]) -> None:
+    """The fields in the spec's order, the ones that always have a value all there."""
+    assert names == [name for name in REQUEST_FIELDS if name in names], names
+    assert ALWAYS <= set(names), ALWAYS - set(names)
 CONTENT = "村口路灯坏了三盏，晚上走路看不清，请尽快修复。"
 FILED = {
     "service_code": "urban_traffic", "lat": "31.6452", "long": "120.2061", "description": CONTENT,
@@ -398,23 +410,22 @@ async def test_services_are_the_active_categories_in_order(client, world):
     categories = (await client.get("/api/v1/categories")).json()["items"]
     assert [s["service_code"] for s in services] == [c["code"] for c in categories] == SEEDED_SERVICES
     for service, category in zip(services, categories, strict=True):
-        assert list(service) == ["service_code", "service_name", "description", "metadata", "type", "keywords", "group"]
+        assert list(service) == ["service_code", "service_name", "description", "metadata", "type", "keywords"]
         assert service["service_name"] == category["name"]
         assert service["description"] == category["description"]
         assert re.search(r"[\u4e00-\u9fff]", service["description"]), service  # seeded in Chinese
         assert service["keywords"] == category["keywords"] and "," in service["keywords"]
         assert service["metadata"] is True
         assert service["type"] == "realtime"
-        assert service["group"] is None
+        assert "group" not in service  # Minyi's categories have no group: left out, not null
     traffic = services[0]
     assert traffic["service_name"] == "城建交通" and "路灯" in traffic["keywords"].split(",")
 
 
-async def test_services_xml_has_an_empty_group_element(client):
+async def test_services_xml_leaves_out_the_group_it_does_not_have(client):
     root = read_xml(await client.get(f"{BASE}/services.xml"))
     for service in root:
-        group = service.find("group")
-        assert group is not None and not group.text and not len(group)
+        assert service.find("group") is None
         assert service.findtext("metadata") == "true"
 
 
@@ -487,9 +498,8 @@ async def test_filing_writes_the_form_and_answers_with_its_tracking_number(clien
     answer = read_json(response, 201)
     assert isinstance(answer, list) and len(answer) == 1
     (filed,) = answer
-    assert list(filed) == ["service_request_id", "service_notice", "account_id"]
+    assert list(filed) == ["service_request_id", "service_notice"]  # no accounts here: no account_id
     assert isinstance(filed["service_request_id"], str) and filed["service_request_id"]
-    assert filed["account_id"] is None
 
     form = await stored_form(sessionmaker, filed["service_request_id"])
     assert form.channel == "other"
@@ -519,8 +529,7 @@ async def test_filing_answers_in_xml_too(client, sessionmaker, world):
     root = read_xml(await file(client, {**FILED, "api_key": key}, fmt="xml"), 201)
     assert root.tag == "service_requests"
     (request,) = spark(root)
-    assert list(request) == ["service_request_id", "service_notice", "account_id"]
-    assert request["account_id"] is None
+    assert list(request) == ["service_request_id", "service_notice"]
     assert (await stored_form(sessionmaker, request["service_request_id"])).content == CONTENT
 
 
@@ -618,6 +627,12 @@ REFUSALS: list[tuple[str, Any, int]] = [
     ("missing api_key", {"api_key": None}, 403),
     ("wrong api_key", {"api_key": "mk_" + "x" * 43}, 403),
     ("unknown service_code", {"service_code": "no_such_service"}, 404),
+    # The service is checked first: an unknown one is 404 whatever else is missing (the checkers send none).
+    ("unknown service_code and nothing else", {**{name: None for name in FILED}, "service_code": "no_such_service"},
+     404),
+    ("unknown service_code, no description", {"service_code": "no_such_service", "description": None}, 404),
+    ("unknown service_code, no location", {"service_code": "no_such_service", "lat": None, "long": None}, 404),
+    ("unknown service_code without api_key", {"service_code": "no_such_service", "api_key": None}, 403),
     ("missing service_code", {"service_code": None}, 400),
     ("empty service_code", {"service_code": ""}, 400),
     ("missing description", {"description": None}, 400),
@@ -740,7 +755,7 @@ async def test_only_public_forms_are_listed_newest_first(client, world):
     requests = await get_both(client, "requests", "service_requests")
     assert [r["service_request_id"] for r in requests] == published[::-1]
     for request in requests:
-        assert list(request) == REQUEST_FIELDS
+        assert_request_fields(list(request))
         assert isinstance(request["service_request_id"], str)
         assert request["status"] in ("open", "closed")
         for name in ("requested_datetime", "updated_datetime"):
@@ -760,7 +775,7 @@ async def test_a_request_shows_its_fields_with_the_spec_types(client, world):
     assert request["address"] == "洛社镇万家塘路口"
     assert request["lat"] == 31.6452 and request["long"] == 120.2061
     assert isinstance(request["lat"], float) and isinstance(request["long"], float)
-    assert request["zipcode"] is None and request["media_url"] is None and request["address_id"] is None
+    assert not {"zipcode", "media_url", "address_id"} & set(request)  # no value: left out
 
 
 async def test_a_submitted_form_is_open_and_collected(client, world):
@@ -768,8 +783,7 @@ async def test_a_submitted_form_is_open_and_collected(client, world):
     request = await one_request(client, form["tracking_no"])
     assert request["status"] == "open"
     assert request["status_notes"] == "已收集"
-    assert request["agency_responsible"] is None
-    assert request["expected_datetime"] is None
+    assert "agency_responsible" not in request and "expected_datetime" not in request
 
 
 async def test_an_assigned_form_names_the_unit_and_its_deadline(client, world):
@@ -841,7 +855,8 @@ async def test_markup_in_the_content_reads_the_same_in_both_formats(client, worl
     root = read_xml(await client.get(f"{BASE}/requests/{form['tracking_no']}.xml"))
     assert root.findtext("request/description") == content
     request = root.find("request")
-    assert request is not None and [child.tag for child in request] == REQUEST_FIELDS  # no element injected
+    assert request is not None  # no element injected
+    assert_request_fields([child.tag for child in request])
 
 
 async def test_line_breaks_in_the_content_read_the_same_in_both_formats(client, world):
@@ -888,11 +903,13 @@ async def test_a_form_without_coordinates_takes_its_workrooms(client, world):
     request = await one_request(client, unplaced["tracking_no"])
     assert (request["lat"], request["long"]) == (31.6543, 120.2134)
     assert "镇区党代表工作室" in request["address"] and "洛社镇" in request["address"]
+    # Then the town's centre (MINYI_OPEN311_TOWN_*): every published request can be put on a map.
+    town = (31.6523, 120.1921)
     request = await one_request(client, elsewhere["tracking_no"])
-    assert (request["lat"], request["long"]) == (None, None)
+    assert (request["lat"], request["long"]) == town
     assert "石塘湾村党代表工作室" in request["address"]
     request = await one_request(client, nowhere["tracking_no"])
-    assert (request["lat"], request["long"], request["address"]) == (None, None, None)
+    assert (request["lat"], request["long"], request["address"]) == (*town, "无锡市惠山区洛社镇")
 
 
 # --- filters -----------------------------------------------------------------------------------------
@@ -1055,7 +1072,8 @@ async def test_one_request_is_wrapped_like_the_list(client, world):
     root = read_xml(await client.get(f"{BASE}/requests/{form['tracking_no']}.xml"))
     assert root.tag == "service_requests" and [child.tag for child in root] == ["request"]
     answer = read_json(await client.get(f"{BASE}/requests/{form['tracking_no']}.json"))
-    assert isinstance(answer, list) and len(answer) == 1 and list(answer[0]) == REQUEST_FIELDS
+    assert isinstance(answer, list) and len(answer) == 1
+    assert_request_fields(list(answer[0]))
     listed = read_json(await client.get(f"{BASE}/requests.json"))
     assert answer == listed
 
@@ -1162,3 +1180,153 @@ async def test_hostile_bodies_get_the_error_shape_never_a_500(client, sessionmak
             assert response.status_code in (400, 403, 404), (response.status_code, response.text[:300])
             assert_error(response, response.status_code)
     assert await form_count(sessionmaker) == 0
+
+
+# --- the official definitions ------------------------------------------------------------------------
+# The public checkers (the open311/schema-validation repository's JSON Schemas and Swagger 2.0 definition,
+# and the validators built on them) read every field against these types: a present field must have its
+# type, so a field with no value is left out, never null. Transcribed from that Swagger's "definitions".
+
+STRING, NUMBER, BOOLEAN = {"type": "string"}, {"type": "number"}, {"type": "boolean"}
+DATETIME = {"type": "string", "pattern": r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(Z|[+-]\d{2}:\d{2})$"}
+OFFICIAL = {
+    "service": {"type": "object", "required": ["service_code", "service_name", "type"], "properties": {
+        "service_code": STRING, "service_name": STRING, "description": STRING, "metadata": BOOLEAN,
+        "type": {"enum": ["realtime", "batch", "blackbox"]}, "keywords": STRING, "group": STRING}},
+    "service_definition": {"type": "object", "required": ["service_code", "attributes"], "properties": {
+        "service_code": STRING, "attributes": {"type": "array", "items": {
+            "type": "object", "required": ["variable", "code", "datatype", "required"], "properties": {
+                "variable": BOOLEAN, "code": STRING, "required": BOOLEAN, "datatype_description": STRING,
+                "datatype": {"enum": ["string", "number", "datetime", "text", "singlevaluelist", "multivaluelist"]},
+                "order": {"type": "integer", "minimum": 1}, "description": STRING,
+                "values": {"type": "array", "items": {"type": "object", "required": ["key", "name"],
+                                                      "properties": {"key": STRING, "name": STRING}}}}}}}},
+    "request": {"type": "object", "required": ["service_request_id", "status", "service_code", "requested_datetime"],
+                "properties": {
+                    "service_request_id": STRING, "status": {"enum": ["open", "closed"]}, "status_notes": STRING,
+                    "service_name": STRING, "service_code": STRING, "description": STRING,
+                    "agency_responsible": STRING, "service_notice": STRING, "requested_datetime": DATETIME,
+                    "updated_datetime": DATETIME, "expected_datetime": DATETIME, "address": STRING,
+                    "address_id": STRING, "zipcode": STRING, "lat": NUMBER, "long": NUMBER,
+                    "media_url": {"type": "string", "pattern": "^https?://"}}},
+    "request_response": {"type": "object", "properties": {
+        "service_request_id": STRING, "token": STRING, "service_notice": STRING, "account_id": STRING}},
+}
+
+
+def assert_official(kind: str, value: Any) -> None:
+    errors = [str(error).splitlines()[0] for error in jsonschema_rs.validator_for(OFFICIAL[kind]).iter_errors(value)]
+    assert not errors, (kind, errors, value)
+
+
+def assert_no_empty_element(root: ET.Element) -> None:
+    """XML's equivalent of a null: an element with neither text nor children. None may appear."""
+    empty = [element.tag for element in root.iter() if not len(element) and not (element.text or "").strip()]
+    assert not empty or empty == [root.tag], empty  # (an empty list itself is fine: <service_requests/>)
+
+
+async def test_every_answer_passes_the_official_definitions_in_both_formats(client, sessionmaker, world):
+    """A town with a request in every state, one with no location and no workroom, one with a photo URL:
+    every field of every answer has the official type (JSON) and no element is empty (XML)."""
+    await submit(client, public=True)  # no place, no workroom: the town's address and centre
+    await submit(client, public=True, workroom_code="LS-02", location="洛社镇石塘湾村村委会东侧")
+    await assigned_form(client, world, "B", public=True)
+    await answered_form(client, world, public=True)
+    await closed_form(client, world, public=True)
+    await declined_form(client, world, public=True)
+    key = (await new_key(client, world))["key"]
+    filed = read_json(await file(client, {**FILED, "api_key": key, "media_url": "https://img.example.cn/1.jpg"}), 201)
+    assert_official("request_response", filed[0])
+
+    for service in read_json(await client.get(f"{BASE}/services.json")):
+        assert_official("service", service)
+        assert_official("service_definition", read_json(await client.get(f"{BASE}/services/{service['service_code']}.json")))
+    requests = read_json(await client.get(f"{BASE}/requests.json"))
+    assert len(requests) == 7
+    for request in requests:
+        assert_official("request", request)
+        assert_official("request", read_json(await client.get(f"{BASE}/requests/{request['service_request_id']}.json"))[0])
+    for path in ("services.xml", "services/urban_traffic.xml", "requests.xml",
+                 f"requests/{requests[0]['service_request_id']}.xml"):
+        assert_no_empty_element(read_xml(await client.get(f"{BASE}/{path}")))
+    assert_no_empty_element(read_xml(await file(client, {**FILED, "api_key": key}, fmt="xml"), 201))
+
+
+# --- cheap public reads ------------------------------------------------------------------------------
+
+
+def statements_of(application: Any) -> list[str]:
+    """Every SQL statement ``application`` sends from now on."""
+    seen: list[str] = []
+    event.listen(application.state.engine.sync_engine, "before_cursor_execute",
+                 lambda _conn, _cursor, statement, *_rest: seen.append(statement))
+    return seen
+
+
+async def test_a_public_list_is_read_once_and_shows_only_the_mapped_columns(client, app, sessionmaker, world):
+    first = await submit(client, public=True, submitter_name="张三", submitter_phone="13912345678")
+    seen = statements_of(app)
+    listed = read_json(await client.get(f"{BASE}/requests.json"))
+    assert [r["service_request_id"] for r in listed] == [first["tracking_no"]]
+    (query,) = [s for s in seen if "opinion_form" in s]
+    # Only what a request shows: never a name, a phone, a note; no ORM loads of whole rows.
+    for column in ("submitter_name", "submitter_phone", "internal_note", "verification_code"):
+        assert column not in query, column
+    # Asked again: answered from memory. One question asked three ways (order, repeats): one query.
+    seen.clear()
+    assert read_json(await client.get(f"{BASE}/requests.json")) == listed
+    assert not [s for s in seen if "opinion_form" in s]
+    for params in ({"status": "open,closed"}, {"status": "closed,open,open"}, {"status": ["closed", "open"]}):
+        assert read_json(await client.get(f"{BASE}/requests.json", params=params)) == listed
+    assert len([s for s in seen if "opinion_form" in s]) == 1
+    seen.clear()
+    for _ in range(3):
+        assert read_json(await client.get(f"{BASE}/services.json"))
+    assert len([s for s in seen if "category" in s]) == 1
+    # Anything this process writes shows at once.
+    second = await submit(client, public=True)
+    ids = [r["service_request_id"] for r in read_json(await client.get(f"{BASE}/requests.json"))]
+    assert ids == [second["tracking_no"], first["tracking_no"]]
+
+
+async def test_another_process_writes_show_within_the_cache_time(db_url):
+    application = build_app(make_settings(db_url, open311_cache_seconds=0.5))
+    other = create_async_engine(db_url)  # another process: its commits do not reach this one's cache
+    try:
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=application), base_url="http://testserver") as http:
+            await build_world(application.state.sessionmaker)
+            form = await submit(http, public=True)
+            before = read_json(await http.get(f"{BASE}/requests/{form['tracking_no']}.json"))[0]
+            async with other.begin() as connection:
+                await connection.execute(update(OpinionForm).values(content="另一个进程改过的内容。"))
+            assert read_json(await http.get(f"{BASE}/requests/{form['tracking_no']}.json"))[0] == before
+            await asyncio.sleep(0.6)
+            after = read_json(await http.get(f"{BASE}/requests/{form['tracking_no']}.json"))[0]
+            assert after["description"] == "另一个进程改过的内容。"
+    finally:
+        await other.dispose()
+        await application.state.engine.dispose()
+
+
+async def test_reads_are_limited_per_ip_in_the_specs_error_shape(db_url):
+    application = build_app(make_settings(db_url, open311_read_per_ip_per_minute=3))
+    try:
+        transport = httpx.ASGITransport(app=application, client=("203.0.113.7", 4000))
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
+            world = await build_world(application.state.sessionmaker)
+            for path in ("services.json", "requests.xml", "discovery.json"):
+                prefix = "/open311/" if path.startswith("discovery") else f"{BASE}/"
+                assert (await http.get(prefix + path)).status_code == 200
+            for path in ("requests.json", "requests.xml"):
+                response = await http.get(f"{BASE}/{path}")
+                assert response.status_code == 429, response.text
+                assert int(response.headers["retry-after"]) >= 1
+                assert assert_error(response, 429)
+            # Filing is limited per API key, not by the readers' share.
+            key = (await new_key(http, world))["key"]
+            read_json(await file(http, {**FILED, "api_key": key}), 201)
+        other = httpx.ASGITransport(app=application, client=("203.0.113.8", 4000))
+        async with httpx.AsyncClient(transport=other, base_url="http://testserver") as http:
+            assert (await http.get(f"{BASE}/requests.json")).status_code == 200  # another IP has its own
+    finally:
+        await application.state.engine.dispose()

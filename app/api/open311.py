@@ -15,17 +15,18 @@ import json
 import re
 import xml.etree.ElementTree as ET
 from urllib.parse import parse_qsl
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Hashable, Iterable
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 from starlette.datastructures import UploadFile
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.formparsers import MultiPartException
 
 from app.http import abuse
-from app.http.deps import SessionDep, SettingsDep, client_principal, public_url
+from app.db import transaction
+from app.http.deps import SettingsDep, client_principal, public_url
 from app.http.problems import HTTP_TITLES
 from app.config import Settings
 from app.errors import Invalid, NotFound, PermissionDenied
@@ -36,7 +37,15 @@ from app.services import forms as form_service
 from app.services import open311 as open311_service
 from app.services.open311 import BadRequest
 
-router = APIRouter(include_in_schema=False)
+async def read_limit(request: Request) -> None:
+    """Every GET counts against its IP (``MINYI_OPEN311_READ_PER_IP_PER_MINUTE``): over it, the spec's error
+    shape with 429 and ``Retry-After``. The POST is limited per API key instead (app/http/deps.py)."""
+    if request.method == "GET":
+        await request.app.state.rate_limiter.hit(f"ip:open311:{abuse.client_ip(request)}",
+                                                 request.app.state.settings.open311_read_per_ip_per_minute)
+
+
+router = APIRouter(include_in_schema=False, dependencies=[Depends(read_limit)])
 
 PREFIX = "/open311/"
 FORMATS = {"xml": "text/xml; charset=utf-8", "json": "application/json; charset=utf-8"}
@@ -89,11 +98,30 @@ def to_xml(root: str, value: Any) -> bytes:
 
 def render(fmt: str, root: str, value: Any, *, status_code: int = 200, headers: dict[str, str] | None = None) -> Response:
     """``value`` as the resource ``root``: a list (the container's items) or a dict (one object)."""
+    return Response(body(fmt, root, value), status_code=status_code, media_type=FORMATS[fmt], headers=headers)
+
+
+async def cached(request: Request, key: Hashable, build: Callable[[AsyncSession], Awaitable[bytes]]) -> bytes:
+    """A public answer's bytes from this process's Open311 cache (``MINYI_OPEN311_CACHE_SECONDS``), built at
+    most once at a time per key in a short read session of its own: a thousand readers of the same list
+    cost one query and one rendering."""
+
+    async def compute() -> bytes:
+        async with transaction(request.app.state.sessionmaker) as session:
+            return await build(session)
+
+    return await request.app.state.open311_cache.get_or_compute(key, compute)  # type: ignore[no-any-return]
+
+
+def answer(fmt: str, content: bytes) -> Response:
+    return Response(content, media_type=FORMATS[fmt], headers=READ_HEADERS)
+
+
+def body(fmt: str, root: str, value: Any) -> bytes:
+    """``value`` as the resource ``root`` in ``fmt``, as bytes."""
     if fmt == "json":
-        content = json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode()
-    else:
-        content = to_xml(root, value)
-    return Response(content, status_code=status_code, media_type=FORMATS[fmt], headers=headers)
+        return json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode()
+    return to_xml(root, value)
 
 
 def _format(fmt: str) -> str:
@@ -101,6 +129,11 @@ def _format(fmt: str) -> str:
         raise NotFound(f"不支持的格式 .{fmt[:20]}：请用 .xml 或 .json。 Format .{fmt[:20]} not served: use .xml or .json.",
                        code="format_not_found")
     return fmt
+
+
+def _town(settings: Settings) -> open311_service.Town:
+    return open311_service.Town(settings.open311_town_address, settings.open311_town_latitude,
+                                settings.open311_town_longitude)
 
 
 # Reads are public data: any web page may fetch them (a map of opinions on the town's site).
@@ -167,55 +200,67 @@ def _query(request: Request, settings: Settings) -> list[tuple[str, str]]:
 
 
 @router.get("/open311/discovery.{fmt}")
-async def discovery(request: Request, fmt: str, session: SessionDep, settings: SettingsDep) -> Response:
+async def discovery(request: Request, fmt: str, settings: SettingsDep) -> Response:
     fmt = _format(fmt)
-    changeset = open311_service.w3_time(await open311_service.changeset(session))
-    body = {
-        "changeset": changeset,
-        "contact": settings.open311_contact,
-        "key_service": settings.open311_key_service,
-        "endpoints": [{
-            "specification": open311_service.SPECIFICATION,
-            "url": public_url(request, "/open311/v2"),
+    url = public_url(request, "/open311/v2")
+
+    async def build(session: AsyncSession) -> bytes:
+        changeset = open311_service.w3_time(await open311_service.changeset(session))
+        return body(fmt, "discovery", {
             "changeset": changeset,
-            "type": settings.open311_endpoint_type,
-            "formats": ["text/xml", "application/json"],
-        }],
-    }
-    return render(fmt, "discovery", body, headers=READ_HEADERS)
+            "contact": settings.open311_contact,
+            "key_service": settings.open311_key_service,
+            "endpoints": [{
+                "specification": open311_service.SPECIFICATION,
+                "url": url,
+                "changeset": changeset,
+                "type": settings.open311_endpoint_type,
+                "formats": ["text/xml", "application/json"],
+            }],
+        })
+
+    return answer(fmt, await cached(request, ("discovery", fmt, url), build))
 
 
 @router.get("/open311/v2/services.{fmt}")
-async def services(request: Request, fmt: str, session: SessionDep, settings: SettingsDep) -> Response:
+async def services(request: Request, fmt: str, settings: SettingsDep) -> Response:
     fmt = _format(fmt)
     _query(request, settings)
-    categories = await open311_service.list_services(session)
-    return render(fmt, "services", [open311_service.service_view(c) for c in categories], headers=READ_HEADERS)
+
+    async def build(session: AsyncSession) -> bytes:
+        categories = await open311_service.list_services(session)
+        return body(fmt, "services", [open311_service.service_view(c) for c in categories])
+
+    return answer(fmt, await cached(request, ("services", fmt), build))
 
 
 @router.get("/open311/v2/services/{service_code}.{fmt}")
-async def service_definition(request: Request, service_code: str, fmt: str, session: SessionDep,
-                             settings: SettingsDep) -> Response:
+async def service_definition(request: Request, service_code: str, fmt: str, settings: SettingsDep) -> Response:
     fmt = _format(fmt)
     _query(request, settings)
-    category = await open311_service.get_service(session, service_code)
-    workrooms = await open311_service.list_workrooms(session)
-    return render(fmt, "service_definition", open311_service.definition_view(category, workrooms), headers=READ_HEADERS)
+    code = service_code[:64]
+
+    async def build(session: AsyncSession) -> bytes:
+        category = await open311_service.get_service(session, code)
+        workrooms = await open311_service.list_workrooms(session)
+        return body(fmt, "service_definition", open311_service.definition_view(category, workrooms))
+
+    return answer(fmt, await cached(request, ("service", fmt, code), build))
 
 
 # --- service requests -------------------------------------------------------------------------------
 
 
 @router.api_route("/open311/v2/requests.{fmt}", methods=["GET", "POST"])
-async def requests(request: Request, fmt: str, session: SessionDep, settings: SettingsDep) -> Response:
+async def requests(request: Request, fmt: str, settings: SettingsDep) -> Response:
     # One route for both methods, so that any other method's 405 names both in Allow.
     fmt = _format(fmt)
     if request.method == "POST":
         return await _file_request(request, fmt, settings)
-    return await _list_requests(request, fmt, session, settings)
+    return await _list_requests(request, fmt, settings)
 
 
-async def _list_requests(request: Request, fmt: str, session: AsyncSession, settings: Settings) -> Response:
+async def _list_requests(request: Request, fmt: str, settings: Settings) -> Response:
     pairs = _query(request, settings)
     ids = _list(pairs, "service_request_id")
     if len(ids) > MAX_IDS:
@@ -229,22 +274,34 @@ async def _list_requests(request: Request, fmt: str, session: AsyncSession, sett
     if any(len(c) > 64 for c in codes):
         raise BadRequest("service_code 过长。 A service_code is too long.")
     start, end = (_single(pairs, name) for name in ("start_date", "end_date"))
+    # Normalised, so that the same question asked in another order or with repeats is one cache entry
+    # (the answer's order is the newest first whatever the order of the ids).
     query = open311_service.RequestQuery(
-        ids=tuple(dict.fromkeys(ids)), service_codes=tuple(codes), statuses=tuple(statuses),
+        ids=tuple(sorted(set(ids))), service_codes=tuple(sorted(set(codes))), statuses=tuple(sorted(set(statuses))),
         start=open311_service.parse_w3_time("start_date", start) if start else None,
         end=open311_service.parse_w3_time("end_date", end) if end else None,
     )
-    forms = await open311_service.list_requests(session, query, now=utcnow())
-    return render(fmt, "service_requests", [open311_service.request_view(f) for f in forms], headers=READ_HEADERS)
+    town = _town(settings)
+
+    async def build(session: AsyncSession) -> bytes:
+        forms = await open311_service.list_requests(session, query, now=utcnow())
+        return body(fmt, "service_requests", [open311_service.request_view(f, town) for f in forms])
+
+    return answer(fmt, await cached(request, ("requests", fmt, query), build))
 
 
 @router.get("/open311/v2/requests/{service_request_id}.{fmt}")
-async def get_request(request: Request, service_request_id: str, fmt: str, session: SessionDep,
-                      settings: SettingsDep) -> Response:
+async def get_request(request: Request, service_request_id: str, fmt: str, settings: SettingsDep) -> Response:
     fmt = _format(fmt)
     _query(request, settings)
-    form = await open311_service.get_request(session, service_request_id[:64])
-    return render(fmt, "service_requests", [open311_service.request_view(form)], headers=READ_HEADERS)
+    tracking_no = service_request_id[:64]
+    town = _town(settings)
+
+    async def build(session: AsyncSession) -> bytes:
+        form = await open311_service.get_request(session, tracking_no)
+        return body(fmt, "service_requests", [open311_service.request_view(form, town)])
+
+    return answer(fmt, await cached(request, ("request", fmt, tracking_no), build))
 
 
 @router.get("/open311/v2/tokens/{token}.{fmt}")
@@ -314,6 +371,8 @@ async def _file_request(request: Request, fmt: str, settings: Settings) -> Respo
     service_code = _single(pairs, "service_code")
     if service_code is None:
         raise BadRequest("service_code 必填。 service_code is required.")
+    # The service first: an unknown one is the spec's 404 whatever else the request lacks.
+    await _known_service(request, service_code[:64])
     names = ("lat", "long", "address_string", "address_id", "description", "first_name", "last_name", "phone",
              "media_url")
     filed = open311_service.Filed(service_code=service_code, attributes=_attributes(pairs),
@@ -346,11 +405,24 @@ async def _file_request(request: Request, fmt: str, settings: Settings) -> Respo
         raise BadRequest(exc.detail, code=exc.code) from exc
 
 
+async def _known_service(request: Request, service_code: str) -> None:
+    """404 unless ``service_code`` is an active service, read through the short services cache: filing
+    opens no request session of its own (the front door has its own transactions)."""
+
+    async def codes() -> frozenset[str]:
+        async with request.app.state.sessionmaker() as session:
+            return frozenset(c.code for c in await open311_service.list_services(session))
+
+    if service_code not in await request.app.state.open311_cache.get_or_compute(("open311-services",), codes):
+        raise NotFound(f"服务 {service_code} 不存在。 service_code {service_code} not found.", code="service_not_found")
+
+
 def _filed(accepted: form_service.Accepted, track: str) -> list[dict[str, Any]]:
     form = accepted.form
-    notice = open311_service.service_notice(form.category) or ""
+    notice = open311_service.service_notice(form.category.due_days if form.category else None) or ""
     # The realtime answer goes to the filing client only: it carries what the resident needs to follow the
     # opinion on Minyi's own tracking page, whether or not it is published.
     notice = (f"{notice} 回执编号 {form.tracking_no}，查询码 {accepted.code}，可在 {track} 查询办理进度。"
               f" Tracking number {form.tracking_no}, verification code {accepted.code}: {track}").strip()
-    return [{"service_request_id": form.tracking_no, "service_notice": notice, "account_id": None}]
+    # No account_id: Minyi keeps no accounts for Open311 submitters (an absent field, not a null).
+    return [{"service_request_id": form.tracking_no, "service_notice": notice}]

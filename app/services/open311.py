@@ -20,12 +20,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import Row, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import joinedload
 
 from app.errors import AppError, NotFound
-from app.models import STATUS_LABELS, Category, FormStatus, OpinionForm, Workroom
+from app.models import STATUS_LABELS, Category, FormStatus, HandlingUnit, OpinionForm, ServicePoint, Workroom
 from app.schemas import dates
 from app.schemas.reference import PHONE_PATTERN
 from app.services import forms as form_service
@@ -104,23 +103,30 @@ async def changeset(session: AsyncSession) -> datetime:
     return max([BASELINE_CHANGESET, *(t for t in latest if t is not None)])
 
 
-def service_notice(category: Category | None) -> str | None:
-    if category is None:
+def service_notice(due_days: int | None) -> str | None:
+    """What happens next, for a form of a category that is answered within ``due_days`` working days."""
+    if due_days is None:
         return None
-    return (f"意见将由镇党代表工作室转交承办单位办理，一般在 {category.due_days} 个工作日内答复。"
-            f" The office refers it to a handling unit; a reply usually follows within {category.due_days} working days.")
+    return (f"意见将由镇党代表工作室转交承办单位办理，一般在 {due_days} 个工作日内答复。"
+            f" The office refers it to a handling unit; a reply usually follows within {due_days} working days.")
+
+
+def present(view: dict[str, Any]) -> dict[str, Any]:
+    """``view`` without its empty optional fields: the spec lets a field that has no value "not be returned",
+    and the official Swagger definitions type them as strings and numbers, never null (an empty XML element
+    or a JSON null trips its checkers)."""
+    return {key: value for key, value in view.items() if value is not None}
 
 
 def service_view(category: Category) -> dict[str, Any]:
-    return {
+    return present({
         "service_code": category.code,
         "service_name": category.name,
         "description": category.description or None,
         "metadata": True,
         "type": "realtime",
         "keywords": category.keywords or None,
-        "group": None,
-    }
+    })
 
 
 def definition_view(category: Category, workrooms: list[Workroom]) -> dict[str, Any]:
@@ -186,18 +192,34 @@ def window(start: datetime | None, end: datetime | None, now: datetime) -> tuple
     return now - MAX_RANGE, now
 
 
+# Only what a request shows is read: the public list is the cheapest way for anyone on the internet to load
+# the server, so no ORM objects, no columns that are never shown (names, phones, notes).
+PUBLISHED_COLUMNS = (
+    OpinionForm.tracking_no, OpinionForm.status, OpinionForm.content, OpinionForm.reply, OpinionForm.decline_reason,
+    OpinionForm.submitted_at, OpinionForm.updated_at, OpinionForm.closed_at, OpinionForm.declined_at,
+    OpinionForm.due_at, OpinionForm.location, OpinionForm.latitude, OpinionForm.longitude, OpinionForm.address_id,
+    OpinionForm.media_url,
+    Category.code.label("category_code"), Category.name.label("category_name"),
+    Category.due_days.label("category_due_days"), HandlingUnit.name.label("unit_name"),
+    ServicePoint.location.label("point_location"), Workroom.name.label("workroom_name"),
+    Workroom.address.label("workroom_address"), Workroom.latitude.label("workroom_latitude"),
+    Workroom.longitude.label("workroom_longitude"),
+)
+
+
 def _published() -> Any:
     return (
-        select(OpinionForm)
+        select(*PUBLISHED_COLUMNS)
+        .select_from(OpinionForm)
+        .outerjoin(Category, Category.id == OpinionForm.category_id)
+        .outerjoin(HandlingUnit, HandlingUnit.id == OpinionForm.unit_id)
+        .outerjoin(ServicePoint, ServicePoint.id == OpinionForm.service_point_id)
+        .outerjoin(Workroom, Workroom.id == OpinionForm.workroom_id)
         .where(OpinionForm.public)  # the partial index ix_opinion_form_public_submitted_at
-        .options(
-            joinedload(OpinionForm.category), joinedload(OpinionForm.workroom),
-            joinedload(OpinionForm.service_point), joinedload(OpinionForm.unit),
-        )
     )
 
 
-async def list_requests(session: AsyncSession, query: RequestQuery, *, now: datetime) -> list[OpinionForm]:
+async def list_requests(session: AsyncSession, query: RequestQuery, *, now: datetime) -> list[Row[Any]]:
     statement = _published()
     if query.ids:
         statement = statement.where(OpinionForm.tracking_no.in_(query.ids))
@@ -212,13 +234,11 @@ async def list_requests(session: AsyncSession, query: RequestQuery, *, now: date
         if query.statuses and len(wanted) < len(OPEN) + len(CLOSED):
             statement = statement.where(OpinionForm.status.in_(sorted(wanted)))
     statement = statement.order_by(OpinionForm.submitted_at.desc(), OpinionForm.id.desc()).limit(MAX_REQUESTS)
-    return list((await session.scalars(statement)).unique())
+    return list(await session.execute(statement))
 
 
-async def get_request(session: AsyncSession, service_request_id: str) -> OpinionForm:
-    form = (await session.scalars(
-        _published().where(OpinionForm.tracking_no == service_request_id)
-    )).unique().one_or_none()
+async def get_request(session: AsyncSession, service_request_id: str) -> Row[Any]:
+    form = (await session.execute(_published().where(OpinionForm.tracking_no == service_request_id))).one_or_none()
     if form is None:
         # Unpublished forms answer exactly like forms that do not exist.
         raise NotFound(f"服务请求 {service_request_id} 不存在或未公开。 service_request_id {service_request_id} not found.",
@@ -226,7 +246,7 @@ async def get_request(session: AsyncSession, service_request_id: str) -> Opinion
     return form
 
 
-def _status_notes(form: OpinionForm) -> str:
+def _status_notes(form: Row[Any]) -> str:
     if form.status in (FormStatus.answered, FormStatus.closed) and form.reply:
         return form.reply
     if form.status == FormStatus.declined and form.decline_reason:
@@ -234,7 +254,7 @@ def _status_notes(form: OpinionForm) -> str:
     return STATUS_LABELS.get(form.status, form.status)
 
 
-def _updated(form: OpinionForm) -> datetime:
+def _updated(form: Row[Any]) -> datetime:
     if form.status == FormStatus.closed and form.closed_at:
         return form.closed_at
     if form.status == FormStatus.declined and form.declined_at:
@@ -242,41 +262,51 @@ def _updated(form: OpinionForm) -> datetime:
     return form.updated_at
 
 
-def _place(form: OpinionForm) -> tuple[str | None, float | None, float | None]:
-    """Address and coordinates: the form's own, else its service point's place and its workroom's."""
-    workroom = form.workroom
-    address = form.location or (form.service_point.location if form.service_point else None)
-    if not address and workroom is not None:
-        address = "，".join(part for part in (workroom.address, workroom.name) if part) or None
+@dataclass(frozen=True)
+class Town:
+    """Where a request is when nothing more precise is known (``MINYI_OPEN311_TOWN_*``)."""
+
+    address: str
+    latitude: float
+    longitude: float
+
+
+def _place(form: Row[Any], town: Town) -> tuple[str, float, float]:
+    """Address and coordinates: the form's own, else its service point's place, else its workroom's, else
+    the town's, so that every published request has both (GeoReport clients place it on a map)."""
+    address = form.location or form.point_location
+    if not address:
+        address = "，".join(part for part in (form.workroom_address, form.workroom_name) if part) or None
+    address = address or town.address
     if form.latitude is not None and form.longitude is not None:
         return address, form.latitude, form.longitude
-    if workroom is not None and workroom.latitude is not None and workroom.longitude is not None:
-        return address, workroom.latitude, workroom.longitude
-    return address, None, None
+    if form.workroom_latitude is not None and form.workroom_longitude is not None:
+        return address, form.workroom_latitude, form.workroom_longitude
+    return address, town.latitude, town.longitude
 
 
-def request_view(form: OpinionForm) -> dict[str, Any]:
-    """One published form as a GeoReport v2 request, fields in the spec's order."""
-    address, lat, long = _place(form)
-    return {
+def request_view(form: Row[Any], town: Town) -> dict[str, Any]:
+    """One published form as a GeoReport v2 request, fields in the spec's order; fields with no value are
+    left out (``present``)."""
+    address, lat, long = _place(form, town)
+    return present({
         "service_request_id": form.tracking_no,
         "status": "closed" if form.status in CLOSED else "open",
         "status_notes": _status_notes(form),
-        "service_name": form.category.name if form.category else "未分类",
-        "service_code": form.category.code if form.category else "",
+        "service_name": form.category_name or "未分类",
+        "service_code": form.category_code or "",
         "description": form.content,
-        "agency_responsible": form.unit.name if form.unit and form.status != FormStatus.submitted else None,
-        "service_notice": service_notice(form.category),
+        "agency_responsible": form.unit_name if form.status != FormStatus.submitted else None,
+        "service_notice": service_notice(form.category_due_days),
         "requested_datetime": w3_time(form.submitted_at),
         "updated_datetime": w3_time(_updated(form)),
         "expected_datetime": w3_time(form.due_at) if form.due_at else None,
         "address": address,
         "address_id": form.address_id,
-        "zipcode": None,
         "lat": lat,
         "long": long,
         "media_url": form.media_url,
-    }
+    })
 
 
 # --- filing -----------------------------------------------------------------------------------------

@@ -37,8 +37,9 @@ class ReadCache(Generic[T]):
     the same key is running wait for it instead of starting their own (no stampede when an entry
     expires under a thousand polls a second)."""
 
-    def __init__(self, ttl_seconds: float) -> None:
+    def __init__(self, ttl_seconds: float, *, max_entries: int = 1000) -> None:
         self.ttl = ttl_seconds
+        self.max_entries = max_entries
         self.generation = 0
         self._entries: dict[Hashable, Entry] = {}
         self._flights: dict[Hashable, _Flight] = {}
@@ -74,6 +75,6 @@ class ReadCache(Generic[T]):
             return  # (the waiters see the exception; asking for it marks it seen even if none is left)
         # Keep it only if nothing was committed while computing, and only while the cache is on.
         if self.ttl > 0 and flight.generation == self.generation:
-            if len(self._entries) > 1000:  # filters are few in practice; never let odd ones pile up
+            if len(self._entries) >= self.max_entries:  # filters are few in practice; never let odd ones pile up
                 self._entries.clear()
             self._entries[key] = Entry(flight.task.result(), flight.generation, time.monotonic() + self.ttl)
