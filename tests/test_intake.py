@@ -80,8 +80,8 @@ async def test_a_failing_batch_is_retried_one_by_one(app, sessionmaker, caplog) 
         assert contents == {f"第{i}条意见" for i in range(9) if i != 4}
         assert await stats_service.verify(session) == []
     # The queue is still serving.
-    accepted = await queue.submit(ANONYMOUS, Submission(content="之后的意见"))
-    assert accepted.form.id is not None
+    outcome = await queue.submit(ANONYMOUS, Submission(content="之后的意见"))
+    assert outcome.status_code == 201 and outcome.accepted is not None and outcome.accepted.form.id is not None
 
 
 async def test_drain_waits_for_queued_writes(app, sessionmaker) -> None:
@@ -93,3 +93,139 @@ async def test_drain_waits_for_queued_writes(app, sessionmaker) -> None:
     assert all(t.done() and not t.exception() for t in tasks)
     async with transaction(sessionmaker) as session:
         assert await session.scalar(select(func.count()).select_from(OpinionForm)) == 20
+
+
+# --- submissions with an Idempotency-Key take the same line ------------------------------------------
+
+
+async def _keyed(client: httpx.AsyncClient, auth: dict[str, str], key: str, n: int, **fields: Any) -> httpx.Response:
+    body = {"content": f"第{n}条：菜场门口积水。", "category": "environment", **fields}
+    return await client.post("/api/v1/forms", json=body, headers={**auth, "Idempotency-Key": key})
+
+
+async def _forms(sessionmaker) -> int:  # type: ignore[no-untyped-def]
+    async with transaction(sessionmaker) as session:
+        return int(await session.scalar(select(func.count()).select_from(OpinionForm)) or 0)
+
+
+async def test_keyed_submissions_share_transactions_and_replay(client, app, sessionmaker) -> None:
+    """The offline outbox's submissions (each with its key) are written in batches like the rest, and
+    their retries, sent together, replay the first answers and write nothing."""
+    world = await build_world(sessionmaker)
+    auth = world.auth("rep")
+    queue = app.state.submissions
+    before = queue.batches
+    first = await asyncio.gather(*[_keyed(client, auth, f"outbox-{n}", n) for n in range(40)])
+    assert [r.status_code for r in first] == [201] * 40, first[0].text
+    assert queue.batches - before < 40  # batched, keys and all
+    assert all("idempotent-replayed" not in r.headers for r in first)
+    again = await asyncio.gather(*[_keyed(client, auth, f"outbox-{n}", n) for n in range(40)])
+    assert [r.status_code for r in again] == [201] * 40
+    assert all(r.headers.get("idempotent-replayed") == "true" for r in again)
+    assert [r.json() for r in again] == [r.json() for r in first]  # the same number and code each
+    assert await _forms(sessionmaker) == 40
+    async with transaction(sessionmaker) as session:
+        assert await stats_service.verify(session) == []
+
+
+async def test_the_same_key_twice_in_one_batch_is_written_once(client, app, sessionmaker) -> None:
+    world = await build_world(sessionmaker)
+    auth = world.auth("rep")
+    # Sent together, they share a batch (with others around them).
+    responses = await asyncio.gather(
+        *[_keyed(client, auth, f"other-{n}", n) for n in range(5)],
+        _keyed(client, auth, "twice", 99), _keyed(client, auth, "twice", 99),
+        _keyed(client, auth, "reused", 98), _keyed(client, auth, "reused", 97),  # same key, other content
+    )
+    twice, again, reused, other = responses[5:]
+    assert twice.status_code == again.status_code == 201
+    assert twice.json() == again.json()
+    assert {twice.headers.get("idempotent-replayed"), again.headers.get("idempotent-replayed")} == {None, "true"}
+    assert reused.status_code == 201 and other.status_code == 422
+    assert other.json()["code"] == "idempotency_key_reused"
+    assert await _forms(sessionmaker) == 5 + 1 + 1
+
+
+async def test_a_refused_keyed_submission_keeps_nothing_of_its_key(client, app, sessionmaker) -> None:
+    world = await build_world(sessionmaker)
+    auth = world.auth("rep")
+    responses = await asyncio.gather(
+        *[_keyed(client, auth, f"fine-{n}", n) for n in range(4)], _keyed(client, auth, "fix-me", 9, workroom_code="LS-77"),
+    )
+    assert [r.status_code for r in responses] == [201] * 4 + [422]
+    corrected = await _keyed(client, auth, "fix-me", 9, workroom_code="LS-01")
+    assert corrected.status_code == 201 and "idempotent-replayed" not in corrected.headers
+    assert await _forms(sessionmaker) == 5
+
+
+async def test_two_processes_sending_the_same_key_at_once_write_one_form(db_url, sessionmaker) -> None:
+    """Two app processes on one database (each its own engine and queue): the second's claim waits for
+    the first's transaction, then replays its answer."""
+    from tests.conftest import make_settings
+    from tests.support.apps import build_app
+
+    world = await build_world(sessionmaker)
+    apps = [build_app(make_settings(db_url)) for _ in range(2)]
+    try:
+        clients = [httpx.AsyncClient(transport=httpx.ASGITransport(app=a), base_url="http://testserver") for a in apps]
+        for round_ in range(5):
+            responses = await asyncio.gather(*[
+                _keyed(http, world.auth("rep"), f"both-{round_}", round_) for http in clients for _ in range(2)
+            ])
+            assert [r.status_code for r in responses] == [201] * 4, [r.text for r in responses]
+            assert len({r.json()["tracking_no"] for r in responses}) == 1
+        for http in clients:
+            await http.aclose()
+    finally:
+        for a in apps:
+            await a.state.engine.dispose()
+    assert await _forms(sessionmaker) == 5
+
+
+async def test_expired_keys_are_pruned_apart_and_an_expired_key_is_free_again(client, app, sessionmaker) -> None:
+    from datetime import timedelta
+
+    from sqlalchemy import update
+
+    from app.models import IdempotencyRecord, utcnow
+    from app.services import idempotency as idempotency_service
+
+    world = await build_world(sessionmaker)
+    auth = world.auth("rep")
+    assert (await _keyed(client, auth, "old", 1)).status_code == 201
+    assert (await _keyed(client, auth, "older", 2)).status_code == 201
+    async with transaction(sessionmaker) as session:
+        await session.execute(update(IdempotencyRecord).values(created_at=utcnow() - timedelta(days=3)))
+    # An expired key is a new request (its old answer is not replayed), even before any prune.
+    fresh = await _keyed(client, auth, "old", 1)
+    assert fresh.status_code == 201 and "idempotent-replayed" not in fresh.headers
+    assert await _forms(sessionmaker) == 3
+    async with transaction(sessionmaker) as session:
+        assert await idempotency_service.prune(session, ttl_seconds=app.state.settings.idempotency_ttl_seconds) == 1
+        keys = set(await session.scalars(select(IdempotencyRecord.key)))
+    assert keys == {"old"}
+
+
+async def test_repeats_of_a_key_inside_one_batch_get_the_first_answer(app, sessionmaker) -> None:
+    """Straight at the queue, so that the four share one batch for certain."""
+    from app.services.idempotency import Claim
+
+    await build_world(sessionmaker)
+    queue = app.state.submissions
+    same = Claim(scope="test:1", key="k", request_hash="a")
+    other = Claim(scope="test:1", key="k", request_hash="b")
+    before = queue.batches
+    outcomes = await asyncio.gather(
+        queue.submit(ANONYMOUS, Submission(content="第一次"), answer=lambda accepted, _: accepted.form.tracking_no,
+                     claim=same),
+        queue.submit(ANONYMOUS, Submission(content="第一次"), answer=lambda accepted, _: "never", claim=same),
+        queue.submit(ANONYMOUS, Submission(content="另一份"), answer=lambda accepted, _: "never", claim=other),
+        queue.submit(ANONYMOUS, Submission(content="无键"), answer=lambda accepted, _: accepted.form.tracking_no),
+        return_exceptions=True,
+    )
+    assert queue.batches - before == 1
+    first, repeat, reused, unkeyed = outcomes
+    assert not first.replayed and repeat.replayed and repeat.body == first.body  # type: ignore[union-attr]
+    assert getattr(reused, "code", None) == "idempotency_key_reused"
+    assert unkeyed.status_code == 201 and unkeyed.body != first.body  # type: ignore[union-attr]
+    assert await _forms(sessionmaker) == 2

@@ -2,7 +2,10 @@
 
 A key is claimed by inserting its row in the same transaction that does the work, so on PostgreSQL a
 concurrent request with the same key blocks on the row until the first commits, then finds the stored
-answer; on SQLite the write lock serialises them the same way. Stored answers may hold a verification
+answer; on SQLite the write lock serialises them the same way. A batch of the submission queue claims
+all its keys in one statement (``claim_many``) and keeps all its answers in one more (``store_many``).
+Expired keys are pruned apart from the work (``prune``, once a minute per process); a claim only clears
+its own key if that one has expired, so no submission waits on another's clean-up. Stored answers may hold a verification
 code, so they are encrypted with a key derived from the app secret and deleted after the window.
 
 Keys live in the caller's own namespace (``scope_of``): a staff user's, a resident's or an API client's
@@ -23,7 +26,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from cryptography.fernet import Fernet
-from sqlalchemy import delete, select
+from sqlalchemy import and_, bindparam, delete, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -32,12 +35,40 @@ from app.models import IdempotencyRecord, utcnow
 from app.services.auth import Principal
 
 MAX_KEY_LENGTH = 255
+_TABLE = IdempotencyRecord.__table__
 
 
 @dataclass(frozen=True)
 class Replay:
     status_code: int
     body: Any
+
+
+@dataclass(frozen=True)
+class Claim:
+    """A request's key in its caller's namespace, and what the request was (its fingerprint, and what the
+    same request hashed to before a change of fingerprint)."""
+
+    scope: str
+    key: str
+    request_hash: str
+    also_matches: tuple[str, ...] = ()
+
+    @property
+    def ident(self) -> tuple[str, str]:
+        return (self.scope, self.key)
+
+
+def in_progress() -> Conflict:
+    return Conflict("相同 Idempotency-Key 的请求正在处理，请稍后重试。", code="idempotency_in_progress")
+
+
+def reused() -> Invalid:
+    return Invalid("该 Idempotency-Key 已用于另一份不同的请求。", code="idempotency_key_reused")
+
+
+def _matching(idents: Collection[tuple[str, str]]) -> Any:
+    return or_(*(and_(_TABLE.c.scope == scope, _TABLE.c.key == key) for scope, key in idents))
 
 
 def scope_of(principal: Principal, *, client_address: str, secret_key: str) -> str:
@@ -83,7 +114,11 @@ async def claim(
     request first sent before the change still replays within the keys' lifetime."""
     now = now or utcnow()
     validate_key(key)
-    await session.execute(delete(IdempotencyRecord).where(IdempotencyRecord.created_at < now - timedelta(seconds=ttl_seconds)))
+    # Only this key, if it has expired: the rest are pruned apart (``prune``).
+    await session.execute(delete(IdempotencyRecord).where(
+        IdempotencyRecord.scope == scope, IdempotencyRecord.key == key,
+        IdempotencyRecord.created_at < now - timedelta(seconds=ttl_seconds),
+    ))
     dialect = session.get_bind().dialect.name
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
     claimed = await session.execute(
@@ -100,11 +135,83 @@ async def claim(
         .execution_options(populate_existing=True)
     )
     if record is None or record.status_code is None or record.response is None:
-        raise Conflict("相同 Idempotency-Key 的请求正在处理，请稍后重试。", code="idempotency_in_progress")
+        raise in_progress()
     if record.request_hash != request_hash and record.request_hash not in also_matches:
-        raise Invalid("该 Idempotency-Key 已用于另一份不同的请求。", code="idempotency_key_reused")
+        raise reused()
     body = json.loads(_fernet(secret_key).decrypt(record.response))
     return Replay(status_code=record.status_code, body=body)
+
+
+async def claim_many(
+    session: AsyncSession, claims: Collection[Claim], *, secret_key: str, ttl_seconds: int,
+    now: datetime | None = None,
+) -> dict[tuple[str, str], Replay | Exception]:
+    """Claim every key of ``claims`` (distinct keys) in one statement. Returns, for each key that was not
+    free, its first answer to replay or why not (``reused``: another request; ``in_progress``). Keys are
+    inserted in one order everywhere, so two batches sharing keys never wait on each other crosswise."""
+    if not claims:
+        return {}
+    now = now or utcnow()
+    ordered = sorted(claims, key=lambda c: c.ident)
+    for claim in ordered:
+        validate_key(claim.key)
+    idents = [c.ident for c in ordered]
+    await session.execute(delete(_TABLE).where(_matching(idents), _TABLE.c.created_at < now - timedelta(seconds=ttl_seconds)))
+    insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
+    rows = [{"scope": c.scope, "key": c.key, "request_hash": c.request_hash, "created_at": now} for c in ordered]
+    claimed = {tuple(row) for row in await session.execute(
+        insert(_TABLE).values(rows).on_conflict_do_nothing(index_elements=["scope", "key"])
+        .returning(_TABLE.c.scope, _TABLE.c.key)
+    )}
+    taken = [c for c in ordered if c.ident not in claimed]
+    if not taken:
+        return {}
+    records = {
+        (row.scope, row.key): row
+        for row in await session.execute(
+            select(_TABLE.c.scope, _TABLE.c.key, _TABLE.c.request_hash, _TABLE.c.status_code, _TABLE.c.response)
+            .where(_matching([c.ident for c in taken]))
+        )
+    }
+    found: dict[tuple[str, str], Replay | Exception] = {}
+    fernet = _fernet(secret_key)
+    for claim in taken:
+        record = records.get(claim.ident)
+        if record is None or record.status_code is None or record.response is None:
+            found[claim.ident] = in_progress()
+        elif record.request_hash != claim.request_hash and record.request_hash not in claim.also_matches:
+            found[claim.ident] = reused()
+        else:
+            found[claim.ident] = Replay(record.status_code, json.loads(fernet.decrypt(record.response)))
+    return found
+
+
+async def store_many(session: AsyncSession, answers: Collection[tuple[Claim, int, Any]], *, secret_key: str) -> None:
+    """Keep the first answer of each claimed key, in one statement."""
+    if not answers:
+        return
+    fernet = _fernet(secret_key)
+    await session.execute(
+        update(_TABLE)
+        .where(_TABLE.c.scope == bindparam("b_scope"), _TABLE.c.key == bindparam("b_key"))
+        .values(status_code=bindparam("b_status"), response=bindparam("b_response")),
+        [{"b_scope": claim.scope, "b_key": claim.key, "b_status": status,
+          "b_response": fernet.encrypt(json.dumps(body, ensure_ascii=False).encode())}
+         for claim, status, body in answers],
+    )
+
+
+async def release(session: AsyncSession, claims: Collection[Claim]) -> None:
+    """Give back keys claimed for requests that were refused: nothing is kept of a refusal."""
+    if claims:
+        await session.execute(delete(_TABLE).where(_matching([c.ident for c in claims])))
+
+
+async def prune(session: AsyncSession, *, ttl_seconds: int, now: datetime | None = None) -> int:
+    """Delete every key older than the window; how many."""
+    now = now or utcnow()
+    result = await session.execute(delete(_TABLE).where(_TABLE.c.created_at < now - timedelta(seconds=ttl_seconds)))
+    return int(result.rowcount or 0)
 
 
 async def store(

@@ -20,6 +20,12 @@ Each request still gets its own answer only after its batch has committed, so a 
 form is saved. A refused submission (an unknown category…) is refused alone. If a batch fails as a
 whole, each of its submissions is retried in a transaction of its own, so one bad row cannot sink the
 others, and a database fault reaches exactly the requests it hit.
+
+Submissions with an ``Idempotency-Key`` (every one the representatives' offline outbox and the WeChat
+mini-program send) take the same line: the batch claims all its keys in one statement (sorted, so two
+batches never wait on each other crosswise), writes the forms, and keeps every answer in one more; a key
+already answered is replayed, a key twice in one batch is answered once. Expired keys are pruned apart
+from the batches, once a minute, so no submission waits on another's clean-up.
 """
 
 from __future__ import annotations
@@ -41,6 +47,7 @@ from app.services import idempotency as idempotency_service
 from app.services import photos as photo_service
 from app.services.auth import Principal
 from app.services.forms import Accepted, Submission, submit_many
+from app.services.idempotency import Claim
 
 log = logging.getLogger(__name__)
 
@@ -50,13 +57,29 @@ MAX_BATCH = 100
 # After writing a batch of at least LINGER_AFTER, the writer waits LINGER_SECONDS for the next one to fill.
 LINGER_AFTER = 4
 LINGER_SECONDS = 0.001
+# How often (seconds) a process prunes expired idempotency keys, in a transaction of its own.
+PRUNE_EVERY = 60.0
+
+# What a door answers for a written form: its own shape (the API's FormCreated, Open311's list …), built
+# in the write's transaction and kept as it is for a replay of the same key.
+Answer = Callable[[Accepted, Sequence[FormPhoto]], Any]
+
+
+@dataclass(frozen=True)
+class Outcome:
+    status_code: int
+    body: Any  # the door's answer, the first one given for a key
+    replayed: bool = False
+    accepted: Accepted | None = None  # None for a replay
 
 
 @dataclass
 class _Waiting:
     principal: Principal
     data: Submission
-    future: asyncio.Future[Accepted]
+    answer: Answer | None
+    claim: Claim | None
+    future: asyncio.Future[Outcome]
 
 
 class SubmissionQueue:
@@ -67,11 +90,18 @@ class SubmissionQueue:
         self._writer: asyncio.Task[None] | None = None
         self.batches = 0  # how many transactions were written (tests and benchmarks read it)
         self.written = 0  # how many submissions they held
+        self._pruned_at = 0.0  # loop time of the last prune of expired idempotency keys
 
-    async def submit(self, principal: Principal, data: Submission) -> Accepted:
-        """Write one submission (with whatever else is waiting); raises Invalid if it was refused."""
-        future: asyncio.Future[Accepted] = asyncio.get_running_loop().create_future()
-        self._waiting.append(_Waiting(principal, data, future))
+    async def submit(
+        self, principal: Principal, data: Submission, *, answer: Answer | None = None, claim: Claim | None = None
+    ) -> Outcome:
+        """Write one submission (with whatever else is waiting) and answer it with ``answer``; with a
+        ``claim``, replay the first answer given for its key instead. Raises Invalid if it was refused
+        (or its key was used for another request), Conflict if its key is still being handled elsewhere."""
+        future: asyncio.Future[Outcome] = asyncio.get_running_loop().create_future()
+        # Its exception is seen even when the client hung up (the request's await was cancelled).
+        future.add_done_callback(lambda done: done.cancelled() or done.exception())
+        self._waiting.append(_Waiting(principal, data, answer, claim, future))
         if self._writer is None or self._writer.done():
             self._writer = asyncio.create_task(self._write_all())
         # Shielded: a client that hangs up does not cancel the write its batch is doing for others.
@@ -92,6 +122,7 @@ class SubmissionQueue:
                     await asyncio.sleep(LINGER_SECONDS)
                 if not self._waiting:
                     break
+                await self._prune()
                 batch, self._waiting = self._waiting[:MAX_BATCH], self._waiting[MAX_BATCH:]
                 await self._write(batch)
         except BaseException as exc:  # cancelled at shutdown: nobody may wait forever
@@ -101,10 +132,21 @@ class SubmissionQueue:
             self._waiting = []
             raise
 
+    async def _prune(self) -> None:
+        now = asyncio.get_running_loop().time()
+        if now - self._pruned_at < PRUNE_EVERY:
+            return
+        self._pruned_at = now
+        try:
+            async with transaction(self.sessionmaker) as session:
+                await idempotency_service.prune(session, ttl_seconds=self.settings.idempotency_ttl_seconds)
+        except Exception:  # the next minute's prune will do; the submissions must not wait on it
+            log.exception("pruning expired idempotency keys failed")
+
     async def _write(self, batch: list[_Waiting]) -> None:
         try:
             async with transaction(self.sessionmaker) as session:
-                results = await submit_many(session, [(w.principal, w.data) for w in batch], settings=self.settings)
+                results = await self._write_batch(session, batch)
             self.batches += 1
             self.written += len(batch)
         except Exception as exc:
@@ -122,23 +164,64 @@ class SubmissionQueue:
             else:
                 waiting.future.set_result(result)
 
+    async def _write_batch(self, session: AsyncSession, batch: list[_Waiting]) -> list[Outcome | Exception]:
+        """One transaction: claim the batch's keys, write the forms, keep the keyed answers."""
+        settings = self.settings
+        outcomes: list[Outcome | Exception | None] = [None] * len(batch)
+        first: dict[tuple[str, str], int] = {}  # each key's first submission in this batch
+        repeats: list[int] = []  # the same key again in this batch: answered with the first's answer
+        for index, waiting in enumerate(batch):
+            if waiting.claim is not None:
+                if waiting.claim.ident in first:
+                    repeats.append(index)
+                else:
+                    first[waiting.claim.ident] = index
+        if first:
+            found = await idempotency_service.claim_many(
+                session, [batch[i].claim for i in first.values()],  # type: ignore[misc]
+                secret_key=settings.secret_key, ttl_seconds=settings.idempotency_ttl_seconds,
+            )
+            for ident, replay in found.items():
+                index = first[ident]
+                outcomes[index] = (replay if isinstance(replay, Exception)
+                                   else Outcome(replay.status_code, replay.body, replayed=True))
+        skip = set(repeats)
+        todo = [i for i in range(len(batch)) if outcomes[i] is None and i not in skip]
+        results = await submit_many(session, [(batch[i].principal, batch[i].data) for i in todo], settings=settings)
+        kept: list[tuple[Claim, int, Any]] = []
+        refused: list[Claim] = []
+        for index, result in zip(todo, results, strict=True):
+            waiting = batch[index]
+            if isinstance(result, Exception):
+                outcomes[index] = result
+                if waiting.claim is not None:
+                    refused.append(waiting.claim)
+                continue
+            body = waiting.answer(result, []) if waiting.answer is not None else None
+            outcomes[index] = Outcome(201, body, accepted=result)
+            if waiting.claim is not None:
+                kept.append((waiting.claim, 201, body))
+        # Nothing is kept of a refusal: its key is free for the corrected request.
+        await idempotency_service.release(session, refused)
+        await idempotency_service.store_many(session, kept, secret_key=settings.secret_key)
+        for index in repeats:
+            claim = batch[index].claim
+            assert claim is not None
+            earlier = batch[first[claim.ident]]
+            answered = outcomes[first[claim.ident]]
+            if not isinstance(answered, Outcome):
+                outcomes[index] = idempotency_service.in_progress()
+            elif claim.request_hash != earlier.claim.request_hash:  # type: ignore[union-attr]
+                outcomes[index] = idempotency_service.reused()
+            else:
+                outcomes[index] = Outcome(answered.status_code, answered.body, replayed=True)
+        return outcomes  # type: ignore[return-value]
+
 
 # --- the front door ----------------------------------------------------------------------------------
 
-# What a door answers for a written form: its own shape (the API's FormCreated, Open311's list …), built
-# in the write's transaction and kept as it is for a replay of the same key.
-Answer = Callable[[Accepted, Sequence[FormPhoto]], Any]
-
 # Set by WeChat's screening, never by the caller: not part of what the caller asked.
 _NOT_ASKED = frozenset({"review_flag", "content_check"})
-
-
-@dataclass(frozen=True)
-class Outcome:
-    status_code: int
-    body: Any  # the door's answer, the first one given for a key
-    replayed: bool = False
-    accepted: Accepted | None = None  # None for a replay
 
 
 def fingerprint(door: str, data: Submission, photos: Sequence[photo_service.PreparedPhoto] = ()) -> str:
@@ -182,18 +265,24 @@ async def submit_form(
     request_hash = fingerprint(door, data, photos)  # before the screening: WeChat's verdict is not the request
     # Text from WeChat's residents goes through WeChat's own check first, when enabled (risky: Invalid).
     data = await content_check.screen(state.wechat, principal=principal, data=data, settings=settings)
-    if idempotency_key is None and not photos:
-        # Queued: written with whatever else is arriving, in one transaction (group commit, above).
-        accepted = await state.submissions.submit(principal, data)
-        return Outcome(201, answer(accepted, []), accepted=accepted)
-    # A key: claim it, write, keep the answer, all in one transaction (nothing is kept of a refusal).
-    scope = idempotency_service.scope_of(principal, client_address=client_address, secret_key=settings.secret_key)
+    claim = None
+    if idempotency_key is not None:
+        claim = Claim(
+            scope=idempotency_service.scope_of(principal, client_address=client_address, secret_key=settings.secret_key),
+            key=idempotency_key, request_hash=request_hash,
+            also_matches=(previous_fingerprint(photos),) if previous_fingerprint else (),
+        )
+    if not photos:
+        # Queued: written with whatever else is arriving, in one transaction (group commit, above); a key
+        # is claimed and its answer kept in that same transaction.
+        return await state.submissions.submit(principal, data, answer=answer, claim=claim)  # type: ignore[no-any-return]
+    # Photos: claim the key, write, keep the answer, all in one transaction (nothing is kept of a refusal).
     async with transaction(state.sessionmaker) as session:
-        if idempotency_key is not None:
+        if claim is not None:
             replay = await idempotency_service.claim(
-                session, scope=scope, key=idempotency_key, request_hash=request_hash,
+                session, scope=claim.scope, key=claim.key, request_hash=claim.request_hash,
                 secret_key=settings.secret_key, ttl_seconds=settings.idempotency_ttl_seconds,
-                also_matches=(previous_fingerprint(photos),) if previous_fingerprint else (),
+                also_matches=claim.also_matches,
             )
             if replay is not None:
                 return Outcome(replay.status_code, replay.body, replayed=True)
@@ -203,7 +292,7 @@ async def submit_form(
         stored = await photo_service.attach(session, form_id=result.form.id, photos=photos, settings=settings,
                                             uploaded_by=principal.label) if photos else []
         body = answer(result, stored)
-        if idempotency_key is not None:
-            await idempotency_service.store(session, scope=scope, key=idempotency_key, status_code=201, body=body,
+        if claim is not None:
+            await idempotency_service.store(session, scope=claim.scope, key=claim.key, status_code=201, body=body,
                                             secret_key=settings.secret_key)
     return Outcome(201, body, accepted=result)
