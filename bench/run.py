@@ -57,14 +57,16 @@ BENCH_SECRET = "minyi-bench-secret-key-not-for-production-0123456789abcdef"  # a
 PHASES: dict[str, tuple[str, int, float | None]] = {
     "healthz": ("healthz.lua", 200, None),
     "submit": ("submit.lua", 201, 0.25),
-    "submit_idem": ("submit.lua", 201, 0.25),
+    "submit_idem": ("submit.lua", 201, 0.30),  # issue 18.1
     "summary": ("summary.lua", 200, 0.5),
     "summary_304": ("summary.lua", 304, 0.8),
-    "open311": ("open311.lua", 200, None),  # the Open311 default list: up to 1,000 requests, no goal set
+    "open311": ("open311.lua", 200, 0.5),  # the Open311 default list: up to 1,000 requests (issue 18.3)
     "healthz_end": ("healthz.lua", 200, None),
 }
-P99_GOAL_MS = 100.0  # submissions under 64 connections
+P99_GOAL_MS = 50.0  # submissions, with and without a key, under 64 connections (issue 18.2)
 RSS_GOAL_MB = 200.0  # per worker
+OPEN311_P99_GOAL_MS = 100.0  # the public list (issue 18.3)
+OPEN311_RSS_GOAL_MB = 160.0  # per worker while serving it
 
 
 # --- processes ----------------------------------------------------------------------------------------
@@ -293,6 +295,8 @@ def start_server(args: argparse.Namespace, workers: int, port: int, log_path: Pa
         # resident's, 20 submissions a minute) would measure only the 429s.
         "MINYI_PUBLIC_SUBMIT_PER_IP_PER_MINUTE": "100000",
         "MINYI_TRACK_PER_IP_PER_MINUTE": "100000",
+        # Likewise Open311's per-IP read limit (300 a minute): the bench measures the answers, not the 429s.
+        "MINYI_OPEN311_READ_PER_IP_PER_MINUTE": "10000000",
         # The caller's PYTHONPATH is kept after the checkout (e.g. a sitecustomize for an A/B run).
         "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
     })
@@ -612,12 +616,19 @@ def markdown(results: list[dict[str, Any]]) -> str:
                          f"{goal} | {row['verdict']} | {statuses} | {row['rss']:.0f} | "
                          f"{cpu['app_cores']:.2f} / {cpu['postgres_cores']:.2f} / {cpu['wrk_cores']:.2f} / "
                          f"{cpu['other_cores']:.2f} | {cpu['app_cpu_ms_per_request']:.2f} / {cpu['postgres_cpu_ms_per_request']:.2f} |")
-        submit = result["phases"].get("submit")
-        if submit:
-            p99 = submit["latency_ms"]["p99"]
-            verdict = "PASS" if p99 <= P99_GOAL_MS else f"MISS (+{p99 - P99_GOAL_MS:.0f} ms)"
-            lines.append(f"\nsubmission p99 at {result.get('connections', '')} connections: {p99:.1f} ms "
-                         f"(goal ≤ {P99_GOAL_MS:.0f} ms): {verdict}")
+        for name, label in (("submit", "submission"), ("submit_idem", "submission with Idempotency-Key")):
+            submit = result["phases"].get(name)
+            if submit:
+                p99 = submit["latency_ms"]["p99"]
+                verdict = "PASS" if p99 <= P99_GOAL_MS else f"MISS (+{p99 - P99_GOAL_MS:.0f} ms)"
+                lines.append(f"\n{label} p99 at {result.get('connections', '')} connections: {p99:.1f} ms "
+                             f"(goal ≤ {P99_GOAL_MS:.0f} ms): {verdict}")
+        open311 = result["phases"].get("open311")
+        if open311:
+            p99 = open311["latency_ms"]["p99"]
+            verdict = "PASS" if p99 <= OPEN311_P99_GOAL_MS else f"MISS (+{p99 - OPEN311_P99_GOAL_MS:.0f} ms)"
+            lines.append(f"Open311 public list p99: {p99:.1f} ms (goal ≤ {OPEN311_P99_GOAL_MS:.0f} ms): {verdict}; "
+                         f"worker RSS {open311['rss_max_worker_mb']:.0f} MB (goal ≤ {OPEN311_RSS_GOAL_MB:.0f} MB)")
         peak = max([e["rss_max_worker_mb"] for e in result["phases"].values()] +
                    [kb / 1024 for kb in result.get("rss_peak_kb", [])])
         verdict = "PASS" if peak <= RSS_GOAL_MB else f"MISS (+{peak - RSS_GOAL_MB:.0f} MB)"
