@@ -535,7 +535,7 @@ def profile(args: argparse.Namespace, process: subprocess.Popen[bytes], port: in
         return {}
     out: dict[str, str] = {}
     pid = worker_pids(process.pid)[0]
-    for phase in ("submit", "summary", "summary_304", "healthz"):
+    for phase in ("submit", "submit_idem", "open311", "summary", "summary_304", "healthz"):
         if phase not in args.phases:
             continue
         path = args.results_dir / f"{stamp}-w{workers}-{phase}.folded.txt"
