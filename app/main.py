@@ -138,6 +138,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # Outermost: every limit, log line and HSTS decision sees the client a trusted proxy names, and
         # X-Forwarded-* from anyone else is ignored.
         app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=settings.trusted_proxy_list)
+    # Open311 first: its public list is the cheapest way for anyone to load the server, and routes are
+    # matched in order (behind the API's ~150 routes, matching was a quarter of its time).
+    app.include_router(open311.router)
     app.include_router(api_v1_router)
 
     def openapi() -> dict[str, Any]:
@@ -155,7 +158,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]
-    app.include_router(open311.router)
     app.state.open311_problem = open311.error_response
 
     @app.get("/healthz", tags=["operations"], summary="Liveness (never touches the database)")
