@@ -326,10 +326,18 @@ async def track(request: Request, form: CheckedForm, session: SessionDep) -> HTM
     if errors:
         return render(request, "public/track.html", {"values": values, "errors": errors, "result": None},
                       status_code=422, headers=dict(NO_STORE))
+    found = await _find(request, session, values)
+    if isinstance(found, HTMLResponse):
+        return found
+    return _tracked(request, found, TrackRead.build(found), code=values["code"])
+
+
+async def _find(request: Request, session: AsyncSession, values: dict[str, str]) -> Any:
+    """The form for a number and code, through the look-up guard; or the tracking page saying why not
+    (429 over the limit, 404 for a wrong number or code, alike)."""
     try:
-        found = await verification.find(session, abuse.verification_guard(request), tracking_no=values["no"],
-                                        code=values["code"])
-        result = TrackRead.build(found)
+        return await verification.find(session, abuse.verification_guard(request), tracking_no=values["no"],
+                                       code=values["code"])
     except TooManyRequests as limited:
         return render(request, "public/track.html", {"values": values, "errors": {"form": limited.detail},
                                                      "result": None}, status_code=429,
@@ -337,7 +345,6 @@ async def track(request: Request, form: CheckedForm, session: SessionDep) -> HTM
     except NotFound as missing:
         return render(request, "public/track.html", {"values": values, "errors": {"form": missing.detail},
                                                      "result": None}, status_code=404, headers=dict(NO_STORE))
-    return _tracked(request, found, result, code=values["code"])
 
 
 def _tracked(request: Request, form: Any, result: TrackRead, *, code: str, sms_stopped: bool = False) -> HTMLResponse:
@@ -358,16 +365,9 @@ async def track_sms_stop(request: Request, form: CheckedForm, session: SessionDe
     if not values["no"] or not values["code"]:
         return render(request, "public/track.html", {"values": values, "errors": {"form": "请填写查询编号和查询码。"},
                                                      "result": None}, status_code=422, headers=dict(NO_STORE))
-    try:
-        found = await verification.find(session, abuse.verification_guard(request), tracking_no=values["no"],
-                                        code=values["code"])
-    except TooManyRequests as limited:
-        return render(request, "public/track.html", {"values": values, "errors": {"form": limited.detail},
-                                                     "result": None}, status_code=429,
-                      headers={**NO_STORE, **limited.headers})
-    except NotFound as missing:
-        return render(request, "public/track.html", {"values": values, "errors": {"form": missing.detail},
-                                                     "result": None}, status_code=404, headers=dict(NO_STORE))
+    found = await _find(request, session, values)
+    if isinstance(found, HTMLResponse):
+        return found
     await sms_service.stop(session, form=found)
     return _tracked(request, found, TrackRead.build(found), code=values["code"], sms_stopped=True)
 
