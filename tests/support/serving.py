@@ -22,8 +22,10 @@ import uvicorn
 async def serve(application: Any, *, start_within: float = 60) -> AsyncIterator[str]:
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
+    # Keep-alive far beyond uvicorn's 5 s: a test's HTTP client sits idle while the browser works, and a
+    # connection the server closes just as the client reuses it is a ReadError that tests nothing.
     config = uvicorn.Config(application, log_config=None, log_level="warning", access_log=False, lifespan="on",
-                            timeout_graceful_shutdown=10)
+                            timeout_graceful_shutdown=10, timeout_keep_alive=300)
     server = uvicorn.Server(config)
     serving = asyncio.create_task(server.serve(sockets=[sock]))
     try:
