@@ -12,6 +12,9 @@ create a staff user and token, then run wrk phase after phase against that one s
     summary      GET  /api/v1/stats/summary             bearer token
     summary_304  the same with If-None-Match: <ETag>    every answer must be 304
     open311      GET  /open311/v2/requests.json         the public default list (≤ 1,000 requests)
+    office_*     GET  /office/forms?...                 the office's forms list, first page, as a signed-in
+                                                        coordinator: the default list and the five filters the
+                                                        office uses most (OFFICE_LISTS), --office-connections each
     healthz_end  GET  /healthz again                    shows whether the machine drifted during the run
 
 Each phase: a short warm-up, then ``--duration`` seconds with ``-c --connections -t --threads --latency``,
@@ -61,8 +64,22 @@ PHASES: dict[str, tuple[str, int, float | None]] = {
     "summary": ("summary.lua", 200, 0.5),
     "summary_304": ("summary.lua", 304, 0.8),
     "open311": ("open311.lua", 200, 0.5),  # the Open311 default list: up to 1,000 requests (issue 18.3)
-    "healthz_end": ("healthz.lua", 200, None),
 }
+# The office's forms list, first page (issue 18.5): the default list and the five filters the office uses
+# most — the dashboard's tiles and the list's side panel: the triage queue (oldest first), forms in
+# progress, overdue ones, one workroom's, one category's. {workroom}/{category}: the town's first codes.
+OFFICE_LISTS: dict[str, str] = {
+    "office_default": "",
+    "office_triage": "status=submitted",
+    "office_in_progress": "status=assigned",
+    "office_overdue": "overdue=true",
+    "office_workroom": "workroom={workroom}",
+    "office_category": "category={category}",
+}
+for _name in OFFICE_LISTS:
+    PHASES[_name] = ("office.lua", 200, None)
+PHASES["healthz_end"] = ("healthz.lua", 200, None)
+OFFICE_P99_GOAL_MS = 50.0  # each office list's first page (issue 18.5)
 P99_GOAL_MS = 50.0  # submissions, with and without a key, under 64 connections (issue 18.2)
 RSS_GOAL_MB = 200.0  # per worker
 OPEN311_P99_GOAL_MS = 100.0  # the public list (issue 18.3)
@@ -404,8 +421,9 @@ def get(url: str, headers: dict[str, str]) -> tuple[int, dict[str, str], bytes]:
 def run_wrk(args: argparse.Namespace, port: int, phase: str, script_args: list[str], duration: int,
             latency: bool = True) -> tuple[dict[str, Any], int, str]:
     script, _, _ = PHASES[phase]
-    path = "/api/v1/forms" if script == "submit.lua" else "/"
-    command = [args.wrk, "-t", str(args.threads), "-c", str(args.connections), "-d", f"{duration}s",
+    path = {"submit.lua": "/api/v1/forms", "office.lua": "/office/forms"}.get(script, "/")
+    connections = args.office_connections if phase in OFFICE_LISTS else args.connections
+    command = [args.wrk, "-t", str(min(args.threads, connections)), "-c", str(connections), "-d", f"{duration}s",
                "--timeout", "10s", "-s", str(BENCH / script)]
     if latency:
         command.append("--latency")
@@ -438,6 +456,8 @@ def run_wrk(args: argparse.Namespace, port: int, phase: str, script_args: list[s
 
 
 def script_arguments(phase: str, token: str, etag: str | None, categories: list[str], workrooms: list[str]) -> list[str]:
+    if phase in OFFICE_LISTS:
+        return [token, OFFICE_LISTS[phase].format(workroom=workrooms[0], category=categories[0])]
     if phase in ("submit", "submit_idem"):
         extra = ["idempotent"] if phase == "submit_idem" else []
         return [",".join(categories), ",".join(workrooms), *extra]
@@ -535,7 +555,7 @@ def profile(args: argparse.Namespace, process: subprocess.Popen[bytes], port: in
         return {}
     out: dict[str, str] = {}
     pid = worker_pids(process.pid)[0]
-    for phase in ("submit", "submit_idem", "open311", "summary", "summary_304", "healthz"):
+    for phase in ("submit", "submit_idem", "open311", "summary", "summary_304", "office_default", "healthz"):
         if phase not in args.phases:
             continue
         path = args.results_dir / f"{stamp}-w{workers}-{phase}.folded.txt"
@@ -623,6 +643,13 @@ def markdown(results: list[dict[str, Any]]) -> str:
                 verdict = "PASS" if p99 <= P99_GOAL_MS else f"MISS (+{p99 - P99_GOAL_MS:.0f} ms)"
                 lines.append(f"\n{label} p99 at {result.get('connections', '')} connections: {p99:.1f} ms "
                              f"(goal ≤ {P99_GOAL_MS:.0f} ms): {verdict}")
+        for name in OFFICE_LISTS:
+            office = result["phases"].get(name)
+            if office:
+                p99 = office["latency_ms"]["p99"]
+                verdict = "PASS" if p99 <= OFFICE_P99_GOAL_MS else f"MISS (+{p99 - OFFICE_P99_GOAL_MS:.0f} ms)"
+                lines.append(f"{name} ({OFFICE_LISTS[name] or 'default'}) p99 at {result.get('office_connections', '')} "
+                             f"connections: {p99:.1f} ms (goal ≤ {OFFICE_P99_GOAL_MS:.0f} ms): {verdict}")
         open311 = result["phases"].get("open311")
         if open311:
             p99 = open311["latency_ms"]["p99"]
@@ -675,6 +702,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--warmup", type=int, default=3, help="seconds of unmeasured load before each phase (default 3)")
     p.add_argument("--pause", type=float, default=2.0, help="idle seconds between warm-up and phase (default 2)")
     p.add_argument("--connections", type=int, default=64)
+    p.add_argument("--office-connections", type=int, default=2,
+                   help="connections for the office list phases (default 2: two office staff loading pages "
+                        "back to back, 100-200 pages a second, far above an office's real rate)")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--port", type=int, default=8765)
     p.add_argument("--pool-size", type=int, default=0, help="MINYI_DB_POOL_SIZE for the server (default: the app's)")
@@ -715,6 +745,7 @@ def main() -> None:
     for workers in [int(w) for w in args.workers.split(",") if w]:
         result = run_workers(args, workers, stamp)
         result["connections"] = args.connections
+        result["office_connections"] = args.office_connections
         results.append(result)
     report = {
         "started": stamp, "elapsed_s": round(time.monotonic() - started, 1),
@@ -723,7 +754,7 @@ def main() -> None:
         "machine": machine_facts(), "database": facts, "database_after": database_facts(args.database_url),
         "results": results,
         "goals": {"ratios": {k: v[2] for k, v in PHASES.items() if v[2] is not None},
-                  "submit_p99_ms": P99_GOAL_MS, "worker_rss_mb": RSS_GOAL_MB},
+                  "submit_p99_ms": P99_GOAL_MS, "worker_rss_mb": RSS_GOAL_MB, "office_p99_ms": OFFICE_P99_GOAL_MS},
     }
     path = args.results_dir / f"{stamp}.json"
     path.write_text(json.dumps(report, ensure_ascii=False, indent=2, default=str))

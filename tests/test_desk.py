@@ -64,6 +64,40 @@ async def test_pages_are_numbered_and_a_page_past_the_end_shows_the_last(client,
     assert "共 1 份" in filtered.text
 
 
+async def test_a_list_longer_than_the_count_limit_says_more_and_pages_up_to_the_limit(
+    client, sessionmaker, monkeypatch
+) -> None:
+    """At millions of forms the desk counts no further than its limit (issue 18.5): it says "more than",
+    pages through what it counted, and a filter that fits under the limit is counted exactly again."""
+    from app.models import User
+    from app.schemas.forms import FormQuery
+    from app.services import forms as form_service
+    from app.services.auth import Principal
+    from app.web import desk
+
+    monkeypatch.setattr(desk, "PER_PAGE", 2)
+    monkeypatch.setattr(form_service, "TABLE_COUNT_LIMIT", 3)
+    await build_world(sessionmaker)
+    made = await make_forms(client, 5)
+    await sign_in(client, "coordinator")
+    first = await client.get("/office/forms", params={"sort": "number", "order": "asc"})
+    assert "超过 3 份（可用筛选缩小范围），第 1 / 2+ 页" in first.text
+    assert rows(first.text) == [f["tracking_no"] for f in made[:2]]
+    second = await client.get("/office/forms", params={"sort": "number", "order": "asc", "page": "2"})
+    assert rows(second.text) == [f["tracking_no"] for f in made[2:4]] and "下一页" not in second.text
+    past = await client.get("/office/forms", params={"sort": "number", "order": "asc", "page": "3"})
+    assert "第 2 / 2+ 页" in past.text  # past what was counted: the last counted page
+    narrow = await client.get("/office/forms", params={"q": "第01条"})
+    assert "共 1 份，第 1 / 1 页" in narrow.text
+    # The count itself stops one past the limit, whatever the list's length.
+    async with sessionmaker() as session:
+        office = await session.scalar(select(User).where(User.role == "coordinator"))
+        everyone = Principal(user=office)
+        assert await form_service.count_forms(session, principal=everyone, filters=FormQuery()) == 5
+        assert await form_service.count_forms(session, principal=everyone, filters=FormQuery(), at_most=3) == 4
+        assert await form_service.count_forms(session, principal=everyone, filters=FormQuery(), at_most=10) == 5
+
+
 async def test_bulk_assign_and_urge_act_on_the_selected_rows_and_name_the_ones_refused(client, sessionmaker) -> None:
     world = await build_world(sessionmaker)
     made = await make_forms(client, 3)

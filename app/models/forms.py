@@ -83,6 +83,10 @@ class OpinionForm(Base):
         Index("ix_opinion_form_workroom_id_id", "workroom_id", "id"),
         Index("ix_opinion_form_unit_id_id", "unit_id", "id"),
         Index("ix_opinion_form_status_id", "status", "id"),
+        # The desk's default order, received time (newest or oldest first), read from an index at any size
+        # (alembic 0014).
+        Index("ix_opinion_form_submitted_at_id", "submitted_at", "id"),
+        Index("ix_opinion_form_status_submitted_at_id", "status", "submitted_at", "id"),  # one state's, likewise
         # Overdue is counted live over open forms only: this partial index keeps that read proportional to
         # the open backlog, never to all forms ever collected.
         Index(

@@ -3,7 +3,10 @@ actions on the selected rows (批办, 催办, 导出). The same page serves phon
 app.css shows the table from 1024 px on and the cards below.
 
 - Sorting: ``?sort=<column>&order=asc|desc`` on any column; the triage queue (only 待批办) opens oldest
-  first, every other list newest first.
+  first, a list of late forms (逾期, or a 督办 level) by deadline, the most overdue first, every other list
+  newest first. The phone's cards show the same page (app/web/office.py).
+- Counting: up to ``forms.TABLE_COUNT_LIMIT``; beyond it the page says "超过 10,000 份" and numbers the
+  pages it counted.
 - Bulk: ``POST /office/forms/bulk`` with the selected ``ids`` and ``op``. Each form is acted on in a
   savepoint of its own through the same workflow as one at a time, so one that cannot be assigned (taken
   meanwhile) is named in the message and the rest are done; then back to the list (redirect after POST).
@@ -33,7 +36,7 @@ from app.web.session import CheckedForm, PagePrincipal, SignedIn, safe_next, set
 
 router = APIRouter()
 
-PER_PAGE = 50
+PER_PAGE = 25  # about one screen of the table at 1440×900; each row costs the page ~0.15 ms to render
 MAX_PAGE_NUMBER = 10_000
 MAX_SELECTED = 200
 BULK_COOKIE = "minyi_bulk"
@@ -48,19 +51,22 @@ def _is_triage(filters: FormQuery) -> bool:
 
 async def context(session: Any, principal: Principal, params: Any, filters: FormQuery, *, now: datetime) -> dict[str, Any]:
     """The desk table's part of the list page: one sorted, numbered page of ``filters``' forms."""
-    triage = _is_triage(filters)
+    # Opened without a sort: the triage queue oldest first, a list of late forms by deadline, the most
+    # overdue first, every other list newest first.
+    by_deadline = filters.overdue is True or filters.supervision in ("warning", "overdue", "escalated")
     sort = str(params.get("sort") or "")
     if sort not in dict(COLUMNS):
-        sort = "received"
+        sort = "due" if by_deadline else "received"
     order = str(params.get("order") or "")
-    descending = order == "desc" if order in ("asc", "desc") else not triage  # triage: oldest first
+    descending = order == "desc" if order in ("asc", "desc") else not (_is_triage(filters) or by_deadline)
     try:
         page = min(max(int(str(params.get("page") or 1)), 1), MAX_PAGE_NUMBER)
     except ValueError:
         page = 1
     rows, total = await form_service.table_page(session, principal=principal, filters=filters, sort=sort,
                                                 descending=descending, page=page, per_page=PER_PAGE, now=now)
-    pages = max(1, math.ceil(total / PER_PAGE))
+    more = total > form_service.TABLE_COUNT_LIMIT  # counted no further: "more than 10,000"
+    pages = max(1, math.ceil(min(total, form_service.TABLE_COUNT_LIMIT) / PER_PAGE))
     if page > pages:  # a page past the end (the list shrank): its last page
         page = pages
         rows, total = await form_service.table_page(session, principal=principal, filters=filters, sort=sort,
@@ -81,8 +87,8 @@ async def context(session: Any, principal: Principal, params: Any, filters: Form
         columns.append((key, label, url(sort=key, order=first, page=1), state))
     view = disclosure.of(principal)
     return {
-        "rows": [views.form_read(f, now=now, view=view) for f in rows], "total": total, "page": page,
-        "pages": pages, "sort": sort, "descending": descending, "columns": columns,
+        "rows": [views.form_read(f, now=now, view=view) for f in rows], "total": min(total, form_service.TABLE_COUNT_LIMIT),
+        "more": more, "page": page, "pages": pages, "sort": sort, "descending": descending, "columns": columns,
         "sort_label": dict(COLUMNS)[sort], "here": url(),
         "prev_url": url(page=page - 1) if page > 1 else None, "next_url": url(page=page + 1) if page < pages else None,
     }

@@ -24,6 +24,7 @@ from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
 from fastapi import APIRouter, Request
+from markupsafe import Markup, escape
 from fastapi.responses import Response
 from pydantic import BaseModel, ValidationError
 from starlette.datastructures import QueryParams
@@ -278,27 +279,25 @@ async def _list_context(
         filters.workroom = None
     if filters.category not in {c.code for c in categories}:
         filters.category = None
-    cursor = str(params.get("cursor") or "") or None
     now = utcnow()
-    try:
-        forms, next_cursor = await form_service.list_forms(session, principal=principal, filters=filters,
-                                                           limit=PAGE_SIZE, cursor=cursor)
-    except AppError:  # a cursor tampered with: start from the top
-        forms, next_cursor = await form_service.list_forms(session, principal=principal, filters=filters,
-                                                           limit=PAGE_SIZE)
-    view = disclosure.of(principal)
     given = filters.as_json()
     query = [(name, str(v).lower() if isinstance(v, bool) else str(v))
              for name, value in given.items() for v in (value if isinstance(value, list) else [value])]
     here = "/office/forms" + (f"?{urlencode(query)}" if query else "")
-    firsts = await photo_service.first_photos(session, [f.id for f in forms])
-    # The desk's table (≥ 1024 px): the same filters, sorted and numbered (app/web/desk.py).
+    # One list, two layouts: the desk's table (≥ 1024 px) and the phone's cards show the same sorted,
+    # numbered page (app/web/desk.py), read once (issue 18.5: at 10,000,000 forms a second query and a
+    # second set of rows per page was half of the page's cost).
     desk_table = await desk.context(session, principal, params, filters, now=now)
+    forms = desk_table["rows"]
+    firsts = await photo_service.first_photos(session, [f.id for f in forms])
+    units = (await reference.list_units(session))[0]
     return {
         "desk": desk_table, "bulk_message": desk.take_message(request),
-        "forms": [views.form_read(f, now=now, view=view) for f in forms],
+        "forms": forms,
         "thumbs": {form_id: (PhotoRead.model_validate(photo), n) for form_id, (photo, n) in firsts.items()},
-        "next_url": "/office/forms?" + urlencode([*query, ("cursor", next_cursor)]) if next_cursor else None,
+        "next_url": desk_table["next_url"], "prev_url": desk_table["prev_url"],
+        # The same choice of unit under every form waiting for triage: written once per page.
+        "unit_options": Markup("".join(f'<option value="{u.id}">{escape(u.name)}</option>' for u in units)),
         "here": here,
         "export_query": urlencode(query),  # the same filters for /api/v1/forms/export.{xlsx,csv} (issue 17.3)
         "column_filters": {name: {"label": FormQuery.model_fields[name].title or name,
@@ -307,7 +306,7 @@ async def _list_context(
                      "status": [str(s) for s in filters.status], "workroom": filters.workroom,
                      "category": filters.category, "supervision": filters.supervision, "q": filters.q or "",
                      "review": bool(filters.review)},
-        "workrooms": workrooms, "categories": categories, "units": (await reference.list_units(session))[0],
+        "workrooms": workrooms, "categories": categories, "units": units,
         "statuses": [s.value for s in FormStatus],
         "supervision_labels": SUPERVISION_LABELS,
         "row_errors": errors or {}, "row_values": values or {},
