@@ -45,6 +45,7 @@ import os
 import random
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from functools import lru_cache
@@ -242,25 +243,10 @@ class FormGenerator:
         self.next_id = first_id
         self.next_event_id = first_event_id
         self.sequences = dict(sequences)  # year -> last value used
-        # Submission moments, sorted: uniform days over the window, daytime-heavy hours (local).
-        span = days * 86400
-        start = now - timedelta(days=days)
-        hours = [(h, w) for h, w in zip(range(24), [1, 1, 1, 1, 1, 2, 4, 8, 14, 16, 15, 12, 8, 10, 14, 15, 13, 10,
-                                                     7, 6, 5, 4, 2, 1], strict=True)]
-        pick_hour = chooser(rng, hours)
-        offsets = []
-        start_local_midnight = (start + SHANGHAI_OFFSET).replace(hour=0, minute=0, second=0, microsecond=0)
-        start_local_midnight -= SHANGHAI_OFFSET
-        base = (start - start_local_midnight).total_seconds()
-        limit = span - 3600  # nothing in the last hour
-        while len(offsets) < n:
-            day = rng.randrange(days + 1)
-            s = day * 86400 + pick_hour() * 3600 + rng.random() * 3600 - base
-            if 0 <= s <= limit:
-                offsets.append(s)
-        offsets.sort()
-        self.start = start
-        self.offsets = offsets
+        # Submission moments, oldest first: uniform days over the window, daytime-heavy hours (local). Made
+        # one day at a time (``_moments``), so memory does not grow with N (10,000,000 forms: issue 18.5).
+        self.start = now - timedelta(days=days)
+        self.moments = self._moments(n, days)
         self.pos = 0
         wr_weights = [(w, 1.0 + 2.5 / (i + 1)) for i, w in enumerate(ref.workroom_ids)]
         self.pick_workroom = chooser(rng, wr_weights)
@@ -273,6 +259,56 @@ class FormGenerator:
         self.pick_satisfaction = chooser(rng, SATISFACTION)
         self.contents = [f"{t}（{p}）" for t in TOPICS for p in PLACES]
 
+    def _moments(self, n: int, days: int) -> Iterator[float]:
+        """``n`` submission moments as seconds after ``self.start``, ascending, never in the last hour.
+
+        Each local day of the window gets its share of ``n`` in proportion to its hours' weights that fall
+        inside the window (the first and last days are partial), rounded so the shares sum to ``n``; a day's
+        moments are drawn (hour by weight, then a uniform second), sorted and yielded. Only one day's moments
+        are held at a time."""
+        rng = self.rng
+        hour_weights = [1, 1, 1, 1, 1, 2, 4, 8, 14, 16, 15, 12, 8, 10, 14, 15, 13, 10, 7, 6, 5, 4, 2, 1]
+        first_midnight = (self.start + SHANGHAI_OFFSET).replace(hour=0, minute=0, second=0, microsecond=0)
+        base = (self.start + SHANGHAI_OFFSET - first_midnight).total_seconds()  # window start, into day 0
+        limit = days * 86400 - 3600  # nothing in the last hour
+
+        def window(day: int) -> tuple[float, float]:  # the part of local day ``day`` inside the window
+            lo, hi = day * 86400 - base, (day + 1) * 86400 - base
+            return max(lo, 0.0), min(hi, float(limit))
+
+        def weight(day: int) -> float:
+            lo, hi = window(day)
+            total = 0.0
+            for hour, w in enumerate(hour_weights):
+                h_lo = day * 86400 - base + hour * 3600
+                overlap = min(hi, h_lo + 3600) - max(lo, h_lo)
+                if overlap > 0:
+                    total += w * overlap / 3600
+            return total
+
+        weights = [weight(day) for day in range(days + 2)]
+        whole = sum(weights)
+        exact = [n * w / whole for w in weights]
+        shares = [int(x) for x in exact]
+        # The remainder, one each to the days with the largest fractions (ties broken by the seeded rng).
+        order = sorted(range(len(exact)), key=lambda d: (shares[d] - exact[d], rng.random()))
+        for day in order[: n - sum(shares)]:
+            shares[day] += 1
+        for day, count in enumerate(shares):
+            if not count:
+                continue
+            lo, hi = window(day)
+            hours = [(h, w) for h, w in enumerate(hour_weights)
+                     if day * 86400 - base + h * 3600 < hi and day * 86400 - base + (h + 1) * 3600 > lo]
+            pick_hour = chooser(rng, hours)
+            moments: list[float] = []
+            while len(moments) < count:
+                s = day * 86400 - base + pick_hour() * 3600 + rng.random() * 3600
+                if lo <= s <= hi:
+                    moments.append(s)
+            moments.sort()
+            yield from moments
+
     def batch(self, size: int) -> tuple[list[tuple], list[tuple]]:
         rng, ref, now = self.rng, self.ref, self.now
         forms: list[tuple] = []
@@ -280,7 +316,7 @@ class FormGenerator:
         end = min(self.pos + size, self.n)
         contents, rnd = self.contents, rng.random
         for i in range(self.pos, end):
-            submitted_at = self.start + timedelta(seconds=self.offsets[i])
+            submitted_at = self.start + timedelta(seconds=next(self.moments))
             local = submitted_at + SHANGHAI_OFFSET
             submitted_on = local.date()
             year = local.year

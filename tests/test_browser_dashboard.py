@@ -67,11 +67,11 @@ async def test_dashboard_tiles_open_their_forms_and_follow_an_assignment(  # typ
             # Each tile opens the list of exactly its forms.
             await page.click("[data-tile=pending_triage]")
             await page.wait_for_url("**/office/forms?status=submitted")
-            assert "共显示 2 条" in await page.content()
+            assert "共 2 份" in await page.content()
             await page.goto(f"{live_server}/office")
             await page.click("[data-tile=in_progress]")
             await page.wait_for_url("**/office/forms?status=assigned")
-            assert "共显示 1 条" in await page.content()
+            assert "共 1 份" in await page.content()
             await page.goto(f"{live_server}/office")
             await page.evaluate("window.__notReloaded = true")
             await page.wait_for_function(

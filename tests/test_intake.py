@@ -229,3 +229,61 @@ async def test_repeats_of_a_key_inside_one_batch_get_the_first_answer(app, sessi
     assert getattr(reused, "code", None) == "idempotency_key_reused"
     assert unkeyed.status_code == 201 and unkeyed.body != first.body  # type: ignore[union-attr]
     assert await _forms(sessionmaker) == 2
+
+
+async def test_a_key_taken_while_its_batch_worked_rolls_the_batch_back_and_claims_first(
+    client, app, sessionmaker, monkeypatch
+) -> None:
+    """Keys are looked up, not claimed, before a batch's work, and inserted with their answers after it. If
+    another request committed one of them in between (another process, the same instant), the batch is
+    rolled back — its forms too — and done again claiming first: the same key and body replay the answer
+    that won, another body is refused (422), and the other submissions of the batch are written once."""
+    from app.services import idempotency as idempotency_service
+
+    world = await build_world(sessionmaker)
+    auth = world.auth("rep")
+    queue = app.state.submissions
+    won = await _keyed(client, auth, "winner", 1)  # what the other process answered for "winner"
+    other_body = await _keyed(client, auth, "other-body", 2)
+    assert won.status_code == other_body.status_code == 201
+    async with transaction(sessionmaker) as session:
+        stored = {(r.key): r for r in await session.execute(select(
+            idempotency_service._TABLE).where(idempotency_service._TABLE.c.key.in_(["winner", "other-body"])))}
+        # As if those answers had not been committed yet when the next batch looked its keys up.
+        await session.execute(idempotency_service._TABLE.delete().where(
+            idempotency_service._TABLE.c.key.in_(["winner", "other-body"])))
+    rows = [dict(r._mapping) for r in stored.values()]
+    keep_many, claim_many = idempotency_service.keep_many, idempotency_service.claim_many
+    calls = {"keep": 0, "claim": 0}
+    postgres = sessionmaker.kw["bind"].dialect.name == "postgresql"
+
+    async def meanwhile(session, answers, **kwargs):  # type: ignore[no-untyped-def]
+        calls["keep"] += 1
+        if calls["keep"] == 1:
+            if postgres:  # the other process commits its answers between this batch's look-up and insert
+                async with transaction(sessionmaker) as other:
+                    await other.execute(idempotency_service._TABLE.insert(), rows)
+            else:  # SQLite's one writer makes that impossible; the rows appear in this transaction instead
+                await session.execute(idempotency_service._TABLE.insert(), rows)
+        return await keep_many(session, answers, **kwargs)
+
+    async def then(session, claims, **kwargs):  # type: ignore[no-untyped-def]
+        calls["claim"] += 1
+        if calls["claim"] == 1 and not postgres:  # rolled back with the batch above: there again, as committed
+            await session.execute(idempotency_service._TABLE.insert(), rows)
+        return await claim_many(session, claims, **kwargs)
+
+    monkeypatch.setattr(idempotency_service, "keep_many", meanwhile)
+    monkeypatch.setattr(idempotency_service, "claim_many", then)
+    forms_before, raced_before = await _forms(sessionmaker), queue.raced
+    responses = await asyncio.gather(
+        _keyed(client, auth, "winner", 1), _keyed(client, auth, "other-body", 99), _keyed(client, auth, "fresh", 3),
+    )
+    assert queue.raced == raced_before + 1
+    assert [r.status_code for r in responses] == [201, 422, 201]
+    assert responses[0].json() == won.json() and responses[0].headers["idempotent-replayed"] == "true"
+    assert responses[1].json()["code"] == "idempotency_key_reused"
+    assert "idempotent-replayed" not in responses[2].headers
+    assert await _forms(sessionmaker) == forms_before + 1  # only "fresh": the rolled-back batch left nothing
+    again = await _keyed(client, auth, "fresh", 3)
+    assert again.json() == responses[2].json() and again.headers["idempotent-replayed"] == "true"

@@ -2,8 +2,11 @@
 
 A key is claimed by inserting its row in the same transaction that does the work, so on PostgreSQL a
 concurrent request with the same key blocks on the row until the first commits, then finds the stored
-answer; on SQLite the write lock serialises them the same way. A batch of the submission queue claims
-all its keys in one statement (``claim_many``) and keeps all its answers in one more (``store_many``).
+answer; on SQLite the write lock serialises them the same way. A batch of the submission queue first
+tries optimistically: it looks its keys up (``look_up``), does the work, and inserts each key with its
+answer (``keep_many``), one read and one insert per batch; only if another request took one of its keys
+meanwhile does it roll back and claim all its keys first (``claim_many``), then keep the answers
+(``store_many``).
 Expired keys are pruned apart from the work (``prune``, once a minute per process); a claim only clears
 its own key if that one has expired, so no submission waits on another's clean-up. Stored answers may hold a verification
 code, so they are encrypted with a key derived from the app secret and deleted after the window.
@@ -26,7 +29,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from cryptography.fernet import Fernet
-from sqlalchemy import and_, bindparam, delete, or_, select, update
+from sqlalchemy import and_, bindparam, delete, or_, select, tuple_, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -173,17 +176,67 @@ async def claim_many(
             .where(_matching([c.ident for c in taken]))
         )
     }
-    found: dict[tuple[str, str], Replay | Exception] = {}
     fernet = _fernet(secret_key)
-    for claim in taken:
-        record = records.get(claim.ident)
-        if record is None or record.status_code is None or record.response is None:
-            found[claim.ident] = in_progress()
-        elif record.request_hash != claim.request_hash and record.request_hash not in claim.also_matches:
-            found[claim.ident] = reused()
-        else:
-            found[claim.ident] = Replay(record.status_code, json.loads(fernet.decrypt(record.response)))
-    return found
+    return {claim.ident: _judge(claim, records.get(claim.ident), fernet) for claim in taken}
+
+
+def _judge(claim: Claim, record: Any, fernet: Fernet) -> Replay | Exception:
+    """What a request gets for a key that is already taken by ``record``."""
+    if record is None or record.status_code is None or record.response is None:
+        return in_progress()
+    if record.request_hash != claim.request_hash and record.request_hash not in claim.also_matches:
+        return reused()
+    return Replay(record.status_code, json.loads(fernet.decrypt(record.response)))
+
+
+async def look_up(
+    session: AsyncSession, claims: Collection[Claim], *, secret_key: str, ttl_seconds: int,
+    now: datetime | None = None,
+) -> dict[tuple[str, str], Replay | Exception]:
+    """Before the work, without claiming: for each of ``claims``' keys (distinct keys) that a committed,
+    unexpired answer holds, that answer to replay or why not. The other keys look free; ``keep_many``
+    finds out, after the work, whether they still were (the optimistic half of the submission queue)."""
+    if not claims:
+        return {}
+    now = now or utcnow()
+    for claim in claims:
+        validate_key(claim.key)
+    records = {
+        (row.scope, row.key): row
+        for row in await session.execute(
+            select(_TABLE.c.scope, _TABLE.c.key, _TABLE.c.request_hash, _TABLE.c.status_code, _TABLE.c.response)
+            .where(tuple_(_TABLE.c.scope, _TABLE.c.key).in_([c.ident for c in claims]),
+                   _TABLE.c.created_at >= now - timedelta(seconds=ttl_seconds))
+        )
+    }
+    fernet = _fernet(secret_key)
+    return {claim.ident: _judge(claim, records[claim.ident], fernet) for claim in claims if claim.ident in records}
+
+
+async def keep_many(
+    session: AsyncSession, answers: Collection[tuple[Claim, int, Any]], *, secret_key: str, ttl_seconds: int,
+    now: datetime | None = None,
+) -> bool:
+    """After the work: insert every key with its answer in one statement (in one key order everywhere). An
+    expired row of a key is replaced; a live one is left alone, and then this answers False: another
+    request took the key meanwhile (another process, the same key, the same instant), and the caller must
+    roll its transaction back and claim first (``claim_many``) instead."""
+    if not answers:
+        return True
+    now = now or utcnow()
+    fernet = _fernet(secret_key)
+    rows = [{"scope": claim.scope, "key": claim.key, "request_hash": claim.request_hash, "created_at": now,
+             "status_code": status, "response": fernet.encrypt(json.dumps(body, ensure_ascii=False).encode())}
+            for claim, status, body in sorted(answers, key=lambda answer: answer[0].ident)]
+    insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
+    statement = insert(_TABLE)
+    statement = statement.on_conflict_do_update(
+        index_elements=["scope", "key"],
+        set_={name: statement.excluded[name] for name in ("request_hash", "created_at", "status_code", "response")},
+        where=_TABLE.c.created_at < now - timedelta(seconds=ttl_seconds),
+    ).returning(_TABLE.c.scope, _TABLE.c.key)
+    kept = {tuple(row) for row in await session.execute(statement, rows)}
+    return len(kept) == len(rows)
 
 
 async def store_many(session: AsyncSession, answers: Collection[tuple[Claim, int, Any]], *, secret_key: str) -> None:

@@ -73,6 +73,10 @@ class Outcome:
     accepted: Accepted | None = None  # None for a replay
 
 
+class _KeyTaken(Exception):
+    """An optimistic batch found, at the end, one of its keys taken by another request meanwhile."""
+
+
 @dataclass
 class _Waiting:
     principal: Principal
@@ -91,6 +95,7 @@ class SubmissionQueue:
         self.batches = 0  # how many transactions were written (tests and benchmarks read it)
         self.written = 0  # how many submissions they held
         self._pruned_at = 0.0  # loop time of the last prune of expired idempotency keys
+        self.raced = 0  # batches redone claiming first: a key was taken while they worked (tests read it)
 
     async def submit(
         self, principal: Principal, data: Submission, *, answer: Answer | None = None, claim: Claim | None = None
@@ -143,10 +148,20 @@ class SubmissionQueue:
         except Exception:  # the next minute's prune will do; the submissions must not wait on it
             log.exception("pruning expired idempotency keys failed")
 
-    async def _write(self, batch: list[_Waiting]) -> None:
+    async def _transaction(self, batch: list[_Waiting]) -> list[Outcome | Exception]:
+        """The batch in one transaction: optimistically (keys looked up, answers inserted after the work);
+        if another request took one of its keys meanwhile, rolled back and done again claiming first."""
         try:
             async with transaction(self.sessionmaker) as session:
-                results = await self._write_batch(session, batch)
+                return await self._write_batch(session, batch, optimistic=True)
+        except _KeyTaken:
+            self.raced += 1
+            async with transaction(self.sessionmaker) as session:
+                return await self._write_batch(session, batch, optimistic=False)
+
+    async def _write(self, batch: list[_Waiting]) -> None:
+        try:
+            results = await self._transaction(batch)
             self.batches += 1
             self.written += len(batch)
         except Exception as exc:
@@ -164,8 +179,11 @@ class SubmissionQueue:
             else:
                 waiting.future.set_result(result)
 
-    async def _write_batch(self, session: AsyncSession, batch: list[_Waiting]) -> list[Outcome | Exception]:
-        """One transaction: claim the batch's keys, write the forms, keep the keyed answers."""
+    async def _write_batch(
+        self, session: AsyncSession, batch: list[_Waiting], *, optimistic: bool
+    ) -> list[Outcome | Exception]:
+        """One transaction: the batch's keys looked up (``optimistic``) or claimed, the forms written, the
+        keyed answers kept. Optimistic: raises ``_KeyTaken`` when a key was taken meanwhile."""
         settings = self.settings
         outcomes: list[Outcome | Exception | None] = [None] * len(batch)
         first: dict[tuple[str, str], int] = {}  # each key's first submission in this batch
@@ -177,7 +195,7 @@ class SubmissionQueue:
                 else:
                     first[waiting.claim.ident] = index
         if first:
-            found = await idempotency_service.claim_many(
+            found = await (idempotency_service.look_up if optimistic else idempotency_service.claim_many)(
                 session, [batch[i].claim for i in first.values()],  # type: ignore[misc]
                 secret_key=settings.secret_key, ttl_seconds=settings.idempotency_ttl_seconds,
             )
@@ -202,8 +220,13 @@ class SubmissionQueue:
             if waiting.claim is not None:
                 kept.append((waiting.claim, 201, body))
         # Nothing is kept of a refusal: its key is free for the corrected request.
-        await idempotency_service.release(session, refused)
-        await idempotency_service.store_many(session, kept, secret_key=settings.secret_key)
+        if optimistic:
+            if not await idempotency_service.keep_many(session, kept, secret_key=settings.secret_key,
+                                                       ttl_seconds=settings.idempotency_ttl_seconds):
+                raise _KeyTaken
+        else:
+            await idempotency_service.release(session, refused)
+            await idempotency_service.store_many(session, kept, secret_key=settings.secret_key)
         for index in repeats:
             claim = batch[index].claim
             assert claim is not None
