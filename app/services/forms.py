@@ -516,7 +516,7 @@ async def list_forms(
 # ladder is read from; the references sort by their names.
 SORTS = ("number", "received", "workroom", "category", "content", "status", "unit", "due", "supervision")
 # The desk counts its forms up to this many, and says "more" beyond (issue 18.5): counting a list of
-# millions exactly would cost the page more than everything else on it, and 200 pages of 50 are more than
+# millions exactly would cost the page more than everything else on it, and 400 pages of 25 are more than
 # anyone turns; the office narrows the filters instead.
 TABLE_COUNT_LIMIT = 10_000
 _NEVER_NULL_SORTS = frozenset({"number", "received", "content", "status"})
