@@ -89,6 +89,21 @@ async def test_a_list_longer_than_the_count_limit_says_more_and_pages_up_to_the_
     assert "第 2 / 2+ 页" in past.text  # past what was counted: the last counted page
     narrow = await client.get("/office/forms", params={"q": "第01条"})
     assert "共 1 份，第 1 / 1 页" in narrow.text
+    # Over the limit, an order no index serves (here the content) would sort every matching form for one
+    # page: the list comes in received order instead, and says so; a sort an index serves is kept.
+    by_content = await client.get("/office/forms", params={"sort": "content", "order": "desc"})
+    assert "不能按“内容”排序，已按收到时间排列" in by_content.text
+    assert rows(by_content.text) == [f["tracking_no"] for f in reversed(made)][:2]
+    assert 'aria-sort="descending"><a href="/office/forms?sort=received' in by_content.text.replace("&amp;", "&")
+    by_number = await client.get("/office/forms", params={"sort": "number", "order": "desc"})
+    assert "不能按" not in by_number.text and 'aria-sort="descending"><a href="/office/forms?sort=number' in (
+        by_number.text.replace("&amp;", "&"))
+    under = await client.get("/office/forms", params={"sort": "content", "order": "asc", "q": "第01条"})
+    assert "不能按" not in under.text  # under the limit every column sorts
+    assert form_service.indexed_sort("due", FormQuery(overdue=True))
+    assert form_service.indexed_sort("due", FormQuery(status=("assigned",)))
+    assert not form_service.indexed_sort("due", FormQuery())
+    assert not form_service.indexed_sort("workroom", FormQuery(overdue=True))
     # The count itself stops one past the limit, whatever the list's length.
     async with sessionmaker() as session:
         office = await session.scalar(select(User).where(User.role == "coordinator"))

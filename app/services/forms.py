@@ -522,6 +522,24 @@ TABLE_COUNT_LIMIT = 10_000
 _NEVER_NULL_SORTS = frozenset({"number", "received", "content", "status"})
 
 
+def indexed_sort(sort: str, filters: FormQuery) -> bool:
+    """Whether an index serves ``sort`` over ``filters``' forms, however many: received time, number and
+    state always; the deadline when the list holds assigned forms only (the open-deadline index)."""
+    if sort in ("received", "number", "status"):
+        return True
+    only_assigned = (filters.overdue is True or filters.extension_requested is True
+                     or filters.supervision in ("warning", "overdue", "escalated")
+                     or [str(s) for s in filters.status] == [FormStatus.assigned])
+    return sort in ("due", "supervision") and only_assigned
+
+
+@dataclass(frozen=True)
+class TablePage:
+    rows: list[OpinionForm]
+    total: int  # counted up to TABLE_COUNT_LIMIT + 1: more than the limit means "more"
+    sort: str  # the order the rows are in: the one asked for, or "received" (see table_page)
+
+
 async def table_page(
     session: AsyncSession,
     *,
@@ -532,13 +550,18 @@ async def table_page(
     page: int = 1,
     per_page: int = 50,
     now: datetime | None = None,
-) -> tuple[list[OpinionForm], int]:
+) -> TablePage:
     """One numbered page of the forms ``filters`` select, sorted by a column of the desk table, and how many
-    there are, counted up to ``TABLE_COUNT_LIMIT + 1`` (more than the limit: "more"). Numbered pages (an
-    offset) rather than a cursor: the office jumps to a page and sorts by any column. The columns that are
-    never NULL sort without NULLS LAST, so an index in that order serves the page (received time: the
-    ``(submitted_at, id)`` index) instead of a sort of every matching form."""
+    there are, counted up to ``TABLE_COUNT_LIMIT + 1``. Numbered pages (an offset) rather than a cursor: the
+    office jumps to a page and sorts by any column. The columns that are never NULL sort without NULLS
+    LAST, so an index in that order serves the page (received time: the ``(submitted_at, id)`` index)
+    instead of a sort of every matching form. Over more forms than the limit, an order no index serves
+    (a name, the content, the deadline of a list not only of assigned forms) would sort millions for one
+    page: such a list is sorted by received time instead, and ``sort`` says so."""
     now = now or utcnow()
+    total = await count_forms(session, principal=principal, filters=filters, now=now, at_most=TABLE_COUNT_LIMIT)
+    if total > TABLE_COUNT_LIMIT and not indexed_sort(sort, filters):
+        sort = "received"
     query = await filtered_query(session, principal=principal, filters=filters, now=now)
     workroom, category, unit = aliased(Workroom), aliased(Category), aliased(HandlingUnit)
     column: Any
@@ -555,12 +578,11 @@ async def table_page(
     if sort not in _NEVER_NULL_SORTS:
         ordered = ordered.nulls_last()
     per_page = max(1, min(per_page, MAX_PAGE))
-    total = await count_forms(session, principal=principal, filters=filters, now=now, at_most=TABLE_COUNT_LIMIT)
     rows = await session.scalars(
         query.order_by(ordered, OpinionForm.id.desc() if descending else OpinionForm.id.asc())
         .offset((max(page, 1) - 1) * per_page).limit(per_page)
     )
-    return list(rows.unique()), total
+    return TablePage(list(rows.unique()), total, sort)
 
 
 async def unit_name(session: AsyncSession, unit_id: int | None) -> str | None:

@@ -64,14 +64,20 @@ async def context(session: Any, principal: Principal, params: Any, filters: Form
         page = min(max(int(str(params.get("page") or 1)), 1), MAX_PAGE_NUMBER)
     except ValueError:
         page = 1
-    rows, total = await form_service.table_page(session, principal=principal, filters=filters, sort=sort,
-                                                descending=descending, page=page, per_page=PER_PAGE, now=now)
+    asked = sort
+    table = await form_service.table_page(session, principal=principal, filters=filters, sort=sort,
+                                          descending=descending, page=page, per_page=PER_PAGE, now=now)
+    total = table.total
     more = total > form_service.TABLE_COUNT_LIMIT  # counted no further: "more than 10,000"
     pages = max(1, math.ceil(min(total, form_service.TABLE_COUNT_LIMIT) / PER_PAGE))
     if page > pages:  # a page past the end (the list shrank): its last page
         page = pages
-        rows, total = await form_service.table_page(session, principal=principal, filters=filters, sort=sort,
-                                                    descending=descending, page=page, per_page=PER_PAGE, now=now)
+        table = await form_service.table_page(session, principal=principal, filters=filters, sort=sort,
+                                              descending=descending, page=page, per_page=PER_PAGE, now=now)
+    rows, sort = table.rows, table.sort
+    # A list of more than 10,000 forms sorts only by what an index serves (forms.indexed_sort).
+    sort_note = (f"符合条件的意见超过 {form_service.TABLE_COUNT_LIMIT:,} 份，不能按“{dict(COLUMNS)[asked]}”排序，"
+                 "已按收到时间排列；请先用筛选缩小范围。") if sort != asked else None
     given = [(name, str(v).lower() if isinstance(v, bool) else str(v))
              for name, value in filters.as_json().items() for v in (value if isinstance(value, list) else [value])]
 
@@ -90,7 +96,7 @@ async def context(session: Any, principal: Principal, params: Any, filters: Form
     return {
         "rows": [views.form_read(f, now=now, view=view) for f in rows],
         "total": min(total, form_service.TABLE_COUNT_LIMIT), "more": more, "page": page, "pages": pages,
-        "sort": sort, "descending": descending, "columns": columns,
+        "sort": sort, "descending": descending, "columns": columns, "sort_note": sort_note,
         "sort_label": dict(COLUMNS)[sort], "here": url(),
         "prev_url": url(page=page - 1) if page > 1 else None, "next_url": url(page=page + 1) if page < pages else None,
     }
