@@ -24,8 +24,8 @@ from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
 from fastapi import APIRouter, Request
-from markupsafe import Markup, escape
 from fastapi.responses import Response
+from markupsafe import Markup, escape
 from pydantic import BaseModel, ValidationError
 from starlette.datastructures import QueryParams
 
