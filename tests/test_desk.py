@@ -100,6 +100,9 @@ async def test_a_list_longer_than_the_count_limit_says_more_and_pages_up_to_the_
         by_number.text.replace("&amp;", "&"))
     under = await client.get("/office/forms", params={"sort": "content", "order": "asc", "q": "第01条"})
     assert "不能按" not in under.text  # under the limit every column sorts
+    assert form_service.indexed_sort("number", FormQuery(workroom="LS-01"))
+    assert not form_service.indexed_sort("number", FormQuery(status=("submitted",)))  # one state clusters in time
+    assert form_service.indexed_sort("received", FormQuery(status=("submitted",)))
     assert form_service.indexed_sort("due", FormQuery(overdue=True))
     assert form_service.indexed_sort("due", FormQuery(status=("assigned",)))
     assert not form_service.indexed_sort("due", FormQuery())
