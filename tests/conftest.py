@@ -58,10 +58,10 @@ def pg_url(database: str, driver: str = "postgresql+asyncpg") -> str:
     return url.render_as_string(hide_password=False)
 
 
-async def pg_admin(sql: str) -> None:
+async def pg_admin(sql: str, *args: object) -> None:
     connection = await asyncpg.connect(pg_url(make_url(PG_ADMIN_URL).database or "postgres", "postgresql"))
     try:
-        await connection.execute(sql)
+        await connection.execute(sql, *args)
     finally:
         await connection.close()
 
@@ -214,7 +214,7 @@ class _PgDatabases:
             await connection.close()
 
     async def _reset(self, name: str) -> bool:
-        await pg_admin_fetch(
+        await pg_admin(
             "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()",
             name)
         connection = await asyncpg.connect(pg_url(name, "postgresql"))
@@ -239,14 +239,6 @@ class _PgDatabases:
         finally:
             await connection.close()
         return True
-
-
-async def pg_admin_fetch(sql: str, *args: object) -> None:
-    connection = await asyncpg.connect(pg_url(make_url(PG_ADMIN_URL).database or "postgres", "postgresql"))
-    try:
-        await connection.fetch(sql, *args)
-    finally:
-        await connection.close()
 
 
 @pytest.fixture(scope="session")
