@@ -103,8 +103,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.engine = engine
     app.state.stats_cache = ReadCache(settings.stats_cache_seconds)
     app.state.auth_cache = ReadCache(settings.auth_cache_seconds)
-    # Few entries: a request list can be a megabyte, and the hot ones (the default list, services) are few.
-    app.state.open311_cache = ReadCache(settings.open311_cache_seconds, max_entries=32)
+    # Few entries, 8 MB at most: a request list can be a megabyte, and the hot ones (the default list,
+    # services) are few.
+    app.state.open311_cache = ReadCache(settings.open311_cache_seconds, max_entries=32, max_bytes=8_000_000)
 
     def after_write_commit() -> None:
         app.state.stats_cache.invalidate()

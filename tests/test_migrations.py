@@ -9,6 +9,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from app import migrate
 from app.models import Base
+from app.models.forms import compared_by_alembic
 
 
 async def _tables(url: str) -> set[str]:
@@ -55,9 +56,16 @@ async def test_models_and_migrations_do_not_drift(empty_db_url):
         async with engine.connect() as connection:
             diff = await connection.run_sync(
                 lambda sync: compare_metadata(
-                    MigrationContext.configure(sync, opts={"compare_type": True}), Base.metadata
+                    MigrationContext.configure(sync, opts={"compare_type": True, "include_name": compared_by_alembic}),
+                    Base.metadata
                 )
             )
     finally:
         await engine.dispose()
     assert diff == [], f"models and migrations differ: {diff}"
+
+
+def test_the_head_read_without_alembic_is_alembics_head():
+    from alembic.script import ScriptDirectory
+
+    assert migrate.head_revision() == ScriptDirectory.from_config(migrate.alembic_config()).get_current_head()

@@ -1289,6 +1289,30 @@ async def test_a_public_list_is_read_once_and_shows_only_the_mapped_columns(clie
     assert ids == [second["tracking_no"], first["tracking_no"]]
 
 
+@pytest.mark.parametrize("fmt", ["json", "xml"])
+async def test_a_list_is_sent_as_it_is_read_and_then_served_whole_from_memory(client, app, world, monkeypatch, fmt):
+    monkeypatch.setattr("app.services.open311.STREAM_BATCH", 2)  # five requests: three chunks
+    filed = [await submit(client, public=True, content=f"第{n}处路灯不亮，\r\n晚上看不清。<b>&</b>") for n in range(5)]
+    first = await client.get(f"{BASE}/requests.{fmt}")
+    assert first.status_code == 200 and first.headers["content-type"] == (JSON_TYPE if fmt == "json" else XML_TYPE)
+    assert "content-length" not in first.headers  # streamed: its length was not known when it started
+    assert first.headers["access-control-allow-origin"] == "*"
+    again = await client.get(f"{BASE}/requests.{fmt}")
+    assert "content-length" in again.headers  # from memory, whole
+    assert again.content == first.content
+    listed = read_json(first) if fmt == "json" else spark(ET.fromstring(first.content))
+    assert [r["service_request_id"] for r in listed] == [f["tracking_no"] for f in reversed(filed)]
+    assert listed[0]["description"] == "第4处路灯不亮，\r\n晚上看不清。<b>&</b>"
+    if fmt == "xml":
+        assert first.content.startswith(XML_DECLARATION)
+
+
+async def test_an_empty_list_streams_as_an_empty_container(client, world):
+    assert read_json(await client.get(f"{BASE}/requests.json")) == []
+    empty = await client.get(f"{BASE}/requests.xml")
+    assert empty.content.startswith(XML_DECLARATION) and spark(ET.fromstring(empty.content)) == []
+
+
 async def test_another_process_writes_show_within_the_cache_time(db_url):
     application = build_app(make_settings(db_url, open311_cache_seconds=0.5))
     other = create_async_engine(db_url)  # another process: its commits do not reach this one's cache

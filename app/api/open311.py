@@ -15,11 +15,11 @@ import json
 import re
 import xml.etree.ElementTree as ET
 from urllib.parse import parse_qsl
-from collections.abc import Awaitable, Callable, Hashable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Hashable, Iterable
 from typing import Any
 
 from fastapi import APIRouter, Depends, Request
-from fastapi.responses import Response
+from fastapi.responses import Response, StreamingResponse
 from starlette.datastructures import UploadFile
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.formparsers import MultiPartException
@@ -111,6 +111,53 @@ async def cached(request: Request, key: Hashable, build: Callable[[AsyncSession]
             return await build(session)
 
     return await request.app.state.open311_cache.get_or_compute(key, compute)  # type: ignore[no-any-return]
+
+
+async def streamed(
+    request: Request, fmt: str, key: Hashable, produce: Callable[[], AsyncIterator[bytes]]
+) -> Response:
+    """A public answer from the same cache as ``cached``, sent as it is made when it is not there yet: rows
+    are read, rendered and sent a batch at a time, and whoever asks for it meanwhile reads the same
+    chunks. The first chunk comes after the query has run, so a failing query is still a whole error
+    answer; a failure later cuts the answer short (the client sees an incomplete body, never a wrong one)."""
+    flow = await request.app.state.open311_cache.get_or_stream(key, produce)
+    if isinstance(flow, bytes):
+        return answer(fmt, flow)
+    first = await anext(flow)
+
+    async def chunks() -> AsyncIterator[bytes]:
+        yield first
+        async for chunk in flow:
+            yield chunk
+
+    return StreamingResponse(chunks(), media_type=FORMATS[fmt], headers=READ_HEADERS)
+
+
+async def stream_body(fmt: str, root: str, items: AsyncIterator[dict[str, Any]]) -> AsyncIterator[bytes]:
+    """The list ``root`` of ``items`` in ``fmt``, as ``body`` would write it, in chunks of
+    ``STREAM_BATCH`` items. Nothing is yielded before the first item (or the end) is in."""
+    parts: list[bytes] = []
+    if fmt == "json":
+        async for item in items:
+            parts.append((b"," if parts else b"[") + json.dumps(item, ensure_ascii=False, separators=(",", ":")).encode())
+            if len(parts) % open311_service.STREAM_BATCH == 0:
+                yield b"".join(parts)
+                parts = [b""]  # (not empty: the next item is not the first)
+        yield b"".join(parts) + b"]" if parts else b"[]"
+        return
+    tag = ITEM_TAGS[root]
+    parts.append(b'<?xml version="1.0" encoding="UTF-8"?>\n<' + root.encode() + b">")
+    count = 0
+    async for item in items:
+        element = ET.Element(tag)
+        _fill(element, tag, item)
+        parts.append(ET.tostring(element, encoding="utf-8", xml_declaration=False).replace(b"\r", b"&#13;"))
+        count += 1
+        if count % open311_service.STREAM_BATCH == 0:
+            yield b"".join(parts)
+            parts = []
+    parts.append(b"</" + root.encode() + b">")
+    yield b"".join(parts)
 
 
 def answer(fmt: str, content: bytes) -> Response:
@@ -283,11 +330,14 @@ async def _list_requests(request: Request, fmt: str, settings: Settings) -> Resp
     )
     town = _town(settings)
 
-    async def build(session: AsyncSession) -> bytes:
-        forms = await open311_service.list_requests(session, query, now=utcnow())
-        return body(fmt, "service_requests", [open311_service.request_view(f, town) for f in forms])
+    async def produce() -> AsyncIterator[bytes]:
+        async with transaction(request.app.state.sessionmaker) as session:
+            forms = open311_service.stream_requests(session, query, now=utcnow())
+            async for chunk in stream_body(fmt, "service_requests",
+                                           (open311_service.request_view(f, town) async for f in forms)):
+                yield chunk
 
-    return answer(fmt, await cached(request, ("requests", fmt, query), build))
+    return await streamed(request, fmt, ("requests", fmt, query), produce)
 
 
 @router.get("/open311/v2/requests/{service_request_id}.{fmt}")

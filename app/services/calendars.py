@@ -15,14 +15,17 @@ import secrets
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from enum import StrEnum
+from typing import TYPE_CHECKING
 
-from icalendar import Calendar, Event, vDuration
 from sqlalchemy import Select, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
 from app.config import TZ
+
+if TYPE_CHECKING:  # icalendar is imported when a feed is written: ~3 MB of every worker otherwise
+    from icalendar import Calendar, Event
 from app.errors import NotFound, PermissionDenied
 from app.models import (
     CalendarFeed,
@@ -137,6 +140,8 @@ async def _check_token(session: AsyncSession, kind: FeedKind, owner_id: int, tok
 
 
 def _calendar(name: str) -> Calendar:
+    from icalendar import Calendar, vDuration
+
     calendar = Calendar()
     calendar.add("prodid", PRODID)
     calendar.add("version", "2.0")
@@ -151,6 +156,8 @@ def _calendar(name: str) -> Calendar:
 
 def _event(uid: str, *, stamp: datetime, starts_at: datetime, ends_at: datetime, summary: str,
            location: str, description: str) -> Event:
+    from icalendar import Event
+
     event = Event()
     event.add("uid", f"{uid}@{UID_DOMAIN}")
     event.add("dtstamp", stamp)

@@ -29,7 +29,6 @@ from pathlib import Path
 from typing import Any
 
 import anyio
-import xlsxwriter
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -226,6 +225,7 @@ class XlsxTable:
         options: dict[str, Any] = {"constant_memory": True, "strings_to_formulas": False, "strings_to_urls": False}
         if isinstance(target, io.BytesIO):
             options = {"in_memory": True, "strings_to_formulas": False, "strings_to_urls": False}
+        import xlsxwriter  # imported when a workbook is written: ~2 MB a worker otherwise
         self.workbook = xlsxwriter.Workbook(target if isinstance(target, io.BytesIO) else str(target), options)
         self.sheet = self.workbook.add_worksheet(sheet[:31])
         self.kinds = [c.kind for c in columns]

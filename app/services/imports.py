@@ -34,7 +34,6 @@ from datetime import date, datetime, time, timedelta
 from typing import Any
 
 import anyio
-import xlsxwriter
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import selectinload
@@ -218,6 +217,7 @@ def template(kind: str, fmt: str) -> bytes:
         writer.writerow(example)
         return buffer.getvalue().encode("utf-8")
     output = io.BytesIO()
+    import xlsxwriter  # imported when a workbook is written: ~2 MB a worker otherwise
     workbook = xlsxwriter.Workbook(output, {"in_memory": True, "strings_to_formulas": False, "strings_to_numbers": False})
     sheet = workbook.add_worksheet("导入模板")
     bold = workbook.add_format({"bold": True, "bg_color": "#F2F2F2", "border": 1})
@@ -645,6 +645,7 @@ def _xlsx(sheets: Sequence[tuple[str, Sequence[Column], Sequence[Sequence[Any]]]
     """Sheets with a bold, frozen header row; dates, times and datetimes as real Excel cells (Asia/Shanghai
     wall clock), numbers as numbers, text always as text. Blocking: call from a worker thread."""
     output = io.BytesIO()
+    import xlsxwriter  # imported when a workbook is written: ~2 MB a worker otherwise
     workbook = xlsxwriter.Workbook(output, {"in_memory": True, "strings_to_formulas": False, "strings_to_urls": False})
     header = workbook.add_format({"bold": True, "bg_color": "#F2F2F2", "border": 1, "valign": "vcenter"})
     formats = {

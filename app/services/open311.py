@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -32,6 +33,7 @@ from app.services import forms as form_service
 SPECIFICATION = "http://wiki.open311.org/GeoReport_v2"
 MAX_RANGE = timedelta(days=90)  # the spec's default window and the widest start_date..end_date
 MAX_REQUESTS = 1000  # the spec's default limit on one answer
+STREAM_BATCH = 100  # rows read, rendered and sent at a time
 MAX_DESCRIPTION = 4000  # the spec's limit on a request's description
 WORKROOM_ATTRIBUTE = "workroom"
 PUBLIC_ATTRIBUTE = "public"
@@ -219,7 +221,15 @@ def _published() -> Any:
     )
 
 
-async def list_requests(session: AsyncSession, query: RequestQuery, *, now: datetime) -> list[Row[Any]]:
+async def stream_requests(session: AsyncSession, query: RequestQuery, *, now: datetime) -> AsyncIterator[Row[Any]]:
+    """The published forms the query asks for, newest first, at most ``MAX_REQUESTS``, a batch at a time
+    from a server-side cursor: an answer of a thousand requests is never held whole as rows."""
+    result = await session.stream(_requests_statement(query, now=now).execution_options(yield_per=STREAM_BATCH))
+    async for row in result:
+        yield row
+
+
+def _requests_statement(query: RequestQuery, *, now: datetime) -> Any:
     statement = _published()
     if query.ids:
         statement = statement.where(OpinionForm.tracking_no.in_(query.ids))
@@ -233,8 +243,7 @@ async def list_requests(session: AsyncSession, query: RequestQuery, *, now: date
         wanted = {s for status in query.statuses for s in (OPEN if status == "open" else CLOSED)}
         if query.statuses and len(wanted) < len(OPEN) + len(CLOSED):
             statement = statement.where(OpinionForm.status.in_(sorted(wanted)))
-    statement = statement.order_by(OpinionForm.submitted_at.desc(), OpinionForm.id.desc()).limit(MAX_REQUESTS)
-    return list(await session.execute(statement))
+    return statement.order_by(OpinionForm.submitted_at.desc(), OpinionForm.id.desc()).limit(MAX_REQUESTS)
 
 
 async def get_request(session: AsyncSession, service_request_id: str) -> Row[Any]:

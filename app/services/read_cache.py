@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable, Hashable
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Awaitable, Callable, Hashable
+from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
 T = TypeVar("T")
@@ -26,10 +26,47 @@ class Entry:
     expires: float
 
 
+@dataclass
+class _Tee:
+    """The chunks of an answer being made, for every reader who asked while it was being made: each reads
+    them as they come, from the first, and the whole answer is cached once the last one is in."""
+
+    chunks: list[bytes] = field(default_factory=list)
+    changed: asyncio.Event = field(default_factory=asyncio.Event)
+    finished: bool = False
+    error: BaseException | None = None
+
+    def put(self, chunk: bytes) -> None:
+        self.chunks.append(chunk)
+        self._wake()
+
+    def finish(self, error: BaseException | None = None) -> None:
+        self.finished, self.error = True, error
+        self._wake()
+
+    def _wake(self) -> None:
+        changed, self.changed = self.changed, asyncio.Event()
+        changed.set()
+
+    async def follow(self) -> AsyncIterator[bytes]:
+        sent = 0
+        while True:
+            changed = self.changed
+            while sent < len(self.chunks):
+                sent += 1
+                yield self.chunks[sent - 1]
+            if self.finished:
+                if self.error is not None:
+                    raise self.error
+                return
+            await changed.wait()
+
+
 @dataclass(frozen=True)
 class _Flight:
     generation: int
     task: asyncio.Task[Any]
+    tee: _Tee | None = None
 
 
 class ReadCache(Generic[T]):
@@ -37,16 +74,24 @@ class ReadCache(Generic[T]):
     the same key is running wait for it instead of starting their own (no stampede when an entry
     expires under a thousand polls a second)."""
 
-    def __init__(self, ttl_seconds: float, *, max_entries: int = 1000) -> None:
+    def __init__(self, ttl_seconds: float, *, max_entries: int = 1000, max_bytes: int | None = None) -> None:
         self.ttl = ttl_seconds
         self.max_entries = max_entries
+        # Of bytes values, the most kept at once (None: no bound): odd queries with big answers must not
+        # grow a worker.
+        self.max_bytes = max_bytes
+        self._bytes = 0
         self.generation = 0
         self._entries: dict[Hashable, Entry] = {}
         self._flights: dict[Hashable, _Flight] = {}
 
     def invalidate(self) -> None:
         self.generation += 1
+        self._clear()
+
+    def _clear(self) -> None:
         self._entries.clear()
+        self._bytes = 0
 
     def peek(self, key: Hashable) -> T | None:
         """The fresh value for ``key``, or None: never computes, never waits."""
@@ -68,6 +113,35 @@ class ReadCache(Generic[T]):
             flight.task.add_done_callback(lambda _task: self._landed(key, flight))
         return await asyncio.shield(flight.task)  # type: ignore[no-any-return]
 
+    async def get_or_stream(
+        self, key: Hashable, produce: Callable[[], AsyncIterator[bytes]]
+    ) -> bytes | AsyncIterator[bytes]:
+        """The cached bytes for ``key``, or the chunks of the answer as ``produce`` makes them: it runs as a
+        task of its own, at most once at a time per key, and every caller that misses meanwhile reads the
+        same chunks from the first (a caller that goes away stops nobody else). Its whole answer is cached
+        when it ends. An error of ``produce`` reaches every reader, where it happens in the stream."""
+        cached = self.peek(key)
+        if cached is not None:
+            return cached  # type: ignore[return-value]
+        flight = self._flights.get(key)
+        if flight is None or flight.generation != self.generation or flight.tee is None or flight.tee.error:
+            tee = _Tee()
+
+            async def run() -> bytes:
+                try:
+                    async for chunk in produce():
+                        tee.put(chunk)
+                except BaseException as exc:
+                    tee.finish(exc)
+                    raise
+                tee.finish()
+                return b"".join(tee.chunks)
+
+            flight = _Flight(self.generation, asyncio.ensure_future(run()), tee)
+            self._flights[key] = flight
+            flight.task.add_done_callback(lambda _task: self._landed(key, flight))
+        return flight.tee.follow()  # type: ignore[union-attr]
+
     def _landed(self, key: Hashable, flight: _Flight) -> None:
         if self._flights.get(key) is flight:
             del self._flights[key]
@@ -75,6 +149,17 @@ class ReadCache(Generic[T]):
             return  # (the waiters see the exception; asking for it marks it seen even if none is left)
         # Keep it only if nothing was committed while computing, and only while the cache is on.
         if self.ttl > 0 and flight.generation == self.generation:
-            if len(self._entries) >= self.max_entries:  # filters are few in practice; never let odd ones pile up
-                self._entries.clear()
-            self._entries[key] = Entry(flight.task.result(), flight.generation, time.monotonic() + self.ttl)
+            value = flight.task.result()
+            size = len(value) if isinstance(value, bytes) else 0
+            if self.max_bytes is not None and size > self.max_bytes:
+                return
+            # Filters are few in practice; never let odd ones pile up.
+            if len(self._entries) >= self.max_entries or (
+                self.max_bytes is not None and self._bytes + size > self.max_bytes
+            ):
+                self._clear()
+            old = self._entries.get(key)
+            if old is not None and isinstance(old.value, bytes):
+                self._bytes -= len(old.value)
+            self._entries[key] = Entry(value, flight.generation, time.monotonic() + self.ttl)
+            self._bytes += size

@@ -1,0 +1,100 @@
+"""The per-process read cache's streamed answers (app/services/read_cache.py): made once per key at a time,
+read by every caller from the first chunk, cached whole at the end, bounded in bytes. No database."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import pytest
+
+from app.services.read_cache import ReadCache
+
+
+async def read(flow: bytes | AsyncIterator[bytes]) -> bytes:
+    if isinstance(flow, bytes):
+        return flow
+    return b"".join([chunk async for chunk in flow])
+
+
+class Maker:
+    """An answer of ``parts`` chunks that waits for ``go`` before each chunk after the first."""
+
+    def __init__(self, *parts: bytes, fail_after: int | None = None) -> None:
+        self.parts, self.fail_after = parts, fail_after
+        self.go = asyncio.Event()
+        self.runs = 0
+
+    async def produce(self) -> AsyncIterator[bytes]:
+        self.runs += 1
+        for n, part in enumerate(self.parts):
+            if n:
+                await self.go.wait()
+            if self.fail_after is not None and n == self.fail_after:
+                raise RuntimeError("the database went away")
+            yield part
+
+
+async def test_callers_during_a_flight_read_the_same_chunks_and_the_answer_is_made_once():
+    cache: ReadCache[bytes] = ReadCache(60)
+    maker = Maker(b"[1", b",2", b",3]")
+    first = await cache.get_or_stream("k", maker.produce)
+    assert await anext(first) == b"[1"  # sent before the rest exists
+    late = await cache.get_or_stream("k", maker.produce)  # joins the flight, reads from the first chunk
+    maker.go.set()
+    assert b"[1" + await read(first) == await read(late) == b"[1,2,3]"
+    assert await read(await cache.get_or_stream("k", maker.produce)) == b"[1,2,3]"
+    assert maker.runs == 1
+    await asyncio.sleep(0)  # (the flight's task ends a moment after its last chunk)
+    assert await cache.get_or_stream("k", maker.produce) == b"[1,2,3]"  # whole, from memory
+
+
+async def test_a_caller_who_goes_away_stops_nobody_else():
+    cache: ReadCache[bytes] = ReadCache(60)
+    maker = Maker(b"a", b"b", b"c")
+    leaving = await cache.get_or_stream("k", maker.produce)
+    staying = await cache.get_or_stream("k", maker.produce)
+    assert await anext(leaving) == b"a"
+    await leaving.aclose()  # type: ignore[union-attr]
+    maker.go.set()
+    assert await read(staying) == b"abc"
+    await asyncio.sleep(0)
+    assert cache.peek("k") == b"abc"
+
+
+async def test_a_failure_reaches_every_reader_and_nothing_is_cached():
+    cache: ReadCache[bytes] = ReadCache(60)
+    maker = Maker(b"a", b"b", fail_after=1)
+    readers = [await cache.get_or_stream("k", maker.produce) for _ in range(2)]
+    maker.go.set()
+    for flow in readers:
+        with pytest.raises(RuntimeError, match="went away"):
+            await read(flow)
+    assert cache.peek("k") is None
+    again = Maker(b"ok")
+    assert await read(await cache.get_or_stream("k", again.produce)) == b"ok" and again.runs == 1
+
+
+async def test_a_write_during_a_flight_keeps_its_answer_out_of_the_cache():
+    cache: ReadCache[bytes] = ReadCache(60)
+    maker = Maker(b"old", b"er")
+    flow = await cache.get_or_stream("k", maker.produce)
+    cache.invalidate()  # a commit in this process while the answer was being read
+    maker.go.set()
+    assert await read(flow) == b"older"
+    await asyncio.sleep(0)
+    assert cache.peek("k") is None
+
+
+async def test_cached_bytes_are_bounded():
+    cache: ReadCache[bytes] = ReadCache(60, max_bytes=10)
+    for key, value in (("a", b"123456"), ("b", b"1234")):
+        assert await read(await cache.get_or_stream(key, Maker(value).produce)) == value
+        await asyncio.sleep(0)
+    assert cache.peek("a") == b"123456" and cache.peek("b") == b"1234"
+    await read(await cache.get_or_stream("c", Maker(b"12").produce))  # 6 + 4 + 2 > 10: the others go
+    await asyncio.sleep(0)
+    assert cache.peek("a") is None and cache.peek("c") == b"12"
+    await read(await cache.get_or_stream("d", Maker(b"x" * 11).produce))  # never kept: bigger than the bound
+    await asyncio.sleep(0)
+    assert cache.peek("d") is None
