@@ -7,6 +7,7 @@ database is read directly only to check what was (or was not) stored.
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -21,6 +22,7 @@ from app.db import transaction
 from tests.support.apps import build_app
 from app.models import IdempotencyRecord, OpinionForm, ServicePoint, Workroom
 from app.services import forms as form_service
+from app.services import idempotency
 from app.services.auth import ANONYMOUS
 from tests.conftest import make_settings
 from tests.factories import World, build_world, submit
@@ -330,6 +332,21 @@ async def test_idempotency_record_holds_the_answer_encrypted(client, sessionmake
     for column, value in rows[0].items():
         if isinstance(value, str):
             assert form["verification_code"] not in value, column
+    # Compressed before it is sealed: far under PostgreSQL's 2 KB TOAST threshold (a Fernet token of the
+    # same answer was about twice the size of its JSON).
+    assert len(stored) < len(json.dumps(form, ensure_ascii=False).encode()) < 2000
+
+
+async def test_an_answer_kept_as_a_fernet_token_before_sealing_still_replays(app, client, sessionmaker):
+    headers = {"Idempotency-Key": "kept-before"}
+    first = await client.post(FORMS, json=BODY, headers=headers)
+    assert first.status_code == 201, first.text
+    token = idempotency._fernet(app.state.settings.secret_key).encrypt(json.dumps(first.json()).encode())
+    async with transaction(sessionmaker) as session:
+        await session.execute(update(IdempotencyRecord).values(response=token))
+    again = await client.post(FORMS, json=BODY, headers=headers)
+    assert again.status_code == 201 and again.json() == first.json()
+    assert await form_count(sessionmaker) == 1
 
 
 # --- Idempotency-Key ---------------------------------------------------------------------------------

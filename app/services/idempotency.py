@@ -9,7 +9,10 @@ meanwhile does it roll back and claim all its keys first (``claim_many``), then 
 (``store_many``).
 Expired keys are pruned apart from the work (``prune``, once a minute per process); a claim only clears
 its own key if that one has expired, so no submission waits on another's clean-up. Stored answers may hold a verification
-code, so they are encrypted with a key derived from the app secret and deleted after the window.
+code, so they are encrypted with a key derived from the app secret and deleted after the window: compressed,
+then sealed with AES-GCM as raw bytes (``_seal``), so a key's row stays well under PostgreSQL's 2 KB TOAST
+threshold (a Fernet token of the same answer, base64 of the uncompressed JSON, was ~2.3 KB and every keyed
+submission wrote a TOAST row and its index entry too). Answers stored as Fernet tokens still replay.
 
 Keys live in the caller's own namespace (``scope_of``): a staff user's, a resident's or an API client's
 for a signed-in caller, and for the anonymous public the client address's (a keyed hash of it, so no
@@ -23,12 +26,16 @@ import base64
 import hashlib
 import hmac
 import json
+import os
+import zlib
+from functools import lru_cache
 from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 from cryptography.fernet import Fernet
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from sqlalchemy import and_, bindparam, delete, or_, select, tuple_, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -38,6 +45,9 @@ from app.models import IdempotencyRecord, utcnow
 from app.services.auth import Principal
 
 MAX_KEY_LENGTH = 255
+_SEALED = b"\x01"  # the first byte of an answer sealed by ``_seal`` (a Fernet token begins with "g")
+_NONCE = 12
+_AAD = b"minyi idempotency answer v1"
 _TABLE = IdempotencyRecord.__table__
 
 
@@ -95,6 +105,25 @@ def _fernet(secret_key: str) -> Fernet:
     return Fernet(base64.urlsafe_b64encode(hashlib.sha256(b"minyi-idempotency:" + secret_key.encode()).digest()))
 
 
+@lru_cache(maxsize=4)
+def _aead(secret_key: str) -> AESGCM:
+    return AESGCM(hashlib.sha256(b"minyi-idempotency-aead:" + secret_key.encode()).digest())
+
+
+def _seal(body: Any, secret_key: str) -> bytes:
+    """``body`` as stored: its JSON compressed, then encrypted and authenticated (AES-256-GCM)."""
+    nonce = os.urandom(_NONCE)
+    plain = zlib.compress(json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode(), 6)
+    return _SEALED + nonce + _aead(secret_key).encrypt(nonce, plain, _AAD)
+
+
+def _unseal(stored: bytes, secret_key: str) -> Any:
+    if stored[:1] == _SEALED:
+        nonce, sealed = stored[1:1 + _NONCE], stored[1 + _NONCE:]
+        return json.loads(zlib.decompress(_aead(secret_key).decrypt(nonce, sealed, _AAD)))
+    return json.loads(_fernet(secret_key).decrypt(stored))  # kept before answers were sealed
+
+
 def validate_key(key: str) -> str:
     if not key or len(key) > MAX_KEY_LENGTH or not key.isprintable():
         raise Invalid("Idempotency-Key 须为 1–255 个可打印字符。", code="invalid_idempotency_key")
@@ -141,7 +170,7 @@ async def claim(
         raise in_progress()
     if record.request_hash != request_hash and record.request_hash not in also_matches:
         raise reused()
-    body = json.loads(_fernet(secret_key).decrypt(record.response))
+    body = _unseal(record.response, secret_key)
     return Replay(status_code=record.status_code, body=body)
 
 
@@ -176,17 +205,16 @@ async def claim_many(
             .where(_matching([c.ident for c in taken]))
         )
     }
-    fernet = _fernet(secret_key)
-    return {claim.ident: _judge(claim, records.get(claim.ident), fernet) for claim in taken}
+    return {claim.ident: _judge(claim, records.get(claim.ident), secret_key) for claim in taken}
 
 
-def _judge(claim: Claim, record: Any, fernet: Fernet) -> Replay | Exception:
+def _judge(claim: Claim, record: Any, secret_key: str) -> Replay | Exception:
     """What a request gets for a key that is already taken by ``record``."""
     if record is None or record.status_code is None or record.response is None:
         return in_progress()
     if record.request_hash != claim.request_hash and record.request_hash not in claim.also_matches:
         return reused()
-    return Replay(record.status_code, json.loads(fernet.decrypt(record.response)))
+    return Replay(record.status_code, _unseal(record.response, secret_key))
 
 
 async def look_up(
@@ -209,8 +237,7 @@ async def look_up(
                    _TABLE.c.created_at >= now - timedelta(seconds=ttl_seconds))
         )
     }
-    fernet = _fernet(secret_key)
-    return {claim.ident: _judge(claim, records[claim.ident], fernet) for claim in claims if claim.ident in records}
+    return {claim.ident: _judge(claim, records[claim.ident], secret_key) for claim in claims if claim.ident in records}
 
 
 async def keep_many(
@@ -224,9 +251,8 @@ async def keep_many(
     if not answers:
         return True
     now = now or utcnow()
-    fernet = _fernet(secret_key)
     rows = [{"scope": claim.scope, "key": claim.key, "request_hash": claim.request_hash, "created_at": now,
-             "status_code": status, "response": fernet.encrypt(json.dumps(body, ensure_ascii=False).encode())}
+             "status_code": status, "response": _seal(body, secret_key)}
             for claim, status, body in sorted(answers, key=lambda answer: answer[0].ident)]
     insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
     statement = insert(_TABLE)
@@ -243,13 +269,12 @@ async def store_many(session: AsyncSession, answers: Collection[tuple[Claim, int
     """Keep the first answer of each claimed key, in one statement."""
     if not answers:
         return
-    fernet = _fernet(secret_key)
     await session.execute(
         update(_TABLE)
         .where(_TABLE.c.scope == bindparam("b_scope"), _TABLE.c.key == bindparam("b_key"))
         .values(status_code=bindparam("b_status"), response=bindparam("b_response")),
         [{"b_scope": claim.scope, "b_key": claim.key, "b_status": status,
-          "b_response": fernet.encrypt(json.dumps(body, ensure_ascii=False).encode())}
+          "b_response": _seal(body, secret_key)}
          for claim, status, body in answers],
     )
 
@@ -274,5 +299,5 @@ async def store(
     if record is None:  # claim() always runs first in the same transaction
         raise RuntimeError("idempotency key was not claimed")
     record.status_code = status_code
-    record.response = _fernet(secret_key).encrypt(json.dumps(body, ensure_ascii=False).encode())
+    record.response = _seal(body, secret_key)
     await session.flush()
