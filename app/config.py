@@ -52,6 +52,15 @@ class Settings(BaseSettings):
     # Open311's public reads (services, request lists by normalised query) are answered from memory this long;
     # anything this process commits drops them at once, another process's writes show within this time.
     open311_cache_seconds: float = Field(5.0, ge=0, le=60)
+    # Similar opinions (app/services/similarity.py, docs/similarity.md): the rule that says two forms report
+    # the same issue. A pair scoring at least the threshold is the same issue; the factors scale the score
+    # when places differ (keep place_conflict under the threshold), are of no common kind, or are unknown.
+    similar_threshold: float = Field(0.4, gt=0, le=1)
+    similar_topic_weight: float = Field(0.7, ge=0, le=1)
+    similar_wording_full: float = Field(0.5, gt=0, le=1)
+    similar_place_conflict: float = Field(0.3, ge=0, le=1)
+    similar_place_unshared: float = Field(0.75, ge=0, le=1)
+    similar_place_unknown: float = Field(0.9, ge=0, le=1)
     # Where background exports write their files. With several app processes on several hosts, share it
     # (or send a job's polls and download to the process that ran it): the job row is in the database,
     # the file is on this disk.
@@ -232,6 +241,13 @@ class Settings(BaseSettings):
     @property
     def trusted_proxy_list(self) -> list[str]:
         return [part.strip() for part in self.trusted_proxies.split(",") if part.strip()]
+
+    @model_validator(mode="after")
+    def _place_conflict_keeps_places_apart(self) -> Settings:
+        if self.similar_place_conflict >= self.similar_threshold:
+            raise ValueError("MINYI_SIMILAR_PLACE_CONFLICT must be below MINYI_SIMILAR_THRESHOLD: else two "
+                             "forms naming different places (三组 / 四组) could still be the same issue")
+        return self
 
     @model_validator(mode="after")
     def _refuse_default_secret_in_production(self) -> Settings:
