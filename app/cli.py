@@ -19,6 +19,7 @@ from app.services import auth as auth_service
 from app.services import backups as backup_service
 from app.services import demo as demo_service
 from app.services import logs as log_service
+from app.services import similar_forms
 from app.services import stats as stats_service
 from app.services import stats_current
 from app.services import workflow
@@ -26,6 +27,8 @@ from app.services import workflow
 cli = typer.Typer(help="Minyi 民意: opinion forms for Party Representative Workrooms.", no_args_is_help=True)
 stats_cli = typer.Typer(help="Statistics counters.", no_args_is_help=True)
 cli.add_typer(stats_cli, name="stats")
+similar_cli = typer.Typer(help="Similar forms and topics.", no_args_is_help=True)
+cli.add_typer(similar_cli, name="similar")
 
 T = TypeVar("T")
 
@@ -134,6 +137,29 @@ def serve(
         workers=workers, proxy_headers=False,
         log_config=log_service.logging_config(settings), log_level=settings.log_level.lower(), access_log=False,
     )
+
+
+@similar_cli.command("index")
+def similar_index() -> None:
+    """Index every form not indexed yet for similar forms and topics, oldest first, in batches (after an
+    upgrade or a bulk load; the worker does it for new forms)."""
+    settings = get_settings()
+
+    async def run() -> int:
+        engine = create_engine(settings)
+        sessionmaker = create_sessionmaker(engine)
+        total = 0
+        cache = similar_forms.FeatureCache()
+        try:
+            while done := await similar_forms.index_round(sessionmaker, settings, cache):
+                total += done
+                if total % 10_000 < done:
+                    typer.echo(f"  {total:,} forms indexed")
+        finally:
+            await engine.dispose()
+        return total
+
+    typer.echo(f"indexed {asyncio.run(run()):,} forms")
 
 
 @stats_cli.command("verify")

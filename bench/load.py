@@ -24,7 +24,9 @@ Steps, each timed:
    a year they simply get a sixth digit) and ``tracking_sequence`` is set to each year's maximum.
    While copying, the opinion_form/form_event secondary indexes are dropped and rebuilt afterwards and
    foreign-key triggers are skipped (``session_replication_role = replica``, superuser only); the
-   references are checked with anti-joins after the load instead.
+   references are checked with anti-joins after the load instead. Each batch's search rows (issue 19.1:
+   ``form_search``, the forms' tokens as ``app.services.search`` writes them) are copied with it, and the
+   GIN index is rebuilt with the others.
 4. Rebuild the counters with ``app.services.stats.rebuild``, VACUUM ANALYZE, then
    ``app.services.stats.verify`` (a full recount; ``--verify sample`` checks one month instead,
    ``--verify none`` skips it).
@@ -39,6 +41,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import bisect
+import csv
+import io
 import hashlib
 import hmac
 import os
@@ -65,6 +69,7 @@ from app.db import create_engine, create_sessionmaker, transaction  # noqa: E402
 from app.models import Category, HandlingUnit, Representative, ServicePoint, Workroom  # noqa: E402
 from app.services import deadlines  # noqa: E402
 from app.services import demo as demo_service  # noqa: E402
+from app.services import search as search_service  # noqa: E402
 from app.services import stats as stats_service  # noqa: E402
 
 DEFAULT_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/minyi_bench"
@@ -434,6 +439,21 @@ async def copy_columns(conn: asyncpg.Connection, table: str, known: list[str]) -
     return [c for c in known if c in present]
 
 
+SEARCHED = {name: FORM_COLUMNS.index(name) for name in search_service.SEARCHED}
+
+
+async def copy_search_rows(conn: asyncpg.Connection, forms: list[tuple]) -> None:
+    """The batch's ``form_search`` rows, tokenized by the app's own code and copied as CSV (asyncpg has no
+    binary format for tsvector); one batch in memory at a time."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    form_id = FORM_COLUMNS.index("id")
+    for row in forms:
+        writer.writerow((row[form_id], search_service.tsvector_text({n: row[i] for n, i in SEARCHED.items()})))
+    await conn.copy_to_table("form_search", source=io.BytesIO(buffer.getvalue().encode()),
+                             columns=["form_id", "document"], format="csv")
+
+
 async def copy_forms(url: str, ref: Reference, args: argparse.Namespace, secret_key: str, prefix: str,
                      timer: Timer) -> dict[str, int]:
     conn = await asyncpg.connect(plain_url(url))
@@ -452,15 +472,16 @@ async def copy_forms(url: str, ref: Reference, args: argparse.Namespace, secret_
         pick_event = itemgetter(*[EVENT_COLUMNS.index(c) for c in event_columns])
         dropped: list[tuple[str, str]] = []
         if args.defer_indexes:
-            for table in ("opinion_form", "form_event"):
+            for table in ("opinion_form", "form_event", "form_search"):
                 dropped += await secondary_indexes(conn, table)
             for name, _ in dropped:
                 await conn.execute(f'DROP INDEX "{name}"')
         await conn.execute("SET session_replication_role = replica")  # skip FK triggers while copying
-        gen_time = copy_time = 0.0
+        gen_time = copy_time = search_time = 0.0
         while gen.pos < gen.n:
             t0 = time.perf_counter()
             forms, events = gen.batch(args.batch)
+            all_columns = forms
             if len(form_columns) < len(FORM_COLUMNS):
                 forms = [pick_form(r) for r in forms]
             if len(event_columns) < len(EVENT_COLUMNS):
@@ -469,13 +490,17 @@ async def copy_forms(url: str, ref: Reference, args: argparse.Namespace, secret_
             async with conn.transaction():
                 await conn.copy_records_to_table("opinion_form", records=forms, columns=form_columns)
                 await conn.copy_records_to_table("form_event", records=events, columns=event_columns)
-            t2 = time.perf_counter()
+                t2 = time.perf_counter()
+                await copy_search_rows(conn, all_columns)
+            t3 = time.perf_counter()
             gen_time += t1 - t0
             copy_time += t2 - t1
+            search_time += t3 - t2
             if gen.pos % (args.batch * 10) == 0 or gen.pos == gen.n:
-                print(f"    {gen.pos:>10,} forms  (generate {gen_time:6.1f} s, copy {copy_time:6.1f} s)", flush=True)
+                print(f"    {gen.pos:>10,} forms  (generate {gen_time:6.1f} s, copy {copy_time:6.1f} s, "
+                      f"search rows {search_time:6.1f} s)", flush=True)
         await conn.execute("SET session_replication_role = origin")
-        timer.step(f"generate + COPY (gen {gen_time:.0f} s, copy {copy_time:.0f} s)")
+        timer.step(f"generate + COPY (gen {gen_time:.0f} s, copy {copy_time:.0f} s, search {search_time:.0f} s)")
 
         if dropped:
             await conn.execute("SET maintenance_work_mem = '512MB'")
@@ -498,6 +523,10 @@ async def copy_forms(url: str, ref: Reference, args: argparse.Namespace, secret_
                 raise SystemExit(f"tracking_sequence {r['year']} = {seqs.get(r['year'])}, max used {r['top']}")
         for table in ("opinion_form", "form_event"):
             await conn.execute(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), (SELECT max(id) FROM {table}))")
+        missing = await conn.fetchval(
+            "SELECT count(*) FROM opinion_form f LEFT JOIN form_search s ON s.form_id = f.id WHERE s.form_id IS NULL")
+        if missing:
+            raise SystemExit(f"{missing} forms without their search row")
         # The FK triggers were skipped: prove every reference resolves.
         orphans = await conn.fetchval(
             """SELECT (SELECT count(*) FROM form_event e LEFT JOIN opinion_form f ON f.id = e.form_id WHERE f.id IS NULL)
@@ -580,7 +609,7 @@ async def main_async(args: argparse.Namespace) -> None:
     try:
         sizes = await conn.fetch(
             """SELECT relname, pg_size_pretty(pg_total_relation_size(oid)) AS size FROM pg_class
-               WHERE relname IN ('opinion_form', 'form_event', 'stat_cell') ORDER BY relname""")
+               WHERE relname IN ('opinion_form', 'form_event', 'stat_cell', 'form_search') ORDER BY relname""")
         db_size = await conn.fetchval("SELECT pg_size_pretty(pg_database_size(current_database()))")
     finally:
         await conn.close()

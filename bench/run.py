@@ -14,7 +14,13 @@ create a staff user and token, then run wrk phase after phase against that one s
     open311      GET  /open311/v2/requests.json         the public default list (≤ 1,000 requests)
     office_*     GET  /office/forms?...                 the office's forms list, first page, as a signed-in
                                                         coordinator: the default list and the five filters the
-                                                        office uses most (OFFICE_LISTS), --office-connections each
+                                                        office uses most (OFFICE_LISTS), --office-connections each;
+                                                        office_search: the list searched for a common word
+    search_*     GET  /api/v1/forms?q=...               the API's Chinese search, first page by relevance: a
+                                                        two-character word and a phrase (SEARCHES), bearer token,
+                                                        --office-connections each
+    similar      GET  /api/v1/forms/{id}/similar         a random one of 200 indexed forms' similar forms, bearer
+                                                        token, --office-connections at once
     healthz_end  GET  /healthz again                    shows whether the machine drifted during the run
 
 Each phase: a short warm-up, then ``--duration`` seconds with ``-c --connections -t --threads --latency``,
@@ -28,6 +34,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import json
 import os
 import platform
@@ -45,6 +52,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
@@ -76,10 +84,28 @@ OFFICE_LISTS: dict[str, str] = {
     "office_workroom": "workroom={workroom}",
     "office_category": "category={category}",
 }
+# The Chinese search (issue 19.1): the office's list searched, and the API's list (first page, by relevance,
+# 50 forms) for a two-character word and for a phrase. Each is in 1 of 16 of the loaded forms' contents
+# (62,500 at 1,000,000): the common-word case, where ranking every match would read them all.
+SEARCH_WORD = "路灯"
+SEARCH_PHRASE = "路灯坏了"
+OFFICE_LISTS["office_search"] = "q=" + quote(SEARCH_WORD)
+SEARCHES: dict[str, str] = {
+    "search_term": "q=" + quote(SEARCH_WORD),
+    "search_phrase": "q=" + quote(SEARCH_PHRASE),
+}
 for _name in OFFICE_LISTS:
     PHASES[_name] = ("office.lua", 200, None)
+for _name in SEARCHES:
+    PHASES[_name] = ("search.lua", 200, None)
+# A form's similar forms (issue 19.2, p99 <= 30 ms at 1,000,000 forms): a coordinator asks for a random one of
+# SIMILAR_SAMPLE forms indexed for similar forms (`minyi similar index` first), --office-connections at once.
+PHASES["similar"] = ("similar.lua", 200, None)
+SIMILAR_SAMPLE = 200
+SIMILAR_P99_GOAL_MS = 30.0
 PHASES["healthz_end"] = ("healthz.lua", 200, None)
 OFFICE_P99_GOAL_MS = 50.0  # each office list's first page (issue 18.5)
+SEARCH_P99_GOAL_MS = 50.0  # a search's first page at 1,000,000 forms: a two-character word, a phrase (issue 19.1)
 P99_GOAL_MS = 50.0  # submissions, with and without a key, under 64 connections (issue 18.2)
 RSS_GOAL_MB = 200.0  # per worker
 OPEN311_P99_GOAL_MS = 100.0  # the public list (issue 18.3)
@@ -382,6 +408,28 @@ async def _token_and_codes(database_url: str) -> tuple[str, list[str], list[str]
     return token, categories, workrooms
 
 
+DATABASE_URL: list[str] = []  # the run's (set by main)
+
+
+@functools.cache
+def similar_sample(database_url: str) -> list[int]:
+    """SIMILAR_SAMPLE forms indexed for similar forms, drawn at random once per run."""
+    async def run() -> list[int]:
+        import asyncpg
+
+        connection = await asyncpg.connect(database_url.replace("postgresql+asyncpg", "postgresql"))
+        try:
+            rows = await connection.fetch("SELECT form_id FROM topic_member TABLESAMPLE SYSTEM (1) LIMIT $1",
+                                          SIMILAR_SAMPLE)
+        finally:
+            await connection.close()
+        if not rows:
+            raise SystemExit("no form is indexed for similar forms: run `minyi similar index` first")
+        return [row["form_id"] for row in rows]
+
+    return asyncio.run(run())
+
+
 def database_facts(database_url: str) -> dict[str, Any]:
     async def run() -> dict[str, Any]:
         import asyncpg
@@ -421,8 +469,9 @@ def get(url: str, headers: dict[str, str]) -> tuple[int, dict[str, str], bytes]:
 def run_wrk(args: argparse.Namespace, port: int, phase: str, script_args: list[str], duration: int,
             latency: bool = True) -> tuple[dict[str, Any], int, str]:
     script, _, _ = PHASES[phase]
-    path = {"submit.lua": "/api/v1/forms", "office.lua": "/office/forms"}.get(script, "/")
-    connections = args.office_connections if phase in OFFICE_LISTS else args.connections
+    path = {"submit.lua": "/api/v1/forms", "office.lua": "/office/forms", "search.lua": "/api/v1/forms"}.get(script, "/")
+    quiet = phase in OFFICE_LISTS or phase in SEARCHES or phase == "similar"
+    connections = args.office_connections if quiet else args.connections
     command = [args.wrk, "-t", str(min(args.threads, connections)), "-c", str(connections), "-d", f"{duration}s",
                "--timeout", "10s", "-s", str(BENCH / script)]
     if latency:
@@ -458,6 +507,10 @@ def run_wrk(args: argparse.Namespace, port: int, phase: str, script_args: list[s
 def script_arguments(phase: str, token: str, etag: str | None, categories: list[str], workrooms: list[str]) -> list[str]:
     if phase in OFFICE_LISTS:
         return [token, OFFICE_LISTS[phase].format(workroom=workrooms[0], category=categories[0])]
+    if phase in SEARCHES:
+        return [token, SEARCHES[phase]]
+    if phase == "similar":
+        return [token, ",".join(str(i) for i in similar_sample(DATABASE_URL[0]))]
     if phase in ("submit", "submit_idem"):
         extra = ["idempotent"] if phase == "submit_idem" else []
         return [",".join(categories), ",".join(workrooms), *extra]
@@ -650,7 +703,11 @@ def markdown(results: list[dict[str, Any]]) -> str:
                      P99_GOAL_MS),
             *(p99_line(name, f"{name} ({query or 'default'}) at {result.get('office_connections', '')} connections",
                        OFFICE_P99_GOAL_MS) for name, query in OFFICE_LISTS.items()),
+            *(p99_line(name, f"{name} (GET /api/v1/forms?{query}) at {result.get('office_connections', '')} connections",
+                       SEARCH_P99_GOAL_MS) for name, query in SEARCHES.items()),
             p99_line("open311", "Open311 public list", OPEN311_P99_GOAL_MS),
+            p99_line("similar", f"a form's similar forms at {result.get('office_connections', '')} connections",
+                     SIMILAR_P99_GOAL_MS),
         ]
         lines.append("")
         lines += [line for line in checks if line]
@@ -706,8 +763,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--pause", type=float, default=2.0, help="idle seconds between warm-up and phase (default 2)")
     p.add_argument("--connections", type=int, default=64)
     p.add_argument("--office-connections", type=int, default=2,
-                   help="connections for the office list phases (default 2: two office staff loading pages "
-                        "back to back, 100-200 pages a second, far above an office's real rate)")
+                   help="connections for the office list and search phases (default 2: two office staff loading "
+                        "pages back to back, 100-200 pages a second, far above an office's real rate)")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--port", type=int, default=8765)
     p.add_argument("--pool-size", type=int, default=0, help="MINYI_DB_POOL_SIZE for the server (default: the app's)")
@@ -736,6 +793,7 @@ def main() -> None:
     # A SIGTERM (timeout, kill) unwinds like Ctrl-C, so the server is stopped on the way out.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     args = parse_args()
+    DATABASE_URL.append(args.database_url)
     if not shutil.which(args.wrk) and not Path(args.wrk).exists():
         raise SystemExit("wrk not found: apt-get install -y wrk")
     args.results_dir.mkdir(parents=True, exist_ok=True)
@@ -757,7 +815,8 @@ def main() -> None:
         "machine": machine_facts(), "database": facts, "database_after": database_facts(args.database_url),
         "results": results,
         "goals": {"ratios": {k: v[2] for k, v in PHASES.items() if v[2] is not None},
-                  "submit_p99_ms": P99_GOAL_MS, "worker_rss_mb": RSS_GOAL_MB, "office_p99_ms": OFFICE_P99_GOAL_MS},
+                  "submit_p99_ms": P99_GOAL_MS, "worker_rss_mb": RSS_GOAL_MB, "office_p99_ms": OFFICE_P99_GOAL_MS,
+                  "search_p99_ms": SEARCH_P99_GOAL_MS, "similar_p99_ms": SIMILAR_P99_GOAL_MS},
     }
     path = args.results_dir / f"{stamp}.json"
     path.write_text(json.dumps(report, ensure_ascii=False, indent=2, default=str))

@@ -64,7 +64,7 @@ from argon2 import PasswordHasher
 from fastapi import FastAPI
 from fastapi.routing import iter_route_contexts
 from PIL import Image
-from sqlalchemy import update
+from sqlalchemy import select, update
 from starlette.routing import Mount
 
 from app.http import abuse
@@ -72,8 +72,10 @@ from app.http.deps import SESSION_COOKIE
 from app.db import transaction
 from tests.support.apps import build_app
 from app.models import OpinionForm, Resident, utcnow
+from app.models.similar import TopicMember
 from app.services import auth as auth_service
 from app.services import residents as resident_service
+from app.services import similar_forms
 from app.services.rate_limit import MAX_LIMIT_PER_MINUTE
 from app.web import office as office_page
 from app.web.session import CSRF_FIELD
@@ -212,6 +214,9 @@ TABLE: dict[tuple[str, str], Row] = {
     # not a 404: staff learn that the id exists, nothing more (residents and clients are 403 anyway).
     ("GET", "/api/v1/forms/{form_id}"): Row(OFFICE | {R}, lambda t, c: t.on_form(
         "/api/v1/forms/{}", "ls02-unit-b", state="assigned", workroom="LS-02", unit="B")),
+    # Similar forms: as the form itself (its similar forms are then filtered by the caller's visibility).
+    ("GET", "/api/v1/forms/{form_id}/similar"): Row(OFFICE | {R}, lambda t, c: t.on_form(
+        "/api/v1/forms/{}/similar", "ls02-unit-b", state="assigned", workroom="LS-02", unit="B")),
     ("POST", "/api/v1/forms/{form_id}/assign"): Row(OFFICE, lambda t, c: t.fresh_form(
         "assign", "submitted", {"unit_id": t.unit("A")})),
     ("POST", "/api/v1/forms/{form_id}/reassign"): Row(OFFICE, lambda t, c: t.fresh_form(
@@ -250,6 +255,10 @@ TABLE: dict[tuple[str, str], Row] = {
         "clear-review", "flagged", {"note": "内容无问题。"})),
     ("POST", "/api/v1/forms/{form_id}/decline"): Row(OFFICE, lambda t, c: t.fresh_form(
         "decline", "submitted", {"reason": "不属于意见征询范围。"})),
+    # 合并办理 (issue 19.3): the office only; a fresh lead and form for every caller, a fresh follower to unmerge.
+    ("POST", "/api/v1/forms/{form_id}/merge"): Row(OFFICE, lambda t, c: t.merge_pair()),
+    ("POST", "/api/v1/forms/{form_id}/unmerge"): Row(OFFICE, lambda t, c: t.merged_follower(
+        "/api/v1/forms/{}/unmerge")),
     # Public tracking: the number and its verification code are the credential, whoever asks.
     ("GET", "/api/v1/track/{tracking_no}"): Row(ALL, lambda t, c: t.track()),
     # 不再接收短信通知: the same credential; asking again is a 200 that changes nothing.
@@ -269,6 +278,7 @@ TABLE: dict[tuple[str, str], Row] = {
 
     # --- statistics
     ("GET", "/api/v1/stats/summary"): Row(STAFF | {S}, at("/api/v1/stats/summary")),
+    ("GET", "/api/v1/stats/hot-topics"): Row(STAFF | {S}, at("/api/v1/stats/hot-topics")),
     ("GET", "/api/v1/stats/by-workroom"): Row(STAFF | {S}, at("/api/v1/stats/by-workroom")),
     ("GET", "/api/v1/stats/by-category"): Row(STAFF | {S}, at("/api/v1/stats/by-category")),
     ("GET", "/api/v1/stats/monthly"): Row(STAFF | {S}, at("/api/v1/stats/monthly")),
@@ -620,6 +630,29 @@ class Town:
         form = await self.form(state, by=by)
         return Call(f"/api/v1/forms/{form['id']}/{action}", json=body)
 
+    async def merge_pair(self, template: str = "/api/v1/forms/{}/merge") -> Call:
+        """Two fresh forms: the request merges the second into the first."""
+        lead, form = await self.form(), await self.form()
+        if template.startswith("/api/"):
+            return Call(template.format(lead["id"]), json={"form_ids": [form["id"]]})
+        return Call(template.format(lead["id"]), data={"tracking_nos": form["tracking_no"]})
+
+    async def topic(self, template: str) -> Call:
+        """A topic of one form (indexed now): the request is about it."""
+        async def make() -> int:
+            form = await self.form()
+            async with transaction(self.app.state.sessionmaker) as session:
+                await similar_forms.index_pending(session, settings=self.app.state.settings)
+                return int(await session.scalar(select(TopicMember.topic_id).where(TopicMember.form_id == form["id"])))
+        return Call(template.format(await self.shared("topic", make)))
+
+    async def merged_follower(self, template: str, **request: Any) -> Call:
+        """A fresh form merged into another fresh one: the request is about the follower."""
+        lead, form = await self.form(), await self.form()
+        expect(await self.http.post(f"/api/v1/forms/{lead['id']}/merge", json={"form_ids": [form["id"]]},
+                                    headers=self.auth(COORD)), 200)
+        return Call(template.format(form["id"]), **request)
+
     async def on_form(self, template: str, key: str, *, state: str = "submitted", by: str = ANON,
                       workroom: str = "LS-01", unit: str = "A", **request: Any) -> Call:
         form = await self.shared(f"form:{key}", lambda: self.form(state, by=by, workroom=workroom, unit=unit))
@@ -969,6 +1002,7 @@ PAGES: dict[tuple[str, str], PageRow] = {
     # is the public's, whoever is signed in).
     ("GET", "/"): PageRow(PAGE_ALL, at("/")),
     ("GET", "/submit"): PageRow(PAGE_ALL, at("/submit")),
+    ("GET", "/similar-hint"): PageRow(PAGE_ALL, at("/similar-hint", params={"content": CONTENT})),
     ("POST", "/submit"): PageRow(PAGE_ALL, at("/submit", data={
         "content": CONTENT, "category": "urban_traffic", "workroom_code": "LS-01"}), see("/receipt")),
     # The receipt reads the signed cookie the caller's own submission set just before.
@@ -1017,6 +1051,9 @@ PAGES: dict[tuple[str, str], PageRow] = {
     # --- the office (admin, coordinator) and the handling units (handler_a of unit A).
     ("GET", "/office"): PageRow(OFFICE, at("/office"), answers={HANDLER: see("/office/unit")}),
     ("GET", "/office/forms"): PageRow(OFFICE, at("/office/forms")),
+    # A topic's forms: every member of staff, each seeing the forms of it they may see (a resident's bearer
+    # token is no page session: the login page, as for every staff page).
+    ("GET", "/office/topics/{topic_id}"): PageRow(OFFICE | {HANDLER, REP}, lambda p, b: p.town.topic("/office/topics/{}")),
     # A form of LS-02 given to unit B: handler_a is refused (403 form_forbidden), as on the API.
     ("GET", "/office/forms/{form_id}"): PageRow(OFFICE, lambda p, b: p.town.on_form(
         "/office/forms/{}", "ls02-unit-b", state="assigned", workroom="LS-02", unit="B")),
@@ -1035,6 +1072,11 @@ PAGES: dict[tuple[str, str], PageRow] = {
     # The audited reveal, shown in place on the form's page: the office and the unit holding the form.
     ("POST", "/office/forms/{form_id}/contact"): PageRow(STAFF_PAGES, lambda p, b: p.town.on_form(
         "/office/forms/{}/contact", "ls01-unit-a", state="assigned")),
+    # 合并办理 on the form's page: the office only, back to the form (as the API's rows).
+    ("POST", "/office/forms/{form_id}/merge"): PageRow(OFFICE, lambda p, b: p.town.merge_pair(
+        "/office/forms/{}/merge"), see("/office/forms/{id}")),
+    ("POST", "/office/forms/{form_id}/unmerge"): PageRow(OFFICE, lambda p, b: p.town.merged_follower(
+        "/office/forms/{}/unmerge"), see("/office/forms/{id}")),
     ("GET", "/office/unit"): PageRow({HANDLER}, at("/office/unit"), answers={
         ADMIN: see("/office/forms"), COORD: see("/office/forms")}),  # the office's list is /office/forms
 

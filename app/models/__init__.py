@@ -17,6 +17,7 @@ from app.models.forms import (
     TrackingSequence,
 )
 from app.models.pages import PageState
+from app.models.similar import FormTerm, Topic, TopicMember
 from app.models.integrations import (
     ApiClient,
     DeliveryStatus,
@@ -52,6 +53,9 @@ from app.models.stats import ANSWER_BUCKETS, GAUGES, METRICS, UNREPORTED, StatCe
 from app.models.users import AuthToken, Role, User
 
 __all__ = [
+    "FormTerm",
+    "Topic",
+    "TopicMember",
     "PageState",
     "ApiClient",
     "AuditEvent",

@@ -75,6 +75,26 @@ class EventType(StrEnum):
     content_reviewed = "content_reviewed"  # the office checked content WeChat's check flagged, and cleared it
     code_reissued = "code_reissued"  # 补发查询码: a new verification code; the old one stopped working
     sms_stopped = "sms_stopped"  # the resident stopped SMS notices from the tracking page
+    # 合并办理 (services/merging.py): on the lead, forms joined it or left it; on a follower, it joined or left.
+    merged = "merged"
+    merge_removed = "merge_removed"
+    merged_into = "merged_into"
+    unmerged = "unmerged"
+
+
+# The search index (app/services/search.py, alembic 0015): one row per form, kept by the app, of a kind each
+# engine has its own way of (PostgreSQL: a tsvector with a GIN index; SQLite: an FTS5 table and the tables
+# FTS5 keeps beside it). Outside the models, so Alembic's comparison leaves it alone (``is_search_table``).
+SEARCH_TABLE = "form_search"
+
+
+def is_search_table(name: str | None) -> bool:
+    return name is not None and (name == SEARCH_TABLE or name.startswith(SEARCH_TABLE + "_"))
+
+
+def compared_by_alembic(name: str | None, type_: str, parent_names: object) -> bool:
+    """Alembic's ``include_name``: everything but the search index is compared with the models."""
+    return not (type_ == "table" and is_search_table(name))
 
 
 class OpinionForm(Base):
@@ -172,6 +192,11 @@ class OpinionForm(Base):
     # or could not be asked (see services/content_check.py). ``content_check`` keeps WeChat's answer.
     review_flag: Mapped[str | None] = mapped_column(String(32))
     content_check: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    # Merged into one suggestion (合并办理, issue 19.3; services/merging.py): the lead form this one follows
+    # (its assignment, reply and closure), and this form's own workflow state at the merge, which unmerging
+    # restores. Both NULL for a form that is not merged into another.
+    merged_into_id: Mapped[int | None] = mapped_column(ForeignKey("opinion_form.id"), index=True)
+    merge_snapshot: Mapped[dict[str, Any] | None] = mapped_column(JSON)
 
     category: Mapped[Category | None] = relationship(lazy="raise")
     workroom: Mapped[Workroom | None] = relationship(lazy="raise")
@@ -183,6 +208,11 @@ class OpinionForm(Base):
     photos: Mapped[list[FormPhoto]] = relationship(lazy="raise", order_by="FormPhoto.id", passive_deletes=True)
     sms_messages: Mapped[list[SmsMessage]] = relationship(lazy="raise", order_by="SmsMessage.id",
                                                           passive_deletes=True)
+    # A follower's lead, and a lead's followers (loaded with a form's timeline: forms.get(with_events=True)).
+    lead: Mapped[OpinionForm | None] = relationship(lazy="raise", remote_side="OpinionForm.id",
+                                                    foreign_keys=[merged_into_id], back_populates="followers")
+    followers: Mapped[list[OpinionForm]] = relationship(lazy="raise", order_by="OpinionForm.id",
+                                                        foreign_keys=[merged_into_id], back_populates="lead")
 
 
 class FormEvent(Base):

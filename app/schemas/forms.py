@@ -44,12 +44,17 @@ EVENT_LABELS = {
     EventType.content_reviewed: "内容审核通过",
     EventType.code_reissued: "补发查询码",
     EventType.sms_stopped: "停止短信通知",
+    EventType.merged: "合并同类意见",
+    EventType.merge_removed: "取消合并",
+    EventType.merged_into: "并入同类意见",
+    EventType.unmerged: "取消合并",
 }
 # What a resident's timeline shows: the steps of their case. Returns, extension requests, urging,
 # supervision and internal notes are the office's business.
 PUBLIC_EVENTS = {
     EventType.submitted, EventType.assigned, EventType.reassigned, EventType.extension_approved,
     EventType.answered, EventType.answered_on_spot, EventType.closed, EventType.declined, EventType.reopened,
+    EventType.merged_into, EventType.unmerged,
 }
 PUBLIC_EVENT_LABELS = {
     EventType.submitted: "意见已收集",
@@ -61,10 +66,12 @@ PUBLIC_EVENT_LABELS = {
     EventType.closed: "已办结",
     EventType.declined: "不予受理",
     EventType.reopened: "重新办理",
+    EventType.merged_into: "已与同类意见合并办理",
+    EventType.unmerged: "已取消合并，恢复单独办理",
 }
 # Events whose note the resident reads: the reply and the reason for declining. Instructions, reasons
 # for reopening and internal notes stay with staff.
-PUBLIC_NOTE_EVENTS = {EventType.answered, EventType.answered_on_spot, EventType.declined}
+PUBLIC_NOTE_EVENTS = {EventType.answered, EventType.answered_on_spot, EventType.declined, EventType.merged_into}
 
 
 _MAINLAND_MOBILE = re.compile(r"1[3-9][0-9]{9}")
@@ -244,6 +251,7 @@ class FormRead(BaseModel):
     # The submitter asked for SMS notices (receipt, reply), and when they stopped them.
     sms_consent: bool = False
     sms_stopped_at: LocalDateTime | None = None
+    merged_into: int | None = Field(default=None, description="合并办理：并入的主件 id（未合并为 null）")
 
 
 
@@ -273,6 +281,15 @@ class SmsRead(BaseModel):
     sent_at: LocalDateTime | None
 
 
+class MergedForm(BaseModel):
+    """A form merged into a lead, as the lead's read lists it."""
+
+    id: int
+    tracking_no: str
+    status: str
+    status_label: str
+
+
 class FormDetail(FormRead):
     """A form with its timeline: every event, internal notes included, for staff; the public steps for
     API clients (services/disclosure.py)."""
@@ -280,6 +297,8 @@ class FormDetail(FormRead):
     events: list[EventRead]
     photos: list[PhotoRead] = []
     sms: list[SmsRead] = Field(default=[], description="短信通知及其发送状态（仅工作人员可见）")
+    merged_into_tracking_no: str | None = Field(default=None, description="并入的主件编号（仅工作人员可见）")
+    followers: list[MergedForm] = Field(default=[], description="主件：并入它的意见（仅工作人员可见）")
 
 
 
@@ -336,6 +355,10 @@ class UrgeBody(InputModel):
 
 class NoteBody(InputModel):
     note: Text
+
+
+class MergeBody(InputModel):
+    form_ids: list[DbId] = Field(min_length=1, max_length=100, description="并入主件的意见 id（1–100 个）")
 
 
 class TimelineEntry(BaseModel):
@@ -419,7 +442,9 @@ class FormQuery(InputModel):
     category: str | None = Field(None, max_length=32)
     unit_id: DbId | None = None
     overdue: bool | None = None
-    q: str | None = Field(None, max_length=100)
+    q: str | None = Field(None, max_length=100, description=(
+        "关键词：在内容、答复、地点和编号中查找；两个字的词、整句、单字、编号都可以；多个词用空格分开，须全部出现（最多 10 个）。"
+        "Chinese search, docs/search.md"))
     supervision: Supervision | None = None
     extension_requested: bool | None = Field(
         None, description="true: only assigned forms with an extension request awaiting a decision (延期待审批)")

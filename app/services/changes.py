@@ -29,6 +29,7 @@ from app.models import (
     DeliveryStatus,
     EventType,
     FormChange,
+    FormStatus,
     NoticeStatus,
     SmsKind,
     UTCDateTime,
@@ -51,11 +52,14 @@ CHANGE_TYPES: dict[str, str] = {
     EventType.closed: "form.closed",
     EventType.declined: "form.declined",
     EventType.reopened: "form.reopened",
+    # 合并办理 (services/merging.py): a follower joined a lead (and took its state), or left it.
+    EventType.merged_into: "form.merged",
+    EventType.unmerged: "form.unmerged",
 }
 # What a webhook may subscribe to: the CONTRACT's five first, then the rest of the steps.
 EVENT_TYPES: tuple[str, ...] = (
     "form.submitted", "form.assigned", "form.answered", "form.closed", "form.declined",
-    "form.reassigned", "form.returned", "form.reopened", "form.extension_approved",
+    "form.reassigned", "form.returned", "form.reopened", "form.extension_approved", "form.merged", "form.unmerged",
 )
 
 
@@ -98,6 +102,7 @@ def integrator_view(form: Any) -> dict[str, Any]:
         "closed_at": _time(form.closed_at),
         "declined_at": _time(form.declined_at),
         "updated_at": _time(form.updated_at),
+        "merged_into": getattr(form, "merged_into_id", None),
     }
 
 
@@ -146,7 +151,7 @@ async def record(session: AsyncSession, happened: Sequence[Happened]) -> None:
         {"form_id": h.form.id, "resident_id": h.form.resident_id, "status": NoticeStatus.pending, "attempts": 0,
          "created_at": now, "next_attempt_at": now}
         for h in happened
-        if h.form.resident_id is not None and CHANGE_TYPES.get(h.event_type) == "form.answered"
+        if h.form.resident_id is not None and _brings_reply(h)
     ]
     if notices:
         await session.execute(insert(WechatNotice.__table__), notices)
@@ -155,8 +160,14 @@ async def record(session: AsyncSession, happened: Sequence[Happened]) -> None:
         sms_service.message_row(form_id=h.form.id, kind=SmsKind.reply, phone=phone, now=now,
                                 params=sms_service.reply_params(h.form.tracking_no, h.form.status))
         for h in happened
-        if CHANGE_TYPES.get(h.event_type) == "form.answered" and (phone := sms_service.wants_sms(h.form))
+        if _brings_reply(h) and (phone := sms_service.wants_sms(h.form))
     ])
+
+
+def _brings_reply(h: Happened) -> bool:
+    """The resident has a reply to read: the form was answered, or merged into an answered lead."""
+    return CHANGE_TYPES.get(h.event_type) == "form.answered" or (
+        h.event_type == EventType.merged_into and h.form.status == FormStatus.answered)
 
 
 # --- the feed ----------------------------------------------------------------------------------------

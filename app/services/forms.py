@@ -41,6 +41,7 @@ from app.schemas.common import MAX_ID
 from app.schemas.forms import COLUMN_FILTERS, FormCreate, FormQuery
 from app.services import changes as change_service
 from app.services import deadlines, disclosure, reference, working_days
+from app.services import search as search_service
 from app.services import sms as sms_service
 from app.services import stats as stats_service
 from app.services.auth import Principal
@@ -244,6 +245,7 @@ async def submit_many(
     for form, row in written_rows:
         form.__dict__.update(row, id=ids[row["tracking_no"]])
     forms = [form for form, _row in written_rows]
+    await search_service.index(session, forms)  # the search index, in the same transaction
     actors = [principal for principal, data in batch]
     events = []
     for result, principal in zip(results, actors, strict=True):
@@ -353,7 +355,9 @@ async def get(session: AsyncSession, form_id: int, *, with_events: bool = False,
     query = _with_references(select(OpinionForm).where(OpinionForm.id == form_id))
     if with_events:
         query = query.options(selectinload(OpinionForm.events), selectinload(OpinionForm.photos),
-                              selectinload(OpinionForm.sms_messages))
+                              selectinload(OpinionForm.sms_messages),
+                              # merged into one suggestion (services/merging.py): a follower's lead, a lead's followers
+                              selectinload(OpinionForm.lead), selectinload(OpinionForm.followers))
     if for_update:
         # Row lock on PostgreSQL (of the form row only); on SQLite the write transaction already serialises.
         query = query.with_for_update(of=OpinionForm)
@@ -404,28 +408,41 @@ def encode_cursor(form_id: int) -> str:
     return base64.urlsafe_b64encode(f"f:{form_id}".encode()).decode().rstrip("=")
 
 
-def decode_cursor(cursor: str) -> int:
+def encode_ranked_cursor(ceiling: int, offset: int) -> str:
+    """The next page of a search in relevance order: ``offset`` into the ranking of the matches up to the
+    form ``ceiling`` (the newest match when the first page was read; later forms stay out of it)."""
+    return base64.urlsafe_b64encode(f"r:{ceiling}:{offset}".encode()).decode().rstrip("=")
+
+
+def _decode(cursor: str) -> tuple[str, list[int]]:
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        prefix, _, value = raw.partition(":")
-        form_id = int(value)
-        # Only ids we could have issued: anything else is forged, and an out-of-range one would reach the driver.
-        if prefix != "f" or not 1 <= form_id <= MAX_ID:
+        prefix, *values = raw.split(":")
+        numbers = [int(v) for v in values]
+        # Only values we could have issued: anything else is forged, and an out-of-range id would reach the driver.
+        if not (prefix == "f" and len(numbers) == 1 and 1 <= numbers[0] <= MAX_ID
+                or prefix == "r" and len(numbers) == 2 and 1 <= numbers[0] < MAX_ID
+                and 1 <= numbers[1] <= search_service.WINDOW):
             raise ValueError(cursor)
-        return form_id
+        return prefix, numbers
     except (ValueError, UnicodeDecodeError) as exc:
         raise Invalid("分页游标无效。", code="invalid_cursor") from exc
 
 
-def _escape_like(text: str) -> str:
-    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+def decode_cursor(cursor: str) -> int:
+    prefix, numbers = _decode(cursor)
+    if prefix != "f":
+        raise Invalid("分页游标无效。", code="invalid_cursor")
+    return numbers[0]
 
 
 async def filtered_query(
-    session: AsyncSession, *, principal: Principal, filters: FormQuery, now: datetime, with_references: bool = True
+    session: AsyncSession, *, principal: Principal, filters: FormQuery, now: datetime, with_references: bool = True,
+    text_search: bool = True,
 ) -> Select[Any]:
     """The forms ``principal`` may see that match ``filters``, unordered: the one definition of the list's
-    filters, shared by the list, its count and the exports."""
+    filters, shared by the list, its count and the exports. ``text_search=False`` leaves out ``q`` (for
+    ``search.newest``, which applies it its own way to the rest)."""
     await working_days.load(session)  # the ladder's cut-offs, and the rows' reads, count on this calendar
     query = select(OpinionForm)
     if with_references:
@@ -452,10 +469,8 @@ async def filtered_query(
         query = query.where(pending_extension_condition())
     elif filters.extension_requested is False:
         query = query.where(~pending_extension_condition())
-    if filters.q:
-        pattern = f"%{_escape_like(filters.q)}%"
-        query = query.where(or_(OpinionForm.content.ilike(pattern, escape="\\"),
-                                OpinionForm.tracking_no.ilike(pattern, escape="\\")))
+    if filters.q and text_search:  # words of the content, reply, location or number (services/search.py)
+        query = query.where(search_service.condition(session, search_service.parse(filters.q)))
     if filters.submitted_from:
         query = query.where(OpinionForm.submitted_on >= filters.submitted_from)
     if filters.submitted_to:
@@ -500,16 +515,64 @@ async def list_forms(
     filters: FormQuery,
     limit: int = 50,
     cursor: str | None = None,
+    sort: str | None = None,
     now: datetime | None = None,
 ) -> tuple[list[OpinionForm], str | None]:
-    """Newest first, keyset-paginated by id: a page costs the same however deep it is."""
+    """Newest first, keyset-paginated by id: a page costs the same however deep it is. With ``q``, by
+    relevance unless ``sort="newest"`` (``_search_page``)."""
+    limit = max(1, min(limit, MAX_PAGE))
+    if filters.q:
+        return await _search_page(session, principal=principal, filters=filters, limit=limit, cursor=cursor,
+                                  sort=sort, now=now or utcnow())
     query = await filtered_query(session, principal=principal, filters=filters, now=now or utcnow())
     if cursor:
         query = query.where(OpinionForm.id < decode_cursor(cursor))
-    limit = max(1, min(limit, MAX_PAGE))
     rows = list((await session.scalars(query.order_by(OpinionForm.id.desc()).limit(limit + 1))).unique())
     next_cursor = encode_cursor(rows[limit - 1].id) if len(rows) > limit else None
     return rows[:limit], next_cursor
+
+
+async def _in_order(session: AsyncSession, ids: Sequence[int]) -> list[OpinionForm]:
+    """The forms of ``ids`` with their references, in that order."""
+    if not ids:
+        return []
+    rows = (await session.scalars(_with_references(select(OpinionForm).where(OpinionForm.id.in_(list(ids)))))).unique()
+    by_id = {form.id: form for form in rows}
+    return [by_id[i] for i in ids if i in by_id]
+
+
+async def _search_page(
+    session: AsyncSession, *, principal: Principal, filters: FormQuery, limit: int, cursor: str | None,
+    sort: str | None, now: datetime,
+) -> tuple[list[OpinionForm], str | None]:
+    """A page of the forms found by ``q`` (services/search.py). By relevance: the newest ``search.WINDOW``
+    matches ranked, the page's ``r`` cursor an offset into that ranking (bounded by the newest match when
+    the first page was read, so new forms do not shift it); past them, older matches newest first with the
+    list's own ``f`` cursor. Newest first: ``f`` cursors throughout."""
+    search = search_service.parse(filters.q or "")
+    base = await filtered_query(session, principal=principal, filters=filters, now=now, with_references=False,
+                                text_search=False)
+    prefix, numbers = _decode(cursor) if cursor else ("", [])
+    by_relevance = sort != "newest" and search.indexed
+    if prefix == "r" and not by_relevance:
+        raise Invalid("分页游标无效。", code="invalid_cursor")
+    if by_relevance and prefix != "f":
+        ceiling, offset = numbers if prefix == "r" else (None, 0)
+        found = await search_service.newest(session, base, search, n=search_service.WINDOW + 1,
+                                            before=ceiling + 1 if ceiling else None)
+        window = found[:search_service.WINDOW]
+        order = await search_service.ranked(session, search, window)
+        page = order[offset:offset + limit]
+        if offset + limit < len(order):
+            next_cursor: str | None = encode_ranked_cursor(ceiling or window[0], offset + limit)
+        elif len(found) > len(window):  # older matches follow, newest first
+            next_cursor = encode_cursor(window[-1])
+        else:
+            next_cursor = None
+        return await _in_order(session, page), next_cursor
+    found = await search_service.newest(session, base, search, n=limit + 1, before=numbers[0] if numbers else None)
+    next_cursor = encode_cursor(found[limit - 1]) if len(found) > limit else None
+    return await _in_order(session, found[:limit]), next_cursor
 
 
 # The office's desk table (issue 17.2): each column it sorts by. "supervision" sorts by the deadline the
@@ -540,11 +603,36 @@ def indexed_sort(sort: str, filters: FormQuery) -> bool:
     return sort in ("due", "supervision") and only_assigned
 
 
+# A search (``q``) is counted up to this many forms, and sorted among the newest this many: a word found in
+# 100,000 forms costs a page what 500 do (services/search.py); more words narrow it.
+SEARCH_COUNT_LIMIT = 500
+
+
 @dataclass(frozen=True)
 class TablePage:
     rows: list[OpinionForm]
-    total: int  # counted up to TABLE_COUNT_LIMIT + 1: more than the limit means "more"
+    total: int  # counted up to ``limit`` + 1: more than the limit means "more"
     sort: str  # the order the rows are in: the one asked for, or "received" (see table_page)
+    limit: int  # how far it was counted: TABLE_COUNT_LIMIT, or SEARCH_COUNT_LIMIT with q
+
+
+def _sorted(query: Select[Any], sort: str, descending: bool) -> Select[Any]:
+    """``query`` ordered by the desk's column ``sort``, then by id."""
+    workroom, category, unit = aliased(Workroom), aliased(Category), aliased(HandlingUnit)
+    column: Any
+    if sort == "workroom":
+        query, column = query.outerjoin(workroom, OpinionForm.workroom_id == workroom.id), workroom.name
+    elif sort == "category":
+        query, column = query.outerjoin(category, OpinionForm.category_id == category.id), category.name
+    elif sort == "unit":
+        query, column = query.outerjoin(unit, OpinionForm.unit_id == unit.id), unit.name
+    else:
+        column = {"number": OpinionForm.tracking_no, "content": OpinionForm.content, "status": OpinionForm.status,
+                  "due": OpinionForm.due_at, "supervision": OpinionForm.due_at}.get(sort, OpinionForm.submitted_at)
+    ordered = column.desc() if descending else column.asc()
+    if sort not in _NEVER_NULL_SORTS:
+        ordered = ordered.nulls_last()
+    return query.order_by(ordered, OpinionForm.id.desc() if descending else OpinionForm.id.asc())
 
 
 async def table_page(
@@ -566,30 +654,40 @@ async def table_page(
     (a name, the content, the deadline of a list not only of assigned forms) would sort millions for one
     page: such a list is sorted by received time instead, and ``sort`` says so."""
     now = now or utcnow()
+    per_page = max(1, min(per_page, MAX_PAGE))
+    if filters.q:
+        return await _search_table_page(session, principal=principal, filters=filters, sort=sort,
+                                        descending=descending, page=page, per_page=per_page, now=now)
+    sort = "received" if sort == "relevance" else sort
     total = await count_forms(session, principal=principal, filters=filters, now=now, at_most=TABLE_COUNT_LIMIT)
     if total > TABLE_COUNT_LIMIT and not indexed_sort(sort, filters):
         sort = "received"
     query = await filtered_query(session, principal=principal, filters=filters, now=now)
-    workroom, category, unit = aliased(Workroom), aliased(Category), aliased(HandlingUnit)
-    column: Any
-    if sort == "workroom":
-        query, column = query.outerjoin(workroom, OpinionForm.workroom_id == workroom.id), workroom.name
-    elif sort == "category":
-        query, column = query.outerjoin(category, OpinionForm.category_id == category.id), category.name
-    elif sort == "unit":
-        query, column = query.outerjoin(unit, OpinionForm.unit_id == unit.id), unit.name
+    rows = await session.scalars(_sorted(query, sort, descending).offset((max(page, 1) - 1) * per_page).limit(per_page))
+    return TablePage(list(rows.unique()), total, sort, TABLE_COUNT_LIMIT)
+
+
+async def _search_table_page(
+    session: AsyncSession, *, principal: Principal, filters: FormQuery, sort: str, descending: bool, page: int,
+    per_page: int, now: datetime,
+) -> TablePage:
+    """The desk's page of a search: the newest ``SEARCH_COUNT_LIMIT`` (+ 1, to know there are more) matches
+    found once (services/search.py), then ordered by relevance, or by any column among themselves."""
+    search = search_service.parse(filters.q or "")
+    base = await filtered_query(session, principal=principal, filters=filters, now=now, with_references=False,
+                                text_search=False)
+    found = await search_service.newest(session, base, search, n=SEARCH_COUNT_LIMIT + 1)
+    ids = found[:SEARCH_COUNT_LIMIT]
+    offset = (max(page, 1) - 1) * per_page
+    if sort == "relevance":
+        order = await search_service.ranked(session, search, ids)
+        rows = await _in_order(session, order[offset:offset + per_page])
+    elif ids:
+        query = _with_references(select(OpinionForm).where(OpinionForm.id.in_(ids)))
+        rows = list((await session.scalars(_sorted(query, sort, descending).offset(offset).limit(per_page))).unique())
     else:
-        column = {"number": OpinionForm.tracking_no, "content": OpinionForm.content, "status": OpinionForm.status,
-                  "due": OpinionForm.due_at, "supervision": OpinionForm.due_at}.get(sort, OpinionForm.submitted_at)
-    ordered = column.desc() if descending else column.asc()
-    if sort not in _NEVER_NULL_SORTS:
-        ordered = ordered.nulls_last()
-    per_page = max(1, min(per_page, MAX_PAGE))
-    rows = await session.scalars(
-        query.order_by(ordered, OpinionForm.id.desc() if descending else OpinionForm.id.asc())
-        .offset((max(page, 1) - 1) * per_page).limit(per_page)
-    )
-    return TablePage(list(rows.unique()), total, sort)
+        rows = []
+    return TablePage(rows, len(found), sort, SEARCH_COUNT_LIMIT)
 
 
 async def unit_name(session: AsyncSession, unit_id: int | None) -> str | None:

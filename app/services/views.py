@@ -10,6 +10,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from sqlalchemy import inspect
+
 from app.models import (
     STATUS_LABELS,
     FormChange,
@@ -29,6 +31,7 @@ from app.schemas.forms import (
     EventRead,
     FormDetail,
     FormRead,
+    MergedForm,
     SmsRead,
 )
 from app.schemas.photos import PhotoRead
@@ -111,6 +114,7 @@ def _form_fields(form: Any, *, now: datetime, view: Disclosure) -> dict[str, Any
         review_flag=form.review_flag,  # the submitter's own mini-program is told (docs/integration.md)
         sms_consent=bool(getattr(form, "sms_consent", False)),
         sms_stopped_at=getattr(form, "sms_stopped_at", None),
+        merged_into=getattr(form, "merged_into_id", None),
     )
 
 
@@ -125,9 +129,17 @@ def form_detail(form: OpinionForm, *, now: datetime, view: Disclosure) -> FormDe
     clients."""
     events = form.events if view.internal else [
         e for e in form.events if e.type in PUBLIC_EVENTS and not e.internal]
+    merge: dict[str, Any] = {}
+    if view.internal:  # the suggestion it belongs to (forms.get(with_events=True) loads both sides)
+        unloaded = inspect(form).unloaded
+        lead = None if "lead" in unloaded else form.lead
+        followers = [] if "followers" in unloaded else form.followers
+        merge = {"merged_into_tracking_no": lead.tracking_no if lead is not None else None,
+                 "followers": [MergedForm(id=f.id, tracking_no=f.tracking_no, status=f.status,
+                                          status_label=STATUS_LABELS.get(f.status, f.status)) for f in followers]}
     return FormDetail(**_form_fields(form, now=now, view=view), events=[event_read(e, view) for e in events],
                       photos=[PhotoRead.model_validate(p) for p in form.photos],
-                      sms=[sms_read(m) for m in form.sms_messages] if view.internal else [])
+                      sms=[sms_read(m) for m in form.sms_messages] if view.internal else [], **merge)
 
 
 def sms_read(message: SmsMessage) -> SmsRead:

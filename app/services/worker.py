@@ -21,6 +21,7 @@ import random
 import secrets
 import signal
 import socket
+import time
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -30,6 +31,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from app.config import Settings
 from app.db import create_engine, create_sessionmaker
 from app.services import notices
+from app.services import similar_forms
 from app.services import sms as sms_service
 from app.services import webhooks as webhook_service
 from app.services import wechat as wechat_service
@@ -111,12 +113,12 @@ class Worker:
         """Loop until ``stop()``."""
         log.info("worker %s started", self.worker_id)
         async with self._client() as http:
-            await asyncio.gather(self._webhook_loop(http), self._notice_loop())
+            await asyncio.gather(self._webhook_loop(http), self._notice_loop(), self._similar_loop())
         log.info("worker %s stopped", self.worker_id)
 
     async def run_until_idle(self) -> int:
-        """Deliver and notify until nothing is due (``minyi worker --once``); returns how much was handled.
-        Errors are raised, not logged."""
+        """Deliver and notify until nothing is due, and index new forms for similar forms (``minyi worker
+        --once``); returns how many deliveries and notices were handled. Errors are raised, not logged."""
         total = 0
         async with self._client() as http:
             while True:
@@ -125,7 +127,9 @@ class Worker:
                 )
                 handled += await notices.send_due(self.sessionmaker, self.wechat, self.settings)
                 handled += await sms_service.send_due(self.sessionmaker, self.sms, self.settings)
-                if not handled:
+                # Forms indexed for similar forms keep the loop going but are not deliveries: not counted.
+                indexed = await similar_forms.index_round(self.sessionmaker, self.settings)
+                if not handled and not indexed:
                     return total
                 total += handled
 
@@ -184,6 +188,24 @@ class Worker:
                 log.exception("SMS round failed")
             if not handled:
                 await self._idle()
+
+
+    async def _similar_loop(self) -> None:
+        """Index new forms for similar forms and topics (services/similar_forms.py), a batch at a time,
+        resting three times as long as each batch took: at most a quarter of a core, so a burst of
+        submissions is indexed a little later rather than served slower."""
+        while not self._stopping.is_set():
+            started = time.monotonic()
+            try:
+                handled = await similar_forms.index_round(self.sessionmaker, self.settings)
+            except Exception:
+                log.exception("similar forms indexing round failed")
+                handled = 0
+            if not handled:
+                await self._idle()
+                continue
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), timeout=3 * (time.monotonic() - started))
 
 
 async def run_process(settings: Settings, *, once: bool = False, worker_id: str | None = None) -> int:

@@ -32,6 +32,8 @@ from app.models import (
 from app.services import changes as change_service
 from app.services import deadlines, reference, working_days
 from app.services import forms as form_service
+from app.services import merging as merge_service
+from app.services import search as search_service
 from app.services import stats as stats_service
 from app.services.auth import Principal
 from app.services.deadlines import Supervision
@@ -65,8 +67,9 @@ LADDER = (Supervision.none, Supervision.warning, Supervision.overdue, Supervisio
 
 async def _lock(session: AsyncSession, form_id: int) -> tuple[OpinionForm, stats_service.Contribution]:
     """The form, row-locked, with its counters' contribution before the action changes it (and the
-    database's working-day calendar loaded for the deadlines the action computes)."""
-    form = await form_service.get(session, form_id, for_update=True)
+    database's working-day calendar loaded for the deadlines the action computes). A lead's followers are
+    locked with it, in ascending id order (services/merging.py)."""
+    form = await merge_service.lock(session, form_id)
     return form, stats_service.contribution(form)
 
 
@@ -82,6 +85,8 @@ def _require_unit_handler(principal: Principal, form: OpinionForm) -> User:
 
 
 def _require_status(form: OpinionForm, action: str, allowed: Collection[str]) -> None:
+    if form.merged_into_id is not None:  # a follower moves with its lead: act on the lead
+        raise merge_service.acting_on_follower(form)
     if form.status not in allowed:
         raise InvalidTransition(
             f"当前状态为“{STATUS_LABELS.get(form.status, form.status)}”，不能{ACTION_LABELS[action]}。",
@@ -116,10 +121,15 @@ async def _transition(
     )
     session.add(written)
     await stats_service.record_change(session, before, stats_service.contribution(form))
+    if search_service.changed(form):  # a reply written or withdrawn: the search index follows, here
+        await search_service.index(session, [form])
+    # A lead's followers take the same public step, each with its own event, counters and outbox rows.
+    followed = [] if internal else await merge_service.follow(session, form, written)
     await session.flush()
     form = await form_service.get(session, form.id, with_events=True)
     if not internal:
-        await change_service.record(session, [change_service.Happened(form, event, written.id, now)])
+        await change_service.record(session, [change_service.Happened(form, event, written.id, now),
+                                              *await merge_service.published(session, followed)])
     return form
 
 

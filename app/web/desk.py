@@ -7,6 +7,9 @@ app.css shows the table from 1024 px on and the cards below.
   newest first. The phone's cards show the same page (app/web/office.py).
 - Counting: up to ``forms.TABLE_COUNT_LIMIT``; beyond it the page says "超过 10,000 份" and numbers the
   pages it counted.
+- Searching (``q``, issue 19.1): the newest ``forms.SEARCH_COUNT_LIMIT`` matches, by relevance unless another
+  order is asked for (``sort=newest``: received, newest first; or any column); the content shows the words
+  found marked with ``<mark>`` (``search.snippet``), and a reply or location they were found in.
 - Bulk: ``POST /office/forms/bulk`` with the selected ``ids`` and ``op``. Each form is acted on in a
   savepoint of its own through the same workflow as one at a time, so one that cannot be assigned (taken
   meanwhile) is named in the message and the rest are done; then back to the list (redirect after POST).
@@ -30,6 +33,7 @@ from app.schemas.common import MAX_ID
 from app.schemas.forms import FormQuery
 from app.services import disclosure, views, workflow
 from app.services import forms as form_service
+from app.services import search as search_service
 from app.services.auth import Principal
 from app.web.render import redirect
 from app.web.session import CheckedForm, PagePrincipal, SignedIn, safe_next, set_cookie
@@ -54,11 +58,14 @@ async def context(session: Any, principal: Principal, params: Any, filters: Form
     """The desk table's part of the list page: one sorted, numbered page of ``filters``' forms."""
     # Opened without a sort: the triage queue oldest first, a list of late forms by deadline, the most
     # overdue first, every other list newest first.
+    # A search opens by relevance; "newest" is received time, newest first.
     by_deadline = filters.overdue is True or filters.supervision in ("warning", "overdue", "escalated")
     sort = str(params.get("sort") or "")
-    if sort not in dict(COLUMNS):
-        sort = "due" if by_deadline else "received"
     order = str(params.get("order") or "")
+    if sort == "newest":
+        sort, order = "received", "desc"
+    if sort not in dict(COLUMNS) and not (sort == "relevance" and filters.q):
+        sort = "relevance" if filters.q else "due" if by_deadline else "received"
     descending = order == "desc" if order in ("asc", "desc") else not (_is_triage(filters) or by_deadline)
     try:
         page = min(max(int(str(params.get("page") or 1)), 1), MAX_PAGE_NUMBER)
@@ -67,17 +74,21 @@ async def context(session: Any, principal: Principal, params: Any, filters: Form
     asked = sort
     table = await form_service.table_page(session, principal=principal, filters=filters, sort=sort,
                                           descending=descending, page=page, per_page=PER_PAGE, now=now)
-    total = table.total
-    more = total > form_service.TABLE_COUNT_LIMIT  # counted no further: "more than 10,000"
-    pages = max(1, math.ceil(min(total, form_service.TABLE_COUNT_LIMIT) / PER_PAGE))
+    total, limit = table.total, table.limit
+    more = total > limit  # counted no further: "more than 10,000" (1,000 found by a search)
+    pages = max(1, math.ceil(min(total, limit) / PER_PAGE))
     if page > pages:  # a page past the end (the list shrank): its last page
         page = pages
         table = await form_service.table_page(session, principal=principal, filters=filters, sort=sort,
                                               descending=descending, page=page, per_page=PER_PAGE, now=now)
     rows, sort = table.rows, table.sort
     # A list of more than 10,000 forms sorts only by what an index serves (forms.indexed_sort).
-    sort_note = (f"符合条件的意见超过 {form_service.TABLE_COUNT_LIMIT:,} 份，不能按“{dict(COLUMNS)[asked]}”排序，"
+    labels = {**dict(COLUMNS), "relevance": "相关度"}
+    sort_note = (f"符合条件的意见超过 {form_service.TABLE_COUNT_LIMIT:,} 份，不能按“{labels[asked]}”排序，"
                  "已按收到时间排列；请先用筛选缩小范围。") if sort != asked else None
+    if filters.q and more:
+        sort_note = (f"找到的意见超过 {limit:,} 份，只列出最新的 {limit:,} 份；"
+                     "可以多写几个关键词（用空格分开）或加筛选条件缩小范围。")
     given = [(name, str(v).lower() if isinstance(v, bool) else str(v))
              for name, value in filters.as_json().items() for v in (value if isinstance(value, list) else [value])]
 
@@ -93,12 +104,19 @@ async def context(session: Any, principal: Principal, params: Any, filters: Form
             state, first = None, "desc" if key == "received" else "asc"
         columns.append((key, label, url(sort=key, order=first, page=1), state))
     view = disclosure.of(principal)
+    reads = [views.form_read(f, now=now, view=view) for f in rows]
     return {
-        "rows": [views.form_read(f, now=now, view=view) for f in rows],
-        "total": min(total, form_service.TABLE_COUNT_LIMIT), "more": more, "page": page, "pages": pages,
+        "rows": reads,
+        "total": min(total, limit), "more": more, "page": page, "pages": pages,
         "sort": sort, "descending": descending, "columns": columns, "sort_note": sort_note,
-        "sort_label": dict(COLUMNS)[sort], "here": url(),
+        "sort_label": labels[sort], "here": url(),
         "prev_url": url(page=page - 1) if page > 1 else None, "next_url": url(page=page + 1) if page < pages else None,
+        # A search: the words found, marked in each row's content (the table's short excerpt, the cards' longer
+        # one), and the two orders it offers.
+        "search": bool(filters.q),
+        "snippets": {f.id: search_service.snippets(f, filters.q, (40, 80)) for f in reads} if filters.q else {},
+        "by_relevance_url": url(sort="relevance", order="desc", page=1),
+        "by_newest_url": url(sort="received", order="desc", page=1),
     }
 
 

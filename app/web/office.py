@@ -32,9 +32,10 @@ from starlette.datastructures import QueryParams
 from app.http import abuse
 from app.http.deps import IdPath, SessionDep
 from app.config import TZ
-from app.errors import AppError, Invalid, NotFound, PermissionDenied
+from app.errors import AppError, Conflict, Invalid, NotFound, PermissionDenied
 from app.models import FormStatus, Role, Satisfaction, User, utcnow
 from app.schemas import dates
+from app.schemas.common import MAX_ID
 from app.schemas.photos import PhotoRead
 from app.schemas.forms import (
     COLUMN_FILTERS,
@@ -54,7 +55,10 @@ from app.schemas.forms import (
     max_length,
 )
 from app.services import forms as form_service
+from app.services import merging
 from app.services import photos as photo_service
+from app.services import search as search_service
+from app.services import similar_forms
 from app.services import disclosure, personal_data, reference
 from app.services import stats as stats_service
 from app.services import views, workflow, working_calendar
@@ -62,6 +66,7 @@ from app.services.auth import Principal
 from app.services.content_check import REVIEW, UNAVAILABLE
 from app.models import Supervision
 from app.web import desk
+from app.web import similar as similar_pages
 from app.web.render import is_htmx, redirect, render, templates
 from app.web.session import CheckedForm, PagePrincipal, SignedIn, safe_next, set_cookie
 
@@ -251,6 +256,9 @@ async def dashboard(request: Request, user: SignedIn, principal: PagePrincipal, 
             filters=form_service.FormQuery(status=(FormStatus.submitted,), review=True)),
         # From 1 November, until next year's holiday notice is entered (issue 15).
         "calendar_notice": await working_calendar.notice_reminder(session, today=now.astimezone(TZ).date()),
+        # Groups of similar forms (issue 19.4): read on each load, not polled.
+        "hot_topics": await similar_pages.hot_topics(session),
+        "hot_topic_periods": similar_pages.PERIOD_LABELS, "trend_labels": similar_pages.TREND_LABELS,
     }
     return render(request, "office/dashboard.html", context)
 
@@ -275,6 +283,8 @@ async def _list_context(
     if raw.get("review") is not None:  # the page's switch: only the flagged forms, or all of them
         raw["review"] = True if str(raw["review"]).lower() in ("true", "1", "on") else None
     filters = FormQuery.lenient(raw)
+    if filters.q and len(search_service.words_of(filters.q)) > search_service.MAX_WORDS:
+        filters.q = " ".join(search_service.words_of(filters.q)[:search_service.MAX_WORDS])  # the first ten words
     if filters.workroom not in {w.code for w in workrooms}:
         filters.workroom = None
     if filters.category not in {c.code for c in categories}:
@@ -327,6 +337,11 @@ async def form_list(request: Request, user: SignedIn, principal: PagePrincipal, 
 def allowed_actions(user: User, form: FormRead) -> list[str]:
     """Exactly the actions the workflow service would let ``user`` take on ``form`` now."""
     actions: list[str] = []
+    if form.merged_into is not None:  # a follower is handled through its lead (services/merging.py)
+        office = user.role in OFFICE_ROLES
+        its_unit = user.role == Role.handler and user.unit_id is not None and form.unit_id == user.unit_id
+        return (["clear-review"] if office and form.review_flag is not None else []) + (
+            ["note"] if office or its_unit else [])
     if user.role in OFFICE_ROLES:
         if form.status == FormStatus.submitted:
             actions += ["assign", "answer-on-spot", "decline"]
@@ -352,13 +367,18 @@ async def _form_page(
     request: Request, session: Any, user: User, principal: Principal, form_id: int, *,
     failed: str | None = None, errors: dict[str, str] | None = None, values: dict[str, str] | None = None,
     status_code: int = 200, contact: personal_data.Contact | None = None, new_code: str | None = None,
+    merge_error: str | None = None, merge_value: str = "",
 ) -> Response:
     form = await form_service.get_visible(session, principal, form_id)
     view = disclosure.of(principal)
     detail = views.form_detail(form, now=utcnow(), view=view)
     actions = allowed_actions(user, detail)
     units = (await reference.list_units(session))[0] if {"assign", "reassign", "reopen"} & set(actions) else []
+    similar = await similar_forms.similar_to(
+        session, form, visible=await form_service.visibility_condition(session, principal),
+        settings=request.app.state.settings, limit=10)
     context = {
+        "similar": similar,
         "form": detail, "actions": actions, "action_labels": ACTION_LABELS, "units": units,
         "review": review_notice(form.review_flag, form.content_check),
         "supervision_labels": SUPERVISION_LABELS, "satisfaction_labels": SATISFACTION_LABELS,
@@ -366,6 +386,10 @@ async def _form_page(
         "back": "/office/unit" if user.role == Role.handler else "/office/forms",
         "contact": contact, "can_reveal": not view.personal, "new_code": new_code,
         "can_reissue": user.role in OFFICE_ROLES,
+        # 合并办理 (services/merging.py): the office merges open forms into this one, or unmerges.
+        "can_merge": user.role in OFFICE_ROLES and detail.merged_into is None
+                     and detail.status not in (FormStatus.closed, FormStatus.declined),
+        "can_unmerge": user.role in OFFICE_ROLES, "merge_error": merge_error, "merge_value": merge_value,
     }
     headers = {"Cache-Control": "no-store"} if contact or new_code else None
     block = "contact" if contact and request.headers.get("hx-target") == "contact" else None
@@ -408,6 +432,38 @@ async def reissue_code(form_id: IdPath, request: Request, form: CheckedForm, use
     response = redirect(f"/office/forms/{form_id}")
     set_cookie(response, request, NEW_CODE_COOKIE, f"{form_id}.{code}", max_age=300)
     return response
+
+
+# --- 合并办理 ----------------------------------------------------------------------------------------------
+
+
+@router.post("/office/forms/{form_id}/merge")
+async def merge_forms(form_id: IdPath, request: Request, form: CheckedForm, user: SignedIn,
+                      principal: PagePrincipal, session: SessionDep) -> Response:
+    """合并办理: the forms whose tracking numbers were written (``tracking_nos``), or whose ids were ticked
+    (``form_ids``), follow this one. A refusal (409, 422) shows on the form's page beside the field, nothing
+    merged; then back to the form (redirect after POST)."""
+    _require_office(user)
+    typed = str(form.get("tracking_nos") or "")[:4000]
+    try:
+        ids = [int(v) for v in form.getlist("form_ids") if str(v).isdigit() and 1 <= int(v) <= MAX_ID]
+        if typed.strip() or not ids:
+            ids += await merging.ids_of_numbers(session, typed)
+        await merging.merge(session, principal=principal, lead_id=form_id, form_ids=ids)
+    except (Conflict, Invalid) as refusal:
+        await session.rollback()
+        return await _form_page(request, session, user, principal, form_id, merge_error=refusal.detail,
+                                merge_value=typed, status_code=refusal.status)
+    return redirect(safe_next(str(form.get("next") or ""), f"/office/forms/{form_id}"))
+
+
+@router.post("/office/forms/{form_id}/unmerge")
+async def unmerge_form(form_id: IdPath, request: Request, form: CheckedForm, user: SignedIn,
+                       principal: PagePrincipal, session: SessionDep) -> Response:
+    """取消合并: a follower goes back to where it was when merged; on a lead, every follower does."""
+    _require_office(user)
+    await merging.unmerge(session, principal=principal, form_id=form_id)
+    return redirect(safe_next(str(form.get("next") or ""), f"/office/forms/{form_id}"))
 
 
 # Each page action: the body model that validates it, and its form fields.

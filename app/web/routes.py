@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Depends
 
-from app.web import auth, calendar_office, desk, duty, imports, office, public, rep, roster_office
+from app.web import auth, calendar_office, desk, duty, imports, office, public, rep, roster_office, similar
 from app.web.session import page_principal
 
 # Every page knows who is looking (the header shows their links), whether or not the route asks.
@@ -15,6 +15,7 @@ router.include_router(public.router)
 router.include_router(rep.router)
 router.include_router(desk.router)
 router.include_router(office.router)
+router.include_router(similar.router)
 router.include_router(duty.router)
 router.include_router(roster_office.router)
 router.include_router(imports.router)

@@ -17,6 +17,7 @@ from app.api.v1 import (
     reference,
     rosters,
     service_points,
+    similar,
     stats,
     webhooks,
     wechat,
@@ -39,6 +40,6 @@ COMMON_PROBLEMS = {
 
 router = APIRouter(prefix="/api/v1", responses=COMMON_PROBLEMS)
 # exports first: /forms/export.csv before /forms/{id}
-for module in (auth, reference, exports, forms, photos, stats, rosters, service_points, calendars, imports,
+for module in (auth, reference, exports, forms, similar, photos, stats, rosters, service_points, calendars, imports,
                wechat, api_clients, webhooks, changes, lockouts, audit, personal_data, working_calendar):
     router.include_router(module.router)

@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Header, Path, Query, Request, status
 from fastapi.exceptions import RequestValidationError
@@ -27,6 +27,7 @@ from app.schemas.forms import (
     FormDetail,
     FormQuery,
     FormRead,
+    MergeBody,
     NoteBody,
     ReasonBody,
     ReassignBody,
@@ -42,6 +43,7 @@ from app.schemas.photos import PhotoRead
 from app.services import disclosure, intake
 from app.services import forms as form_service
 from app.services import idempotency as idempotency_service
+from app.services import merging
 from app.services import photos as photo_service
 from app.services import sms as sms_service
 from app.services import verification
@@ -162,10 +164,13 @@ async def list_forms(
     filters: Annotated[FormQuery, Query()],
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     cursor: Annotated[str | None, Query(max_length=100)] = None,
+    sort: Annotated[Literal["relevance", "newest"] | None, Query(
+        description="With `q`: `relevance` (default; the newest 200 matches ranked, then older ones newest "
+                    "first) or `newest`. Without `q` the list is always newest first.")] = None,
 ) -> Page[FormRead]:
     principal.require_staff_or_scope(Scope.forms_read)
     forms, next_cursor = await form_service.list_forms(
-        session, principal=principal, filters=filters, limit=limit, cursor=cursor
+        session, principal=principal, filters=filters, limit=limit, cursor=cursor, sort=sort
     )
     return Page(items=[_read(f, principal) for f in forms], next_cursor=next_cursor)
 
@@ -281,6 +286,33 @@ async def clear_review(form_id: IdPath, body: DecisionBody, principal: Principal
 async def decline(form_id: IdPath, body: ReasonBody, principal: PrincipalDep, session: SessionDep) -> FormDetail:
     form = await workflow.decline(session, principal=principal, form_id=form_id, reason=body.reason)
     return _detail(form, principal)
+
+
+# 合并办理 (services/merging.py): each refusal has its own code.
+MERGE = {
+    403: problem("Not the office (`forbidden`)"),
+    409: problem("The lead is merged into another (`lead_is_merged`) or finished (`lead_finished`); a form is "
+                 "merged elsewhere (`already_merged`), a lead of others (`form_is_lead`), finished "
+                 "(`form_finished`), or with another handling unit than the lead's (`merge_across_units`)"),
+    422: problem("A form does not exist (`unknown_form`), or the lead is among `form_ids` (`merge_into_itself`)"),
+}
+
+
+@router.post("/forms/{form_id}/merge", response_model=FormDetail, responses=MERGE,
+             summary="合并办理 merge similar forms into this one, the lead (office)")
+async def merge(form_id: IdPath, body: MergeBody, principal: PrincipalDep, session: SessionDep) -> FormDetail:
+    """The forms of `form_ids` follow this form from now on: its assignment, reply and closure, each with its
+    own events and notices. All or nothing; a form already merged into this one is left as it is."""
+    form = await merging.merge(session, principal=principal, lead_id=form_id, form_ids=body.form_ids)
+    return _detail(form, principal)
+
+
+@router.post("/forms/{form_id}/unmerge", response_model=FormDetail, summary="取消合并 unmerge (office)",
+             responses={403: problem("Not the office (`forbidden`)"),
+                        409: problem("The form is neither merged nor a lead (`not_merged`)")})
+async def unmerge(form_id: IdPath, principal: PrincipalDep, session: SessionDep) -> FormDetail:
+    """A follower goes back to the state it had when it was merged; on a lead, every follower does."""
+    return _detail(await merging.unmerge(session, principal=principal, form_id=form_id), principal)
 
 
 @router.post("/forms/{form_id}/verification-code", response_model=CodeReissued,
