@@ -14,8 +14,12 @@ from contextlib import asynccontextmanager
 import httpx
 import pytest
 from fastapi import FastAPI
+from sqlalchemy import select
 from fastapi.routing import iter_route_contexts
 
+from app.db import transaction
+from app.models.similar import TopicMember
+from app.services import similar_forms
 from tests.support.apps import build_app
 from tests.conftest import make_settings, screenshot
 from tests.factories import PASSWORD, build_world, submit
@@ -45,6 +49,8 @@ PAGES: dict[str, tuple[str | None, str, str]] = {
     "/office/forms": ("coordinator", "/office/forms", "page"),
     "/office/forms/{form_id}": ("coordinator", "/office/forms/{form}", "page"),
     "/office/unit": ("handler_a", "/office/unit", "page"),
+    "/office/topics/{topic_id}": ("coordinator", "/office/topics/{topic}", "page"),
+    "/similar-hint": (None, "/similar-hint?content=%E8%B7%AF%E7%81%AF%E5%9D%8F%E4%BA%86", "page"),  # an htmx fragment
     "/office/rosters": ("coordinator", "/office/rosters", "page"),
     "/office/rosters/calendar": ("coordinator", "/office/rosters/calendar?workroom=LS-01", "page"),
     "/office/rota": ("coordinator", "/office/rota", "page"),
@@ -139,6 +145,9 @@ async def test_every_page_and_answer_outside_the_api_carries_the_headers(app: Fa
             app_client(app) as handler:
         form = await submit(anonymous, workroom_code="LS-01")
         assert (await post_submit(anonymous)).status_code == 303  # the receipt page shows this one
+        async with transaction(sessionmaker) as session:  # the forms' topics (the worker's job)
+            await similar_forms.index_pending(session, settings=app.state.settings)
+            topic = await session.scalar(select(TopicMember.topic_id).where(TopicMember.form_id == form["id"]))
         for client, who in ((coordinator, "coordinator"), (rep, "rep"), (handler, "handler_a")):
             assert (await login(client, who)).status_code == 303
         token = csrf_of(await coordinator.get("/office/imports"))
@@ -150,7 +159,7 @@ async def test_every_page_and_answer_outside_the_api_carries_the_headers(app: Fa
         clients = {None: anonymous, "coordinator": coordinator, "rep": rep, "handler_a": handler}
 
         for route, (who, url, kind) in PAGES.items():
-            url = url.format(point=point, form=form["id"], job=job)
+            url = url.format(point=point, form=form["id"], job=job, topic=topic)
             response = await clients[who].get(url)
             where = f"{route} ({url})"
             assert response.status_code == 200, (where, response.status_code, response.text[:300])
