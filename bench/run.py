@@ -340,6 +340,10 @@ def start_server(args: argparse.Namespace, workers: int, port: int, log_path: Pa
         "MINYI_TRACK_PER_IP_PER_MINUTE": "100000",
         # Likewise Open311's per-IP read limit (300 a minute): the bench measures the answers, not the 429s.
         "MINYI_OPEN311_READ_PER_IP_PER_MINUTE": "10000000",
+        # No in-process worker: a loaded database is a backlog of forms not indexed for similar forms, and the
+        # worker would spend every phase indexing them (`minyi similar index` does it apart, beforehand).
+        # MINYI_WORKER_IN_PROCESS=true measures with it.
+        "MINYI_WORKER_IN_PROCESS": env.get("MINYI_WORKER_IN_PROCESS", "false"),
         # The caller's PYTHONPATH is kept after the checkout (e.g. a sitecustomize for an A/B run).
         "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
     })

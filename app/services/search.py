@@ -374,10 +374,10 @@ async def _walk(session: AsyncSession, base: Select[Any], search: Search, *, n: 
 
 
 async def _probe(session: AsyncSession, search: Search, *, below: int, limit: int) -> list[int]:
-    """Up to ``limit`` ids of forms below ``below`` whose tokens match (at least: on PostgreSQL a phrase's
-    pairs in any order), straight from the index, in no order.
-    PostgreSQL reads them through the GIN index only (a bitmap): left to itself it may instead scan the table
-    for a word it thinks common, which is what the walk was for."""
+    """Up to ``limit`` ids of forms below ``below`` whose tokens match (on PostgreSQL a phrase's pairs in
+    any order: a few more), straight from the index, in no order. PostgreSQL reads them through the GIN
+    index only (a bitmap): left to itself it may scan the table instead for a word it thinks common, which
+    is what the walk was for."""
     if _dialect(session) != "postgresql":
         return list(await session.scalars(text(
             f"SELECT rowid FROM {SEARCH_TABLE} WHERE {SEARCH_TABLE} MATCH :fts AND rowid < :below LIMIT :limit"

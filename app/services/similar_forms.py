@@ -36,7 +36,7 @@ from app.services import similarity
 OPEN = (FormStatus.submitted, FormStatus.assigned, FormStatus.answered)
 MAX_TERMS = 24  # of one form's terms, those looked up (a form has 12 in the median)
 PER_TERM = 12  # newest forms fetched per term
-RERANK = 60  # candidates scored
+RERANK = 30  # candidates scored (analysing one costs ~0.1-0.2 ms)
 INDEX_BATCH = 200
 LOOKBACK_IDS = 2000  # ids under the highest indexed one still checked (a form committed late)
 TOPIC_DAYS = 30  # a form joins the topic of a similar form at most this much older
