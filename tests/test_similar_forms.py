@@ -131,6 +131,10 @@ async def test_the_hint_shows_open_public_forms_of_the_same_workroom_only(app, c
     staff = await client.get("/similar-hint", params={"content": typed, "source": "w:LS-01"})
     assert staff.text.count("<li>") == 3
     assert "王秘密" not in staff.text
+    # Another workroom's representative sees only the public ones there, as the public does.
+    await sign_in(client, "rep2", fresh=True)
+    other = await client.get("/similar-hint", params={"content": typed, "source": "w:LS-01"})
+    assert other.text.count("<li>") == 2
     assert private["id"] and elsewhere["id"]
     # Nothing similar, or too little typed: an empty hint.
     for other in ("学校门口早上堵车严重", "灯"):

@@ -23,7 +23,7 @@ from functools import lru_cache
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import bindparam, exists, func, insert, select, text, union_all, update
+from sqlalchemy import bindparam, exists, func, insert, or_, select, text, union_all, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.config import Settings
@@ -149,10 +149,11 @@ async def similar_to(
 
 async def hints(
     session: AsyncSession, *, content: str, location: str | None, workroom_id: int | None, staff: bool,
-    settings: Settings, limit: int = 3,
+    settings: Settings, visible: Any = None, limit: int = 3,
 ) -> list[Similar]:
     """While a form is written: up to ``limit`` open forms of the same workroom (any, when none is chosen)
-    that report the same issue; only public ones unless a member of staff asks."""
+    that report the same issue; only public ones unless a member of staff asks, who also gets the forms
+    ``visible`` to them (a condition on ``OpinionForm``; None: all)."""
     if len((content or "").strip()) < 4:
         return []
     where: list[Any] = [OpinionForm.status.in_(OPEN), OpinionForm.merged_into_id.is_(None)]
@@ -160,6 +161,8 @@ async def hints(
         where.append(OpinionForm.workroom_id == workroom_id)
     if not staff:
         where.append(OpinionForm.public.is_(True))
+    elif visible is not None:
+        where.append(or_(OpinionForm.public.is_(True), visible))
     ids = await _candidate_ids(session, _terms(content, location), where=where)
     return await _ranked(session, similarity.features(content, location or ""), ids, rule(settings), limit)
 

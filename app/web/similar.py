@@ -50,8 +50,9 @@ async def similar_hint(
         service_point_id = value
     workroom_id = await similar_forms.area_of(session, workroom_code=workroom_code, service_point_id=service_point_id)
     staff = principal.user is not None
+    visible = await form_service.visibility_condition(session, principal) if staff else None
     found = await similar_forms.hints(session, content=content, location=location, workroom_id=workroom_id,
-                                     staff=staff, settings=settings)
+                                     staff=staff, visible=visible, settings=settings)
     return render(request, "public/_similar_hint.html", {"hints": found}, headers=_NO_STORE)
 
 
