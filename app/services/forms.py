@@ -367,18 +367,13 @@ async def get(session: AsyncSession, form_id: int, *, with_events: bool = False,
     return form
 
 
-async def get_visible(session: AsyncSession, principal: Principal, form_id: int) -> OpinionForm:
+async def get_visible(
+    session: AsyncSession, principal: Principal, form_id: int, *, with_events: bool = True,
+) -> OpinionForm:
+    """The form if ``principal`` may see it; ``with_events=False`` for a read of its own fields only (no
+    timeline, photos or messages)."""
     principal.require_staff_or_scope("forms:read")
-    form = await get(session, form_id, with_events=True)
-    if not await can_see(session, principal, form):
-        raise PermissionDenied("您无权查看这份意见征询表。", code="form_forbidden")
-    return form
-
-
-async def get_seen(session: AsyncSession, principal: Principal, form_id: int) -> OpinionForm:
-    """As ``get_visible``, without the timeline, photos and messages (for a read of the form's own fields)."""
-    principal.require_staff_or_scope("forms:read")
-    form = await get(session, form_id)
+    form = await get(session, form_id, with_events=with_events)
     if not await can_see(session, principal, form):
         raise PermissionDenied("您无权查看这份意见征询表。", code="form_forbidden")
     return form

@@ -21,7 +21,7 @@ async def similar(
     form_id: IdPath, principal: PrincipalDep, session: SessionDep, settings: SettingsDep,
     limit: Annotated[int, Query(ge=1, le=50)] = 10,
 ) -> SimilarList:
-    form = await form_service.get_seen(session, principal, form_id)
+    form = await form_service.get_visible(session, principal, form_id, with_events=False)
     visible = await form_service.visibility_condition(session, principal)
     found = await similar_forms.similar_to(session, form, visible=visible, settings=settings, limit=limit)
     return SimilarList(items=[SimilarForm(**vars(s)) for s in found])
