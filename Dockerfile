@@ -20,6 +20,9 @@ RUN npm ci --no-audit --no-fund --loglevel=error
 FROM python:3.11-slim
 ENV PATH=/opt/venv/bin:$PATH PYTHONUNBUFFERED=1 PYTHONDONTWRITEBYTECODE=1 \
     MINYI_HOST=0.0.0.0 MINYI_PORT=8000 MINYI_ENVIRONMENT=production
+# A Chinese font for the PDF documents and charts (paper forms, records, briefs), embedded in each PDF.
+RUN apt-get update && apt-get install -y --no-install-recommends fonts-noto-cjk fontconfig \
+    && rm -rf /var/lib/apt/lists/*
 RUN useradd --create-home --uid 10001 minyi
 COPY --from=build /opt/venv /opt/venv
 WORKDIR /srv/minyi

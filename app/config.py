@@ -61,6 +61,10 @@ class Settings(BaseSettings):
     similar_place_conflict: float = Field(0.3, ge=0, le=1)
     similar_place_unshared: float = Field(0.75, ge=0, le=1)
     similar_place_unknown: float = Field(0.9, ge=0, le=1)
+    # A font with Chinese glyphs for the PDF documents and charts (paper forms, records, briefs): a .ttf,
+    # .otf or .ttc file, embedded (subset) in every PDF. Unset: found through fontconfig, then in the usual
+    # places of Debian's fonts-noto-cjk and fonts-wqy-zenhei (app/services/documents.py).
+    cjk_font: Path | None = None
     # Where background exports write their files. With several app processes on several hosts, share it
     # (or send a job's polls and download to the process that ran it): the job row is in the database,
     # the file is on this disk.

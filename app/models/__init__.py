@@ -1,5 +1,13 @@
 """All ORM models, imported here so ``Base.metadata`` knows every table (Alembic reads it)."""
 
+from app.models.activities import (
+    ACTIVITY_KIND_LABELS,
+    Activity,
+    ActivityKind,
+    ActivityPhoto,
+    ReportDraft,
+    activity_representative,
+)
 from app.models.audit import AuditEvent
 from app.models.base import Base, UTCDateTime, utcnow
 from app.models.calendar import CalendarDay, CalendarRevision, DayKind, DaySource
@@ -53,6 +61,12 @@ from app.models.stats import ANSWER_BUCKETS, GAUGES, METRICS, UNREPORTED, StatCe
 from app.models.users import AuthToken, Role, User
 
 __all__ = [
+    "ACTIVITY_KIND_LABELS",
+    "Activity",
+    "ActivityKind",
+    "ActivityPhoto",
+    "ReportDraft",
+    "activity_representative",
     "FormTerm",
     "Topic",
     "TopicMember",
