@@ -43,6 +43,9 @@ async def test_a_file_with_bad_rows_imports_nothing_and_the_page_lists_them(clie
     assert response.status_code == 303
     job = await client.get(response.headers["location"])
     assert 'data-status="failed"' in job.text and 'data-row="3"' in job.text and "LS-99" in job.text
+    # htmx's poll re-renders the job's block alone: it must carry what it uses (the download link's macro).
+    polled = await client.get(response.headers["location"], headers={"HX-Request": "true"})
+    assert polled.status_code == 200 and "errors.csv" in polled.text and "<html" not in polled.text
     assert await _count(sessionmaker, Representative) == before
     good = await _upload(client, "representatives", "名册.csv", csv_bytes(rows[:2]))
     done = await client.get(good.headers["location"])
