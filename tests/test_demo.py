@@ -5,7 +5,8 @@ from __future__ import annotations
 from sqlalchemy import func, select
 
 from app.db import transaction
-from app.models import OpinionForm, Representative, ServicePoint, User, Workroom
+from app.models.paper import PaperBatch
+from app.models import Activity, OpinionForm, Representative, ServicePoint, User, Workroom
 from app.services import demo as demo_service
 from app.services import stats as stats_service
 from tests.support.logins import bearer, token_of
@@ -16,8 +17,19 @@ async def _load(sessionmaker, settings) -> bool:
         return await demo_service.load(session, settings=settings)
 
 
-async def test_demo_town_has_107_forms_of_which_92_answered(client, sessionmaker, settings):
+async def test_demo_town(client, sessionmaker, settings):
+    """One load, every check of the town (a load takes seconds: the checks share it)."""
     assert await _load(sessionmaker, settings) is True
+    await _has_107_forms_of_which_92_answered(client)
+    await _has_its_shape(sessionmaker)
+    await _has_a_month_of_rosters_with_check_ins(client, sessionmaker)
+    # Not loaded twice: a second load finds the town and changes nothing.
+    assert await _load(sessionmaker, settings) is False
+    async with transaction(sessionmaker) as session:
+        assert await session.scalar(select(func.count()).select_from(OpinionForm)) == 107
+
+
+async def _has_107_forms_of_which_92_answered(client):
     token = await token_of(client, "office", "minyi-office")
     summary = (await client.get("/api/v1/stats/summary", headers=bearer(token))).json()
     assert summary["collected"] == 107
@@ -25,8 +37,7 @@ async def test_demo_town_has_107_forms_of_which_92_answered(client, sessionmaker
     assert summary["answer_rate"] == round(92 / 107, 4)
 
 
-async def test_demo_town_shape(sessionmaker, settings):
-    await _load(sessionmaker, settings)
+async def _has_its_shape(sessionmaker):
     async with transaction(sessionmaker) as session:
         count = lambda model: session.scalar(select(func.count()).select_from(model))  # noqa: E731
         assert await count(Workroom) == 11
@@ -44,22 +55,20 @@ async def test_demo_town_shape(sessionmaker, settings):
         assert len(months) >= 6
         assert set(await session.scalars(select(User.role))) == {"admin", "coordinator", "handler", "representative"}
         assert await stats_service.verify(session) == []
+        # The paperwork (issue 20): activities over several months, most at a service-point session, and
+        # a printed batch of paper forms with some entered.
+        assert await count(Activity) >= 10
+        assert await session.scalar(select(func.count()).where(Activity.service_point_id.is_not(None))) >= 5
+        assert await count(PaperBatch) >= 1
+        assert await session.scalar(select(func.count()).where(OpinionForm.paper_serial.is_not(None))) >= 1
 
 
-async def test_demo_is_not_loaded_twice(sessionmaker, settings):
-    assert await _load(sessionmaker, settings) is True
-    assert await _load(sessionmaker, settings) is False
-    async with transaction(sessionmaker) as session:
-        assert await session.scalar(select(func.count()).select_from(OpinionForm)) == 107
-
-
-async def test_demo_town_has_a_month_of_rosters_with_check_ins(client, sessionmaker, settings):
+async def _has_a_month_of_rosters_with_check_ins(client, sessionmaker):
     from datetime import timedelta
 
     from app.config import TZ
     from app.models import Shift, utcnow
 
-    await _load(sessionmaker, settings)
     now = utcnow()
     async with transaction(sessionmaker) as session:
         shifts = list(await session.scalars(select(Shift).order_by(Shift.starts_at)))

@@ -15,7 +15,17 @@ from app.services import stats_current
 from tests.conftest import make_settings
 
 
-async def test_rebuild_reproduces_the_live_counters_exactly(sessionmaker, settings):
+async def test_rebuild_and_verify_agree_with_the_live_counters_and_find_every_tampering(sessionmaker, settings):
+    """On the demo town (loaded once: a load takes seconds, the checks share it):
+
+    - ``rebuild`` reproduces the live counters exactly;
+    - ``verify`` recounts one month at a time (issue 18.5: bounded memory at 10,000,000 forms), so the
+      months' recounts must agree with the whole-table recount;
+    - tampered counters are found and ``rebuild`` repairs them;
+    - a stored cell in a month without forms, before the first form's month or after the last, up to the
+      calendar's last month, is still reported."""
+    from datetime import date
+
     async with transaction(sessionmaker) as session:
         await demo_service.load(session, settings=settings)
     async with transaction(sessionmaker) as session:
@@ -25,39 +35,16 @@ async def test_rebuild_reproduces_the_live_counters_exactly(sessionmaker, settin
         assert await stats_service.stored(session) == live
         assert await stats_service.verify(session) == []
 
-
-async def test_verify_goes_month_by_month_and_finds_cells_no_form_accounts_for(sessionmaker, settings):
-    """``verify`` recounts one month at a time (issue 18.5: bounded memory at 10,000,000 forms), so it must
-    agree with the whole-table recount, and still report a stored cell in a month without forms, before
-    the first form's month or after the last, up to the calendar's last month."""
-    from datetime import date
-
-    async with transaction(sessionmaker) as session:
-        await demo_service.load(session, settings=settings)
     async with transaction(sessionmaker) as session:
         months = {d.replace(day=1) for d in await session.scalars(select(OpinionForm.submitted_on))}
         assert len(months) >= 2  # the demo town spans months: the walk crosses month ends
-        assert await stats_service.verify(session) == []
         whole = await stats_service.recount(session)
         by_month: dict = {}
         for month in sorted(months):
             following = (month.replace(day=28) + timedelta(days=4)).replace(day=1)
             by_month.update(await stats_service.recount(session, start=month, end=following))
         assert by_month == whole == await stats_service.stored(session)
-    strays = [date(2001, 1, 1), date(2001, 1, 15), date(9999, 12, 31)]
-    async with transaction(sessionmaker) as session:
-        for day in strays:
-            session.add(StatCell(grain="d", period=day, workroom_id=0, category_id=0, month=day.replace(day=1),
-                                 collected=1))
-    async with transaction(sessionmaker) as session:
-        differences = await stats_service.verify(session)
-    assert [(d["period"], d["stored"]["collected"], d["expected"]["collected"]) for d in differences] == [
-        (day.isoformat(), 1, 0) for day in strays]
 
-
-async def test_rebuild_repairs_tampered_counters(sessionmaker, settings):
-    async with transaction(sessionmaker) as session:
-        await demo_service.load(session, settings=settings)
     async with transaction(sessionmaker) as session:
         await session.execute(update(StatCell).values(answered=StatCell.answered + 3))
     async with transaction(sessionmaker) as session:
@@ -67,6 +54,16 @@ async def test_rebuild_repairs_tampered_counters(sessionmaker, settings):
         assert await stats_service.verify(session) == []
         summary = await stats_service.summary(session, stats_service.StatsFilter())
         assert (summary["collected"], summary["answered"]) == (107, 92)
+
+    strays = [date(2001, 1, 1), date(2001, 1, 15), date(9999, 12, 31)]
+    async with transaction(sessionmaker) as session:
+        for day in strays:
+            session.add(StatCell(grain="d", period=day, workroom_id=0, category_id=0, month=day.replace(day=1),
+                                 collected=1))
+    async with transaction(sessionmaker) as session:
+        differences = await stats_service.verify(session)
+    assert [(d["period"], d["stored"]["collected"], d["expected"]["collected"]) for d in differences] == [
+        (day.isoformat(), 1, 0) for day in strays]
 
 
 async def test_migration_0013_fills_the_state_gauges_of_existing_counters(empty_db_url, settings):
