@@ -285,6 +285,19 @@ TABLE: dict[tuple[str, str], Row] = {
     ("GET", "/api/v1/stats/by-unit"): Row(STAFF | {S}, at("/api/v1/stats/by-unit")),
     ("GET", "/api/v1/stats/by-representative"): Row(STAFF | {S}, at("/api/v1/stats/by-representative")),
     ("GET", "/api/v1/stats/answer-days"): Row(STAFF | {S}, at("/api/v1/stats/answer-days")),
+    # Records of duty (issue 20.3): 张代表's own record, he or the office (a stats:read client the JSON);
+    # another representative's is 403 for him (tests/test_records.py). A workroom's: the office.
+    ("GET", "/api/v1/representatives/{representative_id}/record"): Row(OFFICE | {REP, S}, lambda t, c: t.path(
+        "/api/v1/representatives/{}/record", t.rep_id("rep"))),
+    ("GET", "/api/v1/workrooms/{code}/records"): Row(OFFICE | {S}, at("/api/v1/workrooms/LS-01/records")),
+
+    # --- the brief (工作简报): read as the statistics are; the office writes its draft; any staff member may
+    # have its file written in the background (the job is theirs, as an export job is). 1999: a period with
+    # nothing in it, so the jobs started here draw no chart.
+    ("GET", "/api/v1/reports/{period}"): Row(STAFF | {S}, at("/api/v1/reports/2026-11")),
+    ("PUT", "/api/v1/reports/{period}/draft"): Row(OFFICE, at("/api/v1/reports/2026-11/draft",
+                                                              json={"opening": "矩阵测试开头。"})),
+    ("POST", "/api/v1/reports/{period}/jobs"): Row(STAFF, at("/api/v1/reports/1999/jobs", json={"format": "docx"})),
 
     # --- duty rosters
     # Public, but the check-in times only to staff (tests/test_rosters.py): attendance is the office's.
@@ -314,6 +327,45 @@ TABLE: dict[tuple[str, str], Row] = {
         "/api/v1/service-points/{}", fresh=False, json={"location": "村委会门口"})),
     ("DELETE", "/api/v1/service-points/{service_point_id}"): Row(OFFICE, lambda t, c: t.on_point(
         "/api/v1/service-points/{}", fresh=True)),
+
+    # --- paper forms (issue 20.1), batches of LS-01 (张代表's workroom): the office prints and voids; the office
+    # and 张代表 read, print and type them in. Units, residents and clients have no paper.
+    ("POST", "/api/v1/paper-batches"): Row(OFFICE, at("/api/v1/paper-batches", json={"workroom_code": "LS-01",
+                                                                                    "count": 1})),
+    ("GET", "/api/v1/paper-batches"): Row(OFFICE | {REP}, at("/api/v1/paper-batches")),
+    ("GET", "/api/v1/paper-batches/reconciliation"): Row(OFFICE | {REP}, at("/api/v1/paper-batches/reconciliation")),
+    ("GET", "/api/v1/paper-batches/{batch_id}"): Row(OFFICE | {REP}, lambda t, c: t.paper("/api/v1/paper-batches/{}")),
+    ("GET", "/api/v1/paper-batches/{batch_id}/pdf"): Row(OFFICE | {REP}, lambda t, c: t.paper(
+        "/api/v1/paper-batches/{}/pdf")),
+    # Each uses its sheet up: a fresh batch of one for every caller.
+    ("POST", "/api/v1/paper-batches/{batch_id}/voids"): Row(OFFICE, lambda t, c: t.paper(
+        "/api/v1/paper-batches/{}/voids", fresh=True, json={"serials": ["{serial}"], "reason": "淋湿"})),
+    ("POST", "/api/v1/paper-batches/{batch_id}/forms"): Row(OFFICE | {REP}, lambda t, c: t.paper(
+        "/api/v1/paper-batches/{}/forms", fresh=True, json={"serial": "{serial}", "content": CONTENT})),
+
+    # --- the register of activities (issue 20.2), of LS-01 (张代表's workroom): the office and 张代表 record
+    # them. Anyone reads a public one; one that is not public only staff and clients with a read scope (the
+    # rest: 404, as if it did not exist). Photos of a public activity are as public as it is.
+    ("GET", "/api/v1/activities"): Row(ALL, at("/api/v1/activities")),
+    ("POST", "/api/v1/activities"): Row(OFFICE | {REP}, lambda t, c: t.new_activity_body()),
+    ("GET", "/api/v1/activities/export.{fmt}"): Row(OFFICE, at("/api/v1/activities/export.csv")),
+    ("GET", "/api/v1/activities/{activity_id}"): Row(STAFF | {R, S}, lambda t, c: t.on_activity(
+        "/api/v1/activities/{}", public=False), {W: HIDDEN, H: HIDDEN, RESIDENT: HIDDEN, ANON: HIDDEN}),
+    ("PATCH", "/api/v1/activities/{activity_id}"): Row(OFFICE | {REP}, lambda t, c: t.on_activity(
+        "/api/v1/activities/{}", json={"attendance": 30})),
+    ("DELETE", "/api/v1/activities/{activity_id}"): Row(OFFICE | {REP}, lambda t, c: t.on_activity(
+        "/api/v1/activities/{}", fresh=True)),
+    ("POST", "/api/v1/activities/{activity_id}/photos"): Row(OFFICE | {REP}, lambda t, c: t.on_activity(
+        "/api/v1/activities/{}/photos", fresh=True, files={"file": ("photo.jpg", jpeg(), "image/jpeg")})),
+    ("GET", "/api/v1/activities/{activity_id}/photos"): Row(ALL, lambda t, c: t.activity_photo(
+        "/api/v1/activities/{activity}/photos")),
+    ("GET", "/api/v1/activities/{activity_id}/photos/{photo_id}"): Row(ALL, lambda t, c: t.activity_photo(
+        "/api/v1/activities/{activity}/photos/{photo}")),
+    ("GET", "/api/v1/activities/{activity_id}/photos/{photo_id}/thumbnail"): Row(ALL, lambda t, c: t.activity_photo(
+        "/api/v1/activities/{activity}/photos/{photo}/thumbnail")),
+    ("DELETE", "/api/v1/activities/{activity_id}/photos/{photo_id}"): Row(OFFICE | {REP}, lambda t, c: t.activity_photo(
+        "/api/v1/activities/{activity}/photos/{photo}", fresh=True)),
+    ("GET", "/api/v1/stats/activities"): Row(STAFF | {S}, at("/api/v1/stats/activities")),
 
     # --- calendars. The .ics feeds' credential is the token in their URL, whoever fetches it (a wrong or
     # missing token is a 404 for everyone: tests/test_calendars.py).
@@ -519,6 +571,11 @@ def jpeg() -> bytes:
     return buffer.getvalue()
 
 
+# The office's activity form (app/web/activities.py), for LS-01.
+ACTIVITY_FORM = {"workroom_code": "LS-01", "kind": "party_service", "title": "矩阵党群服务日", "held_on": "2026-05-08",
+                 "attendance": "20", "public": "true"}
+
+
 def import_csv(name: str) -> bytes:
     rows = [["姓名", "层级", "电话", "工作室编号"], [name, "镇", "", "LS-01"]]
     return ("\ufeff" + "\r\n".join(",".join(row) for row in rows) + "\r\n").encode()
@@ -693,6 +750,16 @@ class Town:
 
         return int(await self.shared("export", make))
 
+    async def report_job(self) -> int:
+        """The coordinator's report job for 1999 (nothing in it), written to the end."""
+        async def make() -> int:
+            job = expect(await self.http.post("/api/v1/reports/1999/jobs", json={"format": "docx"},
+                                              headers=self.auth(COORD)), 202)
+            await self.app.state.exports.join()
+            return int(job["id"])
+
+        return int(await self.shared("report-job", make))
+
     async def import_job(self) -> int:
         async def make() -> int:
             job = expect(await self.http.post(
@@ -780,6 +847,57 @@ class Town:
     async def on_point(self, template: str, *, fresh: bool, **request: Any) -> Call:
         point_id = await self.point() if fresh else await self.shared("point", self.point)
         return Call(template.format(point_id), **request)
+
+    # -- activities (issue 20.2): LS-01's, made by the coordinator
+
+    async def activity(self, *, public: bool = True) -> int:
+        made = expect(await self.http.post("/api/v1/activities", headers=self.auth(COORD), json={
+            "workroom_code": "LS-01", "kind": "market", "title": f"矩阵活动{self.number()}", "held_on": "2026-05-06",
+            "public": public, "representative_ids": [self.rep_id("rep")]}), 201)
+        return int(made["id"])
+
+    async def new_activity_body(self) -> Call:
+        return Call("/api/v1/activities", json={"workroom_code": "LS-01", "kind": "visit", "title": "矩阵走访",
+                                                "held_on": "2026-05-07", "attendance": 12})
+
+    async def on_activity(self, template: str, *, fresh: bool = False, public: bool = True, **request: Any) -> Call:
+        if fresh:
+            activity_id = await self.activity(public=public)
+        else:
+            activity_id = await self.shared(f"activity:{public}", lambda: self.activity(public=public))
+        return Call(template.format(activity_id), **request)
+
+    async def activity_photo(self, template: str, *, fresh: bool = False) -> Call:
+        """A photo the coordinator put on an LS-01 public activity (a fresh one of its own when the request
+        deletes it)."""
+        async def make() -> tuple[int, int]:
+            activity_id = await self.activity() if fresh else await self.shared("activity:True", self.activity)
+            photo = expect(await self.http.post(f"/api/v1/activities/{activity_id}/photos", headers=self.auth(COORD),
+                                                files={"file": ("photo.jpg", jpeg(), "image/jpeg")}), 201)
+            return activity_id, int(photo["id"])
+
+        activity_id, photo_id = await make() if fresh else await self.shared("activity-photo", make)
+        return Call(template.format(activity=activity_id, photo=photo_id))
+
+    # -- paper forms
+
+    async def paper_batch(self) -> dict[str, Any]:
+        return dict(expect(await self.http.post("/api/v1/paper-batches", json={"workroom_code": "LS-01", "count": 1},
+                                                headers=self.auth(COORD)), 201))
+
+    async def paper(self, template: str, *, fresh: bool = False, json: Any = None, data: Any = None) -> Call:
+        """A batch of one sheet of LS-01: shared, or ``fresh`` for every caller (a request that uses the sheet
+        up). ``{serial}`` in the body's values is the sheet's serial."""
+        made = await self.paper_batch() if fresh else await self.shared("paper-batch", self.paper_batch)
+
+        def fill(value: Any) -> Any:
+            if isinstance(value, str):
+                return value.replace("{serial}", made["first_serial"])
+            return [fill(v) for v in value] if isinstance(value, list) else value
+
+        body = {k: fill(v) for k, v in (json or data or {}).items()} or None
+        return Call(template.format(made["id"]), json=body if json is not None else None,
+                    data=body if data is not None else None)
 
     # -- calendars
 
@@ -1037,6 +1155,7 @@ PAGES: dict[tuple[str, str], PageRow] = {
     ("POST", "/rep/forms/{form_id}/verification-code"): PageRow({REP}, lambda p, b: p.fresh_form(
         "/rep/forms/{}/verification-code", "submitted", {}, by=REP), see("/rep")),
     ("GET", "/rep/duty"): PageRow({REP}, at("/rep/duty")),
+    ("GET", "/rep/record"): PageRow({REP}, at("/rep/record")),
     ("POST", "/rep/calendar/reset"): PageRow({REP}, at("/rep/calendar/reset"), see("/rep/duty#calendar")),
     # 张代表's shift running now (the API table's: a second check-in changes nothing and answers the same).
     ("POST", "/rep/shifts/{shift_id}/check-in"): PageRow({REP}, lambda p, b: p.running_shift(
@@ -1100,12 +1219,60 @@ PAGES: dict[tuple[str, str], PageRow] = {
                                                 see("/office/service-points")),
     ("GET", "/office/funnel"): PageRow(OFFICE, at("/office/funnel")),
 
+    # --- paper forms (issue 20.1): the office, and 张代表 for LS-01's batches; printing a batch and voiding
+    # sheets are the office's. A unit is refused (403); each use of a sheet has a fresh batch of one.
+    ("GET", "/office/paper"): PageRow(OFFICE | {REP}, at("/office/paper")),
+    ("POST", "/office/paper"): PageRow(OFFICE, at("/office/paper", data={"workroom_code": "LS-01", "count": "1",
+                                                                       "page_size": "A5"}), see("/office/paper/{id}")),
+    ("GET", "/office/paper/entry"): PageRow(OFFICE | {REP}, at("/office/paper/entry")),
+    ("POST", "/office/paper/entry"): PageRow(OFFICE | {REP}, lambda p, b: p.town.paper(
+        "/office/paper/entry", fresh=True, data={"serial": "{serial}", "content": CONTENT}), see("/office/paper/entry")),
+    ("GET", "/office/paper/{batch_id}"): PageRow(OFFICE | {REP}, lambda p, b: p.town.paper("/office/paper/{}")),
+    ("POST", "/office/paper/{batch_id}/voids"): PageRow(OFFICE, lambda p, b: p.town.paper(
+        "/office/paper/{}/voids", fresh=True, data={"serials": "{serial}", "reason": "淋湿"}), see("/office/paper/{id}")),
+    ("GET", "/office/records"): PageRow(OFFICE, at("/office/records", params={"workroom": "LS-01"})),
+    ("GET", "/office/records/{representative_id}"): PageRow(OFFICE, lambda p, b: p.town.path(
+        "/office/records/{}", p.town.rep_id("rep"))),
+
+    # --- the register of activities (issue 20.2): the office for every workroom, 张代表 for LS-01's (the
+    # activities used are LS-01's); the handling units have no part in it. The public list is everyone's.
+    ("GET", "/w/{code}/activities"): PageRow(PAGE_ALL, at("/w/LS-01/activities")),
+    ("GET", "/office/activities"): PageRow(OFFICE | {REP}, at("/office/activities")),
+    ("GET", "/office/activities/new"): PageRow(OFFICE | {REP}, at("/office/activities/new")),
+    ("POST", "/office/activities"): PageRow(OFFICE | {REP}, at("/office/activities", data=ACTIVITY_FORM),
+                                            see("/office/activities/{id}?saved=1")),
+    ("GET", "/office/activities/{activity_id}"): PageRow(OFFICE | {REP}, lambda p, b: p.town.on_activity(
+        "/office/activities/{}")),
+    ("POST", "/office/activities/{activity_id}"): PageRow(OFFICE | {REP}, lambda p, b: p.town.on_activity(
+        "/office/activities/{}", data=ACTIVITY_FORM), see("/office/activities/{id}?saved=1")),
+    ("GET", "/office/activities/{activity_id}/delete"): PageRow(OFFICE | {REP}, lambda p, b: p.town.on_activity(
+        "/office/activities/{}/delete")),
+    ("POST", "/office/activities/{activity_id}/delete"): PageRow(OFFICE | {REP}, lambda p, b: p.town.on_activity(
+        "/office/activities/{}/delete", fresh=True), see("/office/activities?deleted=1")),
+    ("POST", "/office/activities/{activity_id}/photos"): PageRow(OFFICE | {REP}, lambda p, b: p.town.on_activity(
+        "/office/activities/{}/photos", fresh=True, files={"photos": ("photo.jpg", jpeg(), "image/jpeg")}),
+        see("/office/activities/{id}")),
+    ("POST", "/office/activities/{activity_id}/photos/{photo_id}/delete"): PageRow(
+        OFFICE | {REP}, lambda p, b: p.town.activity_photo(
+            "/office/activities/{activity}/photos/{photo}/delete", fresh=True), see("/office/activities/{id}")),
+
     # --- imports: the coordinator's job (its creator and admins, as on the API).
     ("GET", "/office/imports"): PageRow(OFFICE, at("/office/imports")),
     ("POST", "/office/imports"): PageRow(OFFICE, lambda p, b: p.import_form(), see("/office/imports/{id}")),
     ("GET", "/office/imports/{job_id}"): PageRow(OFFICE, lambda p, b: p.import_job()),
     ("GET", "/office/imports/{job_id}/errors.csv"): PageRow(OFFICE, lambda p, b: p.import_job("/errors.csv")),
     ("GET", "/office/exports/forms"): PageRow(OFFICE, at("/office/exports/forms?status=submitted")),
+
+    # --- the brief (工作简报): the office's pages; the job page shows the coordinator's job (and admins').
+    ("GET", "/office/reports"): PageRow(OFFICE, at("/office/reports")),
+    ("GET", "/office/reports/{period}"): PageRow(OFFICE, at("/office/reports/2026-11")),
+    ("POST", "/office/reports/{period}/opening"): PageRow(OFFICE, at("/office/reports/2026-11/opening", data={
+        "opening": "矩阵测试开头。"}), see("/office/reports/2026-11#opening")),
+    ("POST", "/office/reports/{period}/cases"): PageRow(OFFICE, at("/office/reports/2026-11/cases"),
+                                                        see("/office/reports/2026-11#cases")),
+    ("POST", "/office/reports/{period}/jobs"): PageRow(OFFICE, at("/office/reports/1999/jobs", data={
+        "format": "docx"}), see("/office/reports/1999/jobs/{id}")),
+    ("GET", "/office/reports/{period}/jobs/{job_id}"): PageRow(OFFICE, lambda p, b: p.report_job()),
 
     # --- the working-day calendar: the office reads it, admins change it (days of CALENDAR_YEAR's December,
     # apart from the API rows' days, which start in January).
@@ -1423,6 +1590,9 @@ class Browsers:
 
     async def import_job(self, suffix: str = "") -> Call:
         return Call(f"/office/imports/{await self.town.import_job()}{suffix}")
+
+    async def report_job(self) -> Call:
+        return Call(f"/office/reports/1999/jobs/{await self.town.report_job()}")
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")

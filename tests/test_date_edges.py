@@ -206,6 +206,10 @@ async def build_town(client: httpx.AsyncClient, sessionmaker: Any) -> Town:
         "starts_at": "2030-06-03T09:00:00+08:00", "ends_at": "2030-06-03T11:00:00+08:00"})
     assert point.status_code == 201, point.text
     town.ids["point"] = point.json()["id"]
+    activity = await client.post("/api/v1/activities", headers=world.auth("coordinator"), json={
+        "workroom_code": "LS-01", "title": "日期边界活动", "held_on": "2030-06-03"})  # issue 20.2
+    assert activity.status_code == 201, activity.text
+    town.ids["activity"] = activity.json()["id"]
     form = await submit(client, workroom_code="LS-01")
     town.ids["form"] = form["id"]
     assigned = await submit(client, workroom_code="LS-01")
@@ -281,6 +285,14 @@ def extension(town: Town, name: tuple[str, ...], value: str) -> Call:
     return Call(f"/api/v1/forms/{town.ids['assigned']}/extension", json={name[0]: value, "reason": "需要协调供电公司。"})
 
 
+def both_days(path: Callable[[Town], str]) -> Recipe:
+    """``from`` and ``to`` together (the records take both or neither): the other day follows the one under test."""
+    def recipe(town: Town, name: tuple[str, ...], value: str) -> Call:
+        days = {"from": value, "to": same_day(value)} if name == ("from",) else {"from": same_day(value), "to": value}
+        return Call(path(town), params=days)
+    return recipe
+
+
 POINT = {"workroom_code": "LS-01", "title": "流动服务点进村", "place_type": "village", "location": "石塘湾村"}
 
 RECIPES: dict[tuple[str, str], Recipe] = {
@@ -310,6 +322,16 @@ RECIPES: dict[tuple[str, str], Recipe] = {
     ("PATCH", "/api/v1/service-points/{service_point_id}"): span("/api/v1/service-points/{point}", lambda t: {}),
     ("GET", "/api/v1/service-points/funnel"): query("/api/v1/service-points/funnel"),
     ("GET", "/api/v1/service-points/funnel/export.{fmt}"): query("/api/v1/service-points/funnel/export.csv"),
+    ("GET", "/api/v1/activities"): query("/api/v1/activities"),
+    ("GET", "/api/v1/activities/export.{fmt}"): query("/api/v1/activities/export.csv"),
+    ("POST", "/api/v1/activities"): lambda t, name, value: Call("/api/v1/activities", json={
+        "workroom_code": "LS-01", "title": "日期边界活动", name[0]: value}),
+    ("PATCH", "/api/v1/activities/{activity_id}"): lambda t, name, value: Call(
+        f"/api/v1/activities/{t.ids['activity']}", json={name[0]: value}),
+    ("GET", "/api/v1/stats/activities"): query("/api/v1/stats/activities"),
+    ("GET", "/api/v1/representatives/{representative_id}/record"): both_days(
+        lambda t: f"/api/v1/representatives/{t.rep()}/record"),
+    ("GET", "/api/v1/workrooms/{code}/records"): both_days(lambda t: "/api/v1/workrooms/LS-01/records"),
     ("GET", "/api/v1/audit"): query("/api/v1/audit"),
     ("GET", "/api/v1/audit/export.csv"): query("/api/v1/audit/export.csv"),
     ("POST", "/api/v1/working-calendar/days"): lambda t, name, value: Call("/api/v1/working-calendar/days", json={

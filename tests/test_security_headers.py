@@ -18,6 +18,7 @@ from sqlalchemy import select
 from fastapi.routing import iter_route_contexts
 
 from app.db import transaction
+from app.models import ExportJob
 from app.models.similar import TopicMember
 from app.services import similar_forms
 from tests.support.apps import build_app
@@ -45,6 +46,9 @@ PAGES: dict[str, tuple[str | None, str, str]] = {
     "/duty/today": (None, "/duty/today", "page"),
     "/rep": ("rep", "/rep", "page"),
     "/rep/duty": ("rep", "/rep/duty", "page"),
+    "/rep/record": ("rep", "/rep/record", "page"),
+    "/office/records": ("coordinator", "/office/records?workroom=LS-01", "page"),
+    "/office/records/{representative_id}": ("coordinator", "/office/records/{rep}", "page"),
     "/office": ("coordinator", "/office", "page"),
     "/office/forms": ("coordinator", "/office/forms", "page"),
     "/office/forms/{form_id}": ("coordinator", "/office/forms/{form}", "page"),
@@ -63,6 +67,17 @@ PAGES: dict[str, tuple[str | None, str, str]] = {
     "/office/imports/{job_id}": ("coordinator", "/office/imports/{job}", "page"),
     "/office/imports/{job_id}/errors.csv": ("coordinator", "/office/imports/{job}/errors.csv", "other"),
     "/office/exports/forms": ("coordinator", "/office/exports/forms?status=submitted", "page"),
+    "/w/{code}/activities": (None, "/w/LS-01/activities", "page"),
+    "/office/activities": ("coordinator", "/office/activities", "page"),
+    "/office/activities/new": ("coordinator", "/office/activities/new", "page"),
+    "/office/activities/{activity_id}": ("coordinator", "/office/activities/{activity}", "page"),
+    "/office/activities/{activity_id}/delete": ("coordinator", "/office/activities/{activity}/delete", "page"),
+    "/office/paper": ("coordinator", "/office/paper", "page"),
+    "/office/paper/entry": ("rep", "/office/paper/entry?batch={paper_batch}", "page"),
+    "/office/paper/{batch_id}": ("coordinator", "/office/paper/{paper_batch}", "page"),
+    "/office/reports": ("coordinator", "/office/reports", "page"),
+    "/office/reports/{period}": ("coordinator", "/office/reports/2026-11", "page"),
+    "/office/reports/{period}/jobs/{job_id}": ("coordinator", "/office/reports/1999/jobs/{report_job}", "page"),
     "/sw.js": (None, "/sw.js", "script"),
     "/w/{code}/qr.svg": (None, "/w/LS-01/qr.svg", "other"),
     "/p/{point_id}/qr.svg": (None, "/p/{point}/qr.svg", "other"),
@@ -156,10 +171,21 @@ async def test_every_page_and_answer_outside_the_api_carries_the_headers(app: Fa
             files={"file": ("名册.csv", csv_bytes([REP_HEADER, ["王芳", "镇", "13800000001", "LS-01"]]), "text/csv")})
         assert upload.status_code == 303
         job = int(upload.headers["location"].rsplit("/", 1)[1])
+        async with transaction(sessionmaker) as session:  # a brief's job, as its page shows one (no file written)
+            report = ExportJob(user_id=world.user_ids["coordinator"], kind="report", format="docx",
+                               filters={"period": "1999"}, status="running", progress=1, total=5)
+            session.add(report)
+            await session.flush()
+            report_job = report.id
+        paper_batch = (await anonymous.post("/api/v1/paper-batches", json={"workroom_code": "LS-01", "count": 2},
+                                            headers=world.auth("coordinator"))).json()["id"]
+        activity = (await anonymous.post("/api/v1/activities", headers=world.auth("coordinator"), json={
+            "workroom_code": "LS-01", "title": "安全头测试活动", "held_on": "2026-05-06"})).json()["id"]  # issue 20.2
         clients = {None: anonymous, "coordinator": coordinator, "rep": rep, "handler_a": handler}
 
         for route, (who, url, kind) in PAGES.items():
-            url = url.format(point=point, form=form["id"], job=job, topic=topic)
+            url = url.format(point=point, form=form["id"], job=job, topic=topic, report_job=report_job, paper_batch=paper_batch,
+                             rep=world.representatives["rep"].id, activity=activity)
             response = await clients[who].get(url)
             where = f"{route} ({url})"
             assert response.status_code == 200, (where, response.status_code, response.text[:300])

@@ -176,8 +176,14 @@ async def test_coordinator_edits_a_session_and_cannot_delete_one_that_collected_
 async def test_funnel_counts_sessions_collected_answered_and_satisfaction(
     client: httpx.AsyncClient, sessionmaker: Any
 ) -> None:
-    """2 sessions in range, 3 forms: one answered and closed as satisfied. Per representative, a form
-    counts for each representative who attended its session."""
+    """2 sessions in range, 3 forms: one answered and closed as satisfied. Sessions and totals count every
+    form of a session; a representative's row counts the sessions they attended and only the forms they
+    entered there.
+
+    Changed by issue 20.3: a representative's row used to credit them with every form of every session they
+    attended (here 张代表 2 forms, 李代表 3, though 3 forms were collected in all). A form is now credited to
+    the representative who entered it (``entered_by_representative_id``), as their record and the statistics
+    by representative count it; the forms nobody entered (the public's) count for the session only."""
     world = await build_world(sessionmaker)
     rep, rep2 = world.representatives["rep"], world.representatives["rep2"]
     market = await _create(client, world, title="菜场", starts_at=_local(-3), ends_at=_local(-3, 11),
@@ -185,10 +191,10 @@ async def test_funnel_counts_sessions_collected_answered_and_satisfaction(
     village = await _create(client, world, title="村口", place_type="village", starts_at=_local(-2),
                             ends_at=_local(-2, 11), representative_ids=[rep2.id])
     outside = await _create(client, world, title="范围外", starts_at=_local(-40), ends_at=_local(-40, 11))
-    first = await submit(client, service_point_id=market["id"])
-    await submit(client, service_point_id=market["id"])
-    await submit(client, service_point_id=village["id"])
-    await submit(client, service_point_id=outside["id"])
+    first = await submit(client, world.auth("rep"), service_point_id=market["id"])  # entered by 张代表
+    await submit(client, service_point_id=market["id"])  # by a resident: the session's, nobody's own
+    await submit(client, world.auth("rep2"), service_point_id=village["id"])  # entered by 李代表
+    await submit(client, world.auth("rep2"), service_point_id=outside["id"])
     assign = await act(client, world, "coordinator", first["id"], "assign", {"unit_id": world.units["A"].id})
     assert assign.status_code == 200, assign.text
     reply = await act(client, world, "coordinator", first["id"], "reply", {"reply": "已安排维修，三日内完成。"})
@@ -210,9 +216,11 @@ async def test_funnel_counts_sessions_collected_answered_and_satisfaction(
     assert (rows[market["id"]]["forms_collected"], rows[market["id"]]["answered"], rows[market["id"]]["satisfied"]) == (2, 1, 1)
     assert (rows[village["id"]]["forms_collected"], rows[village["id"]]["answered"]) == (1, 0)
     people = {row["representative_id"]: row for row in funnel["representatives"]}
-    assert (people[rep.id]["sessions"], people[rep.id]["forms_collected"], people[rep.id]["answered"]) == (1, 2, 1)
-    assert (people[rep2.id]["sessions"], people[rep2.id]["forms_collected"], people[rep2.id]["answered"]) == (2, 3, 1)
-    assert people[rep2.id]["satisfaction_rate"] == 1.0
+    assert (people[rep.id]["sessions"], people[rep.id]["forms_collected"], people[rep.id]["answered"]) == (1, 1, 1)
+    assert people[rep.id]["satisfaction_rate"] == 1.0
+    # 李代表 attended both sessions but entered one form (the village's): the market's forms are not his.
+    assert (people[rep2.id]["sessions"], people[rep2.id]["forms_collected"], people[rep2.id]["answered"]) == (2, 1, 0)
+    assert people[rep2.id]["satisfaction_rate"] is None
 
     only_ls02 = await client.get("/api/v1/service-points/funnel", params={**params, "workroom": "LS-02"},
                                  headers=world.auth("rep"))

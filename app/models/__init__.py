@@ -25,6 +25,7 @@ from app.models.forms import (
     TrackingSequence,
 )
 from app.models.pages import PageState
+from app.models.paper import PaperBatch, PaperSequence, PaperVoid
 from app.models.similar import FormTerm, Topic, TopicMember
 from app.models.integrations import (
     ApiClient,
@@ -71,6 +72,9 @@ __all__ = [
     "Topic",
     "TopicMember",
     "PageState",
+    "PaperBatch",
+    "PaperSequence",
+    "PaperVoid",
     "ApiClient",
     "AuditEvent",
     "AuthToken",

@@ -197,6 +197,10 @@ class OpinionForm(Base):
     # restores. Both NULL for a form that is not merged into another.
     merged_into_id: Mapped[int | None] = mapped_column(ForeignKey("opinion_form.id"), index=True)
     merge_snapshot: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    # The serial of the paper form it was typed from (纸质征询表编号, issue 20.1; models/paper.py): a paper
+    # is entered once, which the unique index enforces (a unique index, not a constraint: added without
+    # rebuilding the table on SQLite).
+    paper_serial: Mapped[str | None] = mapped_column(String(16), unique=True, index=True)
 
     category: Mapped[Category | None] = relationship(lazy="raise")
     workroom: Mapped[Workroom | None] = relationship(lazy="raise")

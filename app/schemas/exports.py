@@ -9,7 +9,8 @@ from app.schemas.common import InputModel, LocalDateTime
 from app.schemas.forms import FormQueryBody
 
 ExportFormat = Literal["csv", "xlsx"]
-StatsView = Literal["summary", "by-workroom", "by-category", "monthly", "by-unit", "by-representative"]
+StatsView = Literal["summary", "by-workroom", "by-category", "monthly", "by-unit", "by-representative",
+                   "activities"]
 
 
 class ExportCreate(InputModel):

@@ -9,7 +9,7 @@ from pydantic import BaseModel, Field
 from app.models import ImportJob
 from app.schemas.common import ImportRowError, LocalDateTime
 
-ImportKind = Literal["representatives", "shifts"]
+ImportKind = Literal["representatives", "shifts", "activities"]
 TemplateFormat = Literal["xlsx", "csv"]
 
 

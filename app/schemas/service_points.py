@@ -101,6 +101,9 @@ class FunnelSessionRow(FunnelCounts):
 
 
 class FunnelRepresentativeRow(FunnelCounts):
+    """``sessions``: the sessions in range the representative attended; the counts: the forms of the sessions
+    in range that this representative entered (issue 20.3: a form is credited to who entered it)."""
+
     representative_id: int
     name: str
     sessions: int

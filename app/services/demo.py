@@ -20,9 +20,11 @@ from app.models import (
     Workroom,
     utcnow,
 )
+from app.services import activities as activity_service
 from app.services import auth as auth_service
 from app.services import demo_data as data
 from app.services import forms as form_service
+from app.services import paper_forms as paper_service
 from app.services import rosters
 from app.services import workflow
 from app.services.auth import ANONYMOUS, Principal
@@ -152,9 +154,12 @@ async def load(session: AsyncSession, *, settings: Settings, now: datetime | Non
         if spec.outcome == "closed":
             await workflow.close(session, principal=office, form_id=form.id, satisfaction=spec.satisfaction,
                                  note="电话回访完成。", now=at + 2 * step)
+    await paper_service.demo(session, principal=office, service_points=service_points, now=now)
     await workflow.supervise(session, now=now)
     await _rosters(session, workrooms=list(workrooms.values()), representatives=representatives, today=today,
                    now=now, office=users[Role.coordinator])
+    await activity_service.load_demo(session, workrooms=workrooms, representatives=representatives,
+                                     service_points=service_points, office=users[Role.coordinator], today=today)
     await session.flush()
     return True
 

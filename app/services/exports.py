@@ -47,6 +47,7 @@ from app.models import (
 from app.services import deadlines, disclosure, reference
 from app.services import forms as form_service
 from app.services import stats as stats_service
+from app.services import activities as activity_service  # the activities' statistics sheet (issue 20.2)
 from app.services.background import BackgroundTasks
 from app.services.auth import Principal
 
@@ -62,6 +63,10 @@ RETENTION = timedelta(hours=24)
 CSV_MEDIA_TYPE = "text/csv; charset=utf-8"
 XLSX_MEDIA_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 MEDIA_TYPES = {"csv": CSV_MEDIA_TYPE, "xlsx": XLSX_MEDIA_TYPE}
+# Report jobs (kind "report", issue 20.4) write the brief as Word or PDF.
+REPORT_MEDIA_TYPES = {
+    "docx": "application/vnd.openxmlformats-officedocument.wordprocessingml.document", "pdf": "application/pdf",
+}
 BOM = "\ufeff"
 XLSX_MAX_TEXT = 32767  # Excel's limit for one cell
 
@@ -412,6 +417,9 @@ async def stats_export(
     """One statistics view as a file (a few hundred rows at most, so built in memory); returns the content
     and the file name."""
     principal.require_staff()
+    if view == "activities":
+        return await _activities_export(session, fmt=fmt, workroom=workroom, category=category,
+                                        date_from=date_from, date_to=date_to, now=now or utcnow())
     spec = STATS_VIEWS.get(view)
     if spec is None:
         raise NotFound(f"没有统计视图 {view}。", code="unknown_view")
@@ -436,6 +444,44 @@ async def stats_export(
 
         content = await anyio.to_thread.run_sync(build)
     return content, file_name(spec.title, fmt, now)
+
+
+ACTIVITIES_TITLE = "活动统计"
+
+
+async def _activities_export(
+    session: AsyncSession, *, fmt: str, workroom: str | None, category: str | None, date_from: date | None,
+    date_to: date | None, now: datetime,
+) -> tuple[bytes, str]:
+    """The activities held in the period (issue 20.2): one row per workroom with activities (场次, 参与人次,
+    场次 by kind), then 合计, whose numbers are ``activities.activity_counts`` for the same filters."""
+    if category:
+        raise Invalid("活动统计不按类别筛选，只支持 workroom、from、to。", code="unsupported_filter")
+    flt = await stats_service.resolve_filter(session, workroom=workroom, date_from=date_from, date_to=date_to)
+    counts = await activity_service.activity_stats(session, date_from=flt.date_from, date_to=flt.date_to,
+                                                   workroom_id=flt.workroom_id)
+    kinds = list(activity_service.ACTIVITY_KIND_LABELS)
+    columns = [
+        Column("工作室编码", "text", 12, None), Column("工作室", "text", 24, None),
+        Column("活动场次", "int", 9, None), Column("参与人次", "int", 9, None),
+        *(Column(activity_service.kind_label(kind), "int", 12, None) for kind in kinds),
+    ]
+    rows = [[r["workroom"], r["name"], r["activities"], r["attendance"], *(r["by_kind"][k] for k in kinds)]
+            for r in counts["by_workroom"]]
+    rows.append(["合计", "", counts["activities"], counts["attendance"], *(counts["by_kind"][k] for k in kinds)])
+    if fmt == "csv":
+        content = csv_bytes([[c.header for c in columns], *rows], bom=True)
+    else:
+
+        def build() -> bytes:
+            buffer = io.BytesIO()
+            table = XlsxTable(buffer, sheet=ACTIVITIES_TITLE, columns=columns)
+            table.write_rows(rows)
+            table.close()
+            return buffer.getvalue()
+
+        content = await anyio.to_thread.run_sync(build)
+    return content, file_name(ACTIVITIES_TITLE, fmt, now)
 
 
 # --- jobs --------------------------------------------------------------------------------------------
@@ -493,6 +539,8 @@ async def job_file(
     path = export_dir / job.file_name
     if not path.is_file():
         raise NotFound("导出文件已不存在，请重新导出。", code="export_expired")
+    if job.kind == "report":  # a brief (services/reports.py): named for its period when the job was made
+        return path, str(job.filters.get("download_name") or path.name), REPORT_MEDIA_TYPES[job.format]
     return path, file_name(FORMS_TITLE, job.format, job.created_at), MEDIA_TYPES[job.format]
 
 
@@ -579,3 +627,13 @@ class ExportRunner(BackgroundTasks):
     async def start(self, job_id: int) -> None:
         """Start the job in the background (async only so that it is called on the event loop)."""
         self.spawn(run_job(self._sessionmaker, job_id=job_id, export_dir=self._export_dir), name=f"export-{job_id}")
+
+    async def start_report(self, job_id: int, settings: Any) -> None:
+        """Start a report job (kind "report"): the brief of a period as .docx or .pdf (services/reports.py)."""
+        self.spawn(self._report(job_id, settings), name=f"report-{job_id}")
+
+    async def _report(self, job_id: int, settings: Any) -> None:
+        from app.services import reports  # imported when a brief is first written: python-docx, fpdf2, charts
+
+        await _sweep(self._sessionmaker, self._export_dir, utcnow())
+        await reports.run_job(self._sessionmaker, job_id=job_id, export_dir=self._export_dir, settings=settings)

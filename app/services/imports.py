@@ -1,5 +1,6 @@
-"""Imports of representatives and duty rosters from the offices' spreadsheets, and roster, attendance and
-service point funnel exports to .xlsx.
+"""Imports of representatives, duty rosters and activities (issue 20.2) from the offices' spreadsheets, and
+roster, attendance, service point funnel and activity exports to .xlsx (the activities' in the import's own
+columns, so an export imports back).
 
 Imports
 - A file is .xlsx (read with openpyxl in read-only mode) or CSV (UTF-8 with or without BOM, else GB18030,
@@ -46,6 +47,8 @@ from app.models.reference import RepresentativeLevel
 from app.schemas import dates
 from app.schemas.reference import PHONE_PATTERN
 from app.services import exports as export_service
+from app.services import activities as activity_service  # the register of activities (issue 20.2)
+from app.models import Activity, ServicePoint  # the register of activities (issue 20.2)
 from app.services import reference as reference_service
 from app.services import rosters as roster_service
 from app.services import service_points as service_point_service
@@ -55,7 +58,7 @@ from app.services.exports import Column
 
 log = logging.getLogger("minyi.imports")
 
-KINDS = ("representatives", "shifts")
+KINDS = ("representatives", "shifts", "activities")
 OFFICE = (Role.admin, Role.coordinator)
 INLINE_MAX_ROWS = 200  # up to this many rows the request waits for the import; more run as a job
 MAX_ROWS = 20_000  # the request body limit (MINYI_MAX_BODY_BYTES, 1 MiB) is reached well before this
@@ -70,10 +73,14 @@ Pace = Callable[[int, int], Awaitable[None]]
 HEADERS: dict[str, list[str]] = {
     "representatives": ["姓名", "层级", "电话", "工作室编号"],
     "shifts": ["工作室编号", "日期", "开始", "结束", "代表姓名", "代表编号"],
+    # Activities (issue 20.2): 参加代表 are names separated by 、 (名字#编号 where two share a name);
+    # 流动服务点 is a session's number (#12, as exported) or its title; 公开 is 是/否 (blank: 是).
+    "activities": ["日期", "类型", "名称", "地点", "工作室", "参加代表", "参与人数", "活动简述", "流动服务点", "公开"],
 }
 REQUIRED_HEADERS: dict[str, list[str]] = {
     "representatives": ["姓名", "层级"],
     "shifts": ["工作室编号", "日期", "开始", "结束"],
+    "activities": ["日期", "名称", "工作室"],
 }
 # Other words offices use for the same columns.
 HEADER_ALIASES = {
@@ -102,10 +109,10 @@ class Row:
     values: dict[str, Any]  # canonical header → the cell (str for CSV; str, number, date, time for .xlsx)
 
 
-def _header(value: Any) -> str:
+def _header(value: Any, kind: str | None = None) -> str:
     text = "" if value is None else str(value).strip()
     text = text.strip("*＊ ").replace("（", "(").split("(")[0].strip()  # "姓名（必填）" → "姓名"
-    return HEADER_ALIASES.get(text, text)
+    return (ACTIVITY_HEADER_ALIASES if kind == "activities" else HEADER_ALIASES).get(text, text)
 
 
 def _blank(value: Any) -> bool:
@@ -160,7 +167,7 @@ def read_table(kind: str, file_name: str, content: bytes) -> list[Row]:
     Raises ``Invalid`` for a file that is not .xlsx/.csv, cannot be read, lacks a required column or has
     no data rows; everything about single rows is left to the job."""
     if kind not in KINDS:
-        raise Invalid("kind 只能是 representatives 或 shifts。", code="invalid_kind")
+        raise Invalid("kind 只能是 representatives、shifts 或 activities。", code="invalid_kind")
     suffix = file_name.rsplit(".", 1)[-1].lower() if "." in file_name else ""
     if suffix == "xlsx" or (not suffix and content.startswith(XLSX_MAGIC)):
         if not content.startswith(XLSX_MAGIC):
@@ -176,7 +183,7 @@ def read_table(kind: str, file_name: str, content: bytes) -> list[Row]:
         raise Invalid("只支持 .xlsx 或 .csv 文件。", code="unsupported_file")
     if not raw:
         raise Invalid("文件是空的。", code="empty_file")
-    headers = [_header(v) for v in raw[0]]
+    headers = [_header(v, kind) for v in raw[0]]
     known = HEADERS[kind]
     missing = [h for h in REQUIRED_HEADERS[kind] if h not in headers]
     if kind == "shifts" and "代表姓名" not in headers and "代表编号" not in headers:
@@ -208,6 +215,8 @@ def template(kind: str, fmt: str) -> bytes:
     example = {
         "representatives": ["张三", "镇", "13800000000", "LS-01、LS-02"],
         "shifts": ["LS-01", "2026-05-06", "09:00", "11:30", "张三", ""],
+        "activities": ["2026-05-06", "集市服务", "洛社菜场党代表集市服务", "洛社菜场东门", "LS-01", "张三、李四", "60",
+                       "现场收集意见 12 份，当场答复 5 件。", "", "是"],
     }[kind]
     if fmt == "csv":
         buffer = io.StringIO()
@@ -500,6 +509,8 @@ async def _check(
     pace: Pace | None = None,
 ) -> list[Any]:
     """Check every row a chunk at a time, reporting progress between chunks; the shifts' overlaps last."""
+    if kind == "activities":
+        return await _check_activities(sessionmaker, job_id=job_id, rows=rows, errors=errors, pace=pace)
     async with transaction(sessionmaker) as session:
         people = await load_people(session, kind, rows)
         seen: dict[tuple[str, str], int] = {}
@@ -534,6 +545,8 @@ def _specs(items: Sequence[ShiftItem]) -> list[roster_service.ShiftSpec]:
 
 
 async def _write(session: AsyncSession, *, kind: str, items: Sequence[Any], actor: User | None) -> int:
+    if kind == "activities":
+        return await _write_activities(session, items=items, actor=actor)
     if kind == "representatives":
         for item in items:
             await reference_service.create_representative(session, data={
@@ -756,6 +769,8 @@ FUNNEL_SESSIONS = [
 ]
 FUNNEL_REPRESENTATIVES = [("代表编号", "int", 10, "representative_id"), ("代表", "text", 12, "name"),
                           ("场次数", "int", 8, "sessions")]
+# A representative's row counts the forms they entered themselves (issue 20.3), not all their sessions' forms.
+FUNNEL_REPRESENTATIVE_MEASURES = [("本人录入数", "int", 10, "forms_collected"), *FUNNEL_MEASURES[1:]]
 
 
 async def funnel_file(
@@ -771,7 +786,7 @@ async def funnel_file(
     sheets = []
     for title, spec, rows in (
         ("按场次", FUNNEL_SESSIONS + FUNNEL_MEASURES, result.sessions),
-        ("按代表", FUNNEL_REPRESENTATIVES + FUNNEL_MEASURES, result.representatives),
+        ("按代表", FUNNEL_REPRESENTATIVES + FUNNEL_REPRESENTATIVE_MEASURES, result.representatives),
     ):
         columns = [Column(h, k, w, None) for h, k, w, _ in spec]
         values = [
@@ -781,3 +796,309 @@ async def funnel_file(
     if by == "representative":
         sheets.reverse()
     return await _render(sheets, fmt)
+
+
+# --- activities (issue 20.2): the register's rows in, and out in the same columns --------------------------
+
+ACTIVITY_HEADER_ALIASES = {
+    "活动日期": "日期", "举办日期": "日期", "活动类型": "类型", "类别": "类型", "活动名称": "名称", "主题": "名称",
+    "活动地点": "地点", "工作室编号": "工作室", "工作室名称": "工作室", "参加的代表": "参加代表", "参加党代表": "参加代表",
+    "党代表": "参加代表", "代表": "参加代表", "参加人数": "参与人数", "人数": "参与人数", "参与群众": "参与人数",
+    "参与人次": "参与人数", "简述": "活动简述", "活动内容": "活动简述", "内容": "活动简述", "服务点": "流动服务点",
+    "流动服务点场次": "流动服务点", "场次": "流动服务点", "是否公开": "公开",
+}
+# What offices write in 类型, besides the labels and the code words themselves.
+ACTIVITY_KIND_WORDS = {
+    **{label: kind for kind, label in activity_service.ACTIVITY_KIND_LABELS.items()},
+    **{str(kind): str(kind) for kind in activity_service.ACTIVITY_KIND_LABELS},
+    "党群服务": "party_service", "党群活动": "party_service", "集市": "market", "集市服务活动": "market",
+    "走访活动": "visit", "学习活动": "study", "集中学习": "study", "其它": "other",
+}
+YES = ("是", "公开", "yes", "y", "true", "1")
+NO = ("否", "不公开", "no", "n", "false", "0")
+REPRESENTATIVE_WITH_ID = re.compile(r"(.+?)[#＃](\d{1,9})")
+SESSION_REFERENCE = re.compile(r"[#＃]?(\d{1,9})(?:\s+(.*))?", re.DOTALL)
+_CSV_FORMULA_GUARD = ("'=", "'+", "'-", "'@")  # csv_value's apostrophe before a formula-like text
+
+
+def _activity_text(value: Any) -> str:
+    text = _text(value)
+    # The CSV export guards text Excel would run as a formula with an apostrophe: read back as written.
+    return text[1:] if text.startswith(_CSV_FORMULA_GUARD) else text
+
+
+@dataclass
+class ActivityReferences:
+    workrooms: dict[str, Workroom]  # by code and, when unique, by name
+    representatives: dict[str, list[Representative]]  # by name
+    representatives_by_id: dict[int, Representative]
+    points_by_id: dict[int, Any]
+    points_by_title: dict[tuple[int, str], list[Any]]  # (workroom id, title)
+    existing: dict[tuple[int, date, str], int]  # (workroom id, day, title) → the activity already recorded
+
+
+async def _activity_references(session: AsyncSession, rows: Sequence[Row]) -> ActivityReferences:
+    """What the file names, read in a few queries whatever its size (workrooms: all of them, a short list)."""
+    workrooms: dict[str, Workroom] = {}
+    names: dict[str, list[Workroom]] = defaultdict(list)
+    for workroom in await session.scalars(select(Workroom)):
+        workrooms[workroom.code] = workroom
+        names[workroom.name].append(workroom)
+    for name, same in names.items():
+        if len(same) == 1:  # a name two workrooms share names neither: the code must be written
+            workrooms.setdefault(name, same[0])
+    rep_names: set[str] = set()
+    rep_ids: set[int] = set()
+    for row in rows:
+        for part in _codes(row.values.get("参加代表")):
+            match = REPRESENTATIVE_WITH_ID.fullmatch(part)
+            if match:
+                rep_ids.add(int(match.group(2)))
+            else:
+                rep_names.add(part)
+    by_name: dict[str, list[Representative]] = defaultdict(list)
+    by_id: dict[int, Representative] = {}
+    if rep_names or rep_ids:
+        for rep in await session.scalars(select(Representative).where(
+                Representative.name.in_(rep_names) | Representative.id.in_(rep_ids))):
+            by_name[rep.name].append(rep)
+            by_id[rep.id] = rep
+    point_ids: set[int] = set()
+    point_titles: set[str] = set()
+    for row in rows:
+        text = _activity_text(row.values.get("流动服务点"))
+        if not text:
+            continue
+        match = SESSION_REFERENCE.fullmatch(text)
+        if match:
+            point_ids.add(int(match.group(1)))
+        else:
+            point_titles.add(text)
+    points_by_id: dict[int, Any] = {}
+    points_by_title: dict[tuple[int, str], list[Any]] = defaultdict(list)
+    if point_ids or point_titles:
+        for point in await session.scalars(select(ServicePoint).where(
+                ServicePoint.id.in_(point_ids) | ServicePoint.title.in_(point_titles))):
+            points_by_id[point.id] = point
+            points_by_title[(point.workroom_id, point.title)].append(point)
+    titles = {t for row in rows if (t := _activity_text(row.values.get("名称")))}
+    existing: dict[tuple[int, date, str], int] = {}
+    if titles:
+        for activity_id, workroom_id, held_on, title in await session.execute(
+                select(Activity.id, Activity.workroom_id, Activity.held_on, Activity.title)
+                .where(Activity.title.in_(titles))):
+            existing[(workroom_id, held_on, title)] = activity_id
+    return ActivityReferences(workrooms, by_name, by_id, points_by_id, points_by_title, existing)
+
+
+@dataclass
+class ActivityItem:
+    row: Row
+    data: dict[str, Any]  # what activities.create takes
+
+
+def _activity_representatives(row: Row, errors: RowErrors, refs: ActivityReferences) -> list[int] | None:
+    ids: list[int] = []
+    problems: list[str] = []
+    for part in _codes(row.values.get("参加代表")):
+        match = REPRESENTATIVE_WITH_ID.fullmatch(part)
+        if match:
+            rep = refs.representatives_by_id.get(int(match.group(2)))
+            if rep is None or rep.name != match.group(1).strip():
+                problems.append(f"党代表 {part} 不存在（编号与姓名不符）")
+                continue
+        else:
+            matches = refs.representatives.get(part, [])
+            active = [r for r in matches if r.active]
+            if not matches:
+                problems.append(f"党代表 {part} 不存在")
+                continue
+            if len(active) > 1:
+                problems.append(f"有 {len(active)} 位党代表名为 {part}，请写成“{part}#编号”")
+                continue
+            rep = active[0] if active else matches[0]
+        if not rep.active:
+            problems.append(f"党代表 {rep.name} 已停用")
+            continue
+        if rep.id not in ids:
+            ids.append(rep.id)
+    if len(ids) > activity_service.MAX_REPRESENTATIVES:
+        problems.append(f"参加的党代表最多 {activity_service.MAX_REPRESENTATIVES} 位")
+    if problems:
+        errors.add(row, "参加代表", "；".join(problems))
+        return None
+    return ids
+
+
+def _activity_session(row: Row, errors: RowErrors, refs: ActivityReferences, workroom: Workroom | None,
+                      day: date | None) -> tuple[bool, int | None]:
+    """(fine, the session's id or None): a number (#12, as exported, its title after it optional) or a
+    title of one of the workroom's sessions (the one held that day when several share the title)."""
+    text = _activity_text(row.values.get("流动服务点"))
+    if not text:
+        return True, None
+    match = SESSION_REFERENCE.fullmatch(text)
+    if match:
+        point = refs.points_by_id.get(int(match.group(1)))
+        title = (match.group(2) or "").strip()
+        if point is None:
+            errors.add(row, "流动服务点", f"场次 #{match.group(1)} 不存在")
+            return False, None
+        if title and title != point.title:
+            errors.add(row, "流动服务点", f"场次 #{point.id} 的名称是“{point.title}”，与“{title[:40]}”不符")
+            return False, None
+    else:
+        if workroom is None:
+            return False, None
+        same = refs.points_by_title.get((workroom.id, text), [])
+        if len(same) > 1 and day is not None:
+            same = [p for p in same if p.starts_at.astimezone(TZ).date() == day] or same
+        if not same:
+            errors.add(row, "流动服务点", f"{workroom.name}没有名为“{text[:40]}”的场次")
+            return False, None
+        if len(same) > 1:
+            errors.add(row, "流动服务点", f"有 {len(same)} 个名为“{text[:40]}”的场次，请填写场次编号（如 #{same[0].id}）")
+            return False, None
+        point = same[0]
+    if workroom is not None and point.workroom_id != workroom.id:
+        errors.add(row, "流动服务点", f"场次 #{point.id}（{point.title}）不属于{workroom.name}")
+        return False, None
+    return True, point.id
+
+
+def check_activity_rows(
+    rows: Sequence[Row], errors: RowErrors, refs: ActivityReferences, seen: dict[tuple[int, date, str], int],
+) -> list[ActivityItem]:
+    items = []
+    for row in rows:
+        before = len(errors.items)
+        day: date | None = None
+        if _blank(row.values.get("日期")):
+            errors.add(row, "日期", "必填")
+        else:
+            try:
+                day = _parse_date(row.values.get("日期"))
+            except dates.DateRangeError as exc:
+                out_of_range = exc.kind == "date_out_of_range"
+                errors.add(row, "日期", f"“{_text(row.values.get('日期'))[:40]}”：{exc.message}" if out_of_range
+                           else exc.message)
+        kind_text = _activity_text(row.values.get("类型"))
+        kind = (ACTIVITY_KIND_WORDS.get(kind_text) or ACTIVITY_KIND_WORDS.get(kind_text.lower())) if kind_text else "other"
+        if kind is None:
+            errors.add(row, "类型", f"“{kind_text[:40]}”无法识别，应为 "
+                                    f"{'、'.join(activity_service.ACTIVITY_KIND_LABELS.values())} 之一")
+        title = _activity_text(row.values.get("名称"))
+        if not title:
+            errors.add(row, "名称", "必填")
+        elif len(title) > activity_service.MAX_TITLE:
+            errors.add(row, "名称", f"不能超过 {activity_service.MAX_TITLE} 字（现有 {len(title)} 字）")
+        for column, limit in (("地点", activity_service.MAX_PLACE), ("活动简述", activity_service.MAX_ACCOUNT)):
+            text = _activity_text(row.values.get(column))
+            if len(text) > limit:
+                errors.add(row, column, f"不能超过 {limit} 字（现有 {len(text)} 字）")
+        workroom_text = _activity_text(row.values.get("工作室"))
+        workroom = refs.workrooms.get(workroom_text) if workroom_text else None
+        if not workroom_text:
+            errors.add(row, "工作室", "必填")
+        elif workroom is None:
+            errors.add(row, "工作室", f"工作室 {workroom_text[:40]} 不存在（填写编号或名称）")
+        elif not workroom.active:
+            errors.add(row, "工作室", f"工作室 {workroom_text} 已停用")
+            workroom = None
+        representative_ids = _activity_representatives(row, errors, refs)
+        attendance_cell = row.values.get("参与人数")
+        attendance: int | None = 0
+        if not _blank(attendance_cell):
+            text = _text(attendance_cell)
+            attendance = int(text) if text.isdigit() and len(text) <= 6 else None
+            if attendance is None or attendance > activity_service.MAX_ATTENDANCE:
+                errors.add(row, "参与人数", f"“{text[:40]}”不是 0 至 {activity_service.MAX_ATTENDANCE} 之间的整数")
+        public_text = _activity_text(row.values.get("公开")).lower()
+        public = True if not public_text or public_text in YES else False if public_text in NO else None
+        if public is None:
+            errors.add(row, "公开", f"“{public_text[:40]}”应为 是 或 否")
+        session_fine, service_point_id = _activity_session(row, errors, refs, workroom, day)
+        if workroom is not None and day is not None and title:
+            key = (workroom.id, day, title)
+            if key in refs.existing:
+                errors.add(row, "名称", f"{workroom.name}在 {day.isoformat()} 已登记过同名活动（编号 {refs.existing[key]}）")
+            elif key in seen:
+                errors.add(row, "名称", f"与第 {seen[key]} 行重复（同一工作室、同一天、同名活动）")
+            else:
+                seen[key] = row.number
+        if len(errors.items) == before and session_fine and workroom and day and kind:
+            items.append(ActivityItem(row, {
+                "workroom_code": workroom.code, "kind": kind, "title": title, "held_on": day,
+                "place": _activity_text(row.values.get("地点")), "attendance": attendance,
+                "account": _activity_text(row.values.get("活动简述")), "public": public,
+                "representative_ids": representative_ids or [], "service_point_id": service_point_id,
+            }))
+    return items
+
+
+async def _check_activities(
+    sessionmaker: async_sessionmaker[AsyncSession], *, job_id: int, rows: Sequence[Row], errors: RowErrors,
+    pace: Pace | None = None,
+) -> list[ActivityItem]:
+    async with transaction(sessionmaker) as session:
+        refs = await _activity_references(session, rows)
+    seen: dict[tuple[int, date, str], int] = {}
+    items: list[ActivityItem] = []
+    for start in range(0, len(rows), CHUNK):
+        chunk = rows[start:start + CHUNK]
+        items += check_activity_rows(chunk, errors, refs, seen)
+        await _update_job(sessionmaker, job_id, progress=start + len(chunk))
+        await asyncio.sleep(0)  # let the requests polling this job in
+        if pace is not None:
+            await pace(job_id, start + len(chunk))
+    return items
+
+
+async def _write_activities(session: AsyncSession, *, items: Sequence[ActivityItem], actor: User | None) -> int:
+    """Every checked row through the one way an activity is made (activities.create checks each again)."""
+    if actor is None:
+        raise PermissionDenied("导入者的账号已不存在。", code="forbidden")
+    principal = Principal(user=actor)
+    for item in items:
+        await activity_service.create(session, principal=principal, data=item.data)
+    return len(items)
+
+
+ACTIVITY_COLUMNS = [
+    Column("日期", "date", 12, None), Column("类型", "text", 12, None), Column("名称", "text", 28, None),
+    Column("地点", "text", 24, None), Column("工作室", "text", 24, None), Column("参加代表", "text", 24, None),
+    Column("参与人数", "int", 9, None), Column("活动简述", "text", 48, None), Column("流动服务点", "text", 28, None),
+    Column("公开", "text", 6, None),
+]
+
+
+async def activities_file(
+    session: AsyncSession, *, principal: Principal, filters: activity_service.ActivityFilter, fmt: str = "xlsx",
+) -> bytes:
+    """The activities the filters select, oldest first, in the import template's columns: the workroom by
+    its name (its code when two share the name), representatives by name (名字#编号 when two active ones
+    share it), the session as #编号 and its title, so the file imports again as it is."""
+    principal.require_role(*OFFICE)
+    activities = await activity_service.for_export(session, principal=principal, filters=filters)
+    workroom_names = defaultdict(int)
+    for name in await session.scalars(select(Workroom.name)):
+        workroom_names[name] += 1
+    rep_names = {r.name for a in activities for r in a.representatives}
+    shared = defaultdict(int)
+    if rep_names:
+        for name in await session.scalars(
+                select(Representative.name).where(Representative.name.in_(rep_names), Representative.active.is_(True))):
+            shared[name] += 1
+
+    def row(activity: Any) -> list[Any]:
+        workroom = activity.workroom
+        point = activity.service_point
+        return [
+            activity.held_on, activity_service.kind_label(activity.kind), activity.title, activity.place,
+            workroom.name if workroom_names[workroom.name] == 1 else workroom.code,
+            "、".join(f"{r.name}#{r.id}" if shared[r.name] > 1 else r.name for r in activity.representatives),
+            activity.attendance, activity.account, f"#{point.id} {point.title}" if point else "",
+            "是" if activity.public else "否",
+        ]
+
+    return await _render([("活动登记", ACTIVITY_COLUMNS, [row(a) for a in activities])], fmt)

@@ -576,6 +576,25 @@ def _local_month(session: AsyncSession) -> Any:
     return func.strftime(literal_column("'%Y-%m'"), Shift.starts_at, literal_column("'+8 hours'"))
 
 
+def attendance_measures(now: datetime) -> tuple[Any, Any, Any]:
+    """The one reading of attendance over ``Shift`` rows, as SQL aggregates: ``planned`` (every shift),
+    ``checked_in`` and ``missed`` (ended by ``now`` without a check-in). A shift not yet ended and not
+    checked in is neither: it is still to come (the representatives' records call it upcoming)."""
+    return (
+        func.count(Shift.id).label("planned"),
+        func.count(Shift.checked_in_at).label("checked_in"),
+        func.coalesce(
+            func.sum(case((and_(Shift.checked_in_at.is_(None), Shift.ends_at <= now.astimezone(UTC)), 1), else_=0)), 0
+        ).label("missed"),
+    )
+
+
+def starting_in(day_from: date, day_to: date) -> tuple[Any, Any]:
+    """Shifts that start in the Shanghai days [day_from, day_to] (attendance counts a shift on its first day)."""
+    lower, upper = local_day_bounds(day_from, day_to)
+    return Shift.starts_at >= lower, Shift.starts_at < upper
+
+
 async def attendance(
     session: AsyncSession, *, day_from: date, day_to: date, group: str, principal: Principal,
     now: datetime | None = None,
@@ -588,15 +607,8 @@ async def attendance(
         raise Invalid("结束日期不能早于开始日期。", code="invalid_range")
     if group not in ATTENDANCE_GROUPS:
         raise Invalid("group 只能是 representative、workroom 或 month。", code="invalid_group")
-    lower, upper = local_day_bounds(day_from, day_to)
-    measures = (
-        func.count(Shift.id).label("planned"),
-        func.count(Shift.checked_in_at).label("checked_in"),
-        func.coalesce(
-            func.sum(case((and_(Shift.checked_in_at.is_(None), Shift.ends_at <= now.astimezone(UTC)), 1), else_=0)), 0
-        ).label("missed"),
-    )
-    where = (Shift.starts_at >= lower, Shift.starts_at < upper)
+    measures = attendance_measures(now)
+    where = starting_in(day_from, day_to)
     if group == "representative":
         query = (
             select(Representative.id, Representative.name, *measures)

@@ -265,6 +265,26 @@ async def counts_for(session: AsyncSession, service_point_id: int) -> dict[str, 
     return rates(dict(row))
 
 
+def _attended(filters: list[ColumnElement[bool]]) -> Select[Any]:
+    """(representative_id, sessions attended) of the sessions ``filters`` select."""
+    return (
+        select(service_point_representative.c.representative_id, func.count(ServicePoint.id.distinct()))
+        .join(ServicePoint, ServicePoint.id == service_point_representative.c.service_point_id)
+        .where(*filters)
+        .group_by(service_point_representative.c.representative_id)
+    )
+
+
+async def sessions_attended(
+    session: AsyncSession, *, representative_ids: Sequence[int], date_from: date, date_to: date
+) -> dict[int, int]:
+    """Per representative: the sessions starting in [from, to] (local days, inclusive) they attended, as the
+    funnel's ``sessions`` counts them (their records use this)."""
+    filters = _time_filters(date_from, date_to, now=None, upcoming=False)
+    query = _attended(filters).where(service_point_representative.c.representative_id.in_(representative_ids))
+    return {rep_id: int(count) for rep_id, count in (await session.execute(query)).all()}
+
+
 @dataclass
 class FunnelResult:
     totals: dict[str, Any]
@@ -280,8 +300,16 @@ async def funnel(
     date_to: date | None = None,
 ) -> FunnelResult:
     """Sessions that started in [from, to] (local days, inclusive; no bounds = all sessions): the totals
-    ("10 sessions, 107 collected, 92 answered"), one row per session, and one row per representative,
-    where a form counts for every representative who attended its session."""
+    ("10 sessions, 107 collected, 92 answered"), one row per session, and one row per representative.
+
+    Session rows and totals count every form of the session, whoever entered it. A representative's row
+    counts the sessions they attended (``sessions``) and, since issue 20.3, only the forms of those
+    sessions in range that they entered themselves (``entered_by_representative_id``): a form is credited to
+    the representative who entered it, never to everyone present. So a representative's ``forms_collected``
+    here is the forms they entered at service points, the same forms their record (services/records.py)
+    and the statistics by representative count, and the rows no longer add up to more than the totals.
+    A representative who entered forms at a session they were not listed for has a row with ``sessions`` 0.
+    """
     filters = _time_filters(date_from, date_to, now=None, upcoming=False)
     filters += await _workroom_filter(session, workroom_code)
     joined = select(ServicePoint).outerjoin(OpinionForm, OpinionForm.service_point_id == ServicePoint.id)
@@ -312,25 +340,29 @@ async def funnel(
         for row in session_rows
     ]
 
-    rep_rows = (
-        await session.execute(
-            select(
-                Representative.id.label("representative_id"), Representative.name,
-                func.count(ServicePoint.id.distinct()).label("sessions"), *_count_columns(),
+    attended = dict((await session.execute(_attended(filters))).all())
+    entered = {
+        row["representative_id"]: rates(dict(row))
+        for row in (
+            await session.execute(
+                select(OpinionForm.entered_by_representative_id.label("representative_id"), *_count_columns())
+                .join(ServicePoint, ServicePoint.id == OpinionForm.service_point_id)
+                .where(*filters, OpinionForm.entered_by_representative_id.is_not(None))
+                .group_by(OpinionForm.entered_by_representative_id)
             )
-            .select_from(Representative)
-            .join(service_point_representative, service_point_representative.c.representative_id == Representative.id)
-            .join(ServicePoint, ServicePoint.id == service_point_representative.c.service_point_id)
-            .outerjoin(OpinionForm, OpinionForm.service_point_id == ServicePoint.id)
-            .where(*filters)
-            .group_by(Representative.id, Representative.name)
-            .order_by(func.count(OpinionForm.id).desc(), Representative.id)
-        )
-    ).mappings().all()
-    representatives = [
-        {"representative_id": row["representative_id"], "name": row["name"], "sessions": int(row["sessions"])}
-        | rates(dict(row))
-        for row in rep_rows
-    ]
+        ).mappings()
+    }
+    people = set(attended) | set(entered)
+    names = dict(
+        (await session.execute(select(Representative.id, Representative.name).where(Representative.id.in_(people)))).all()
+    )
+    representatives = sorted(
+        (
+            {"representative_id": rep_id, "name": names[rep_id], "sessions": int(attended.get(rep_id, 0))}
+            | entered.get(rep_id, rates({}))
+            for rep_id in people
+        ),
+        key=lambda row: (-row["forms_collected"], row["representative_id"]),
+    )
     return FunnelResult(totals=totals, sessions=sessions, representatives=representatives)
 

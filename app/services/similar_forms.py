@@ -362,11 +362,14 @@ def period_window(period: str, now: datetime) -> tuple[datetime, datetime]:
 
 async def hot_topics(
     session: AsyncSession, *, period: str, now: datetime | None = None, limit: int = 10, minimum: int = 2,
+    window: tuple[datetime, datetime] | None = None,
 ) -> list[HotTopic]:
     """The topics with the most forms received in the last week (7 days) or month (30 days), at least
-    ``minimum`` each, with the previous period's count, their workrooms and keywords."""
+    ``minimum`` each, with the previous period's count, their workrooms and keywords. ``window`` (start
+    inclusive, end exclusive) replaces the last week or month: a brief's month, quarter or year (issue 20.4);
+    "previous" is then the span of the same length just before it."""
     now = now or utcnow()
-    start, end = period_window(period, now)
+    start, end = window if window is not None else period_window(period, now)
     span = end - start
     counted = func.count().label("forms")
     current = (await session.execute(

@@ -27,7 +27,7 @@ from app.web.session import CheckedForm, PagePrincipal, SignedIn
 
 router = APIRouter()
 
-KINDS = {"representatives": "党代表名册", "shifts": "值班表"}
+KINDS = {"representatives": "党代表名册", "shifts": "值班表", "activities": "活动登记"}
 
 
 def _office(user: User) -> Principal:

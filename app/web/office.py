@@ -54,6 +54,7 @@ from app.schemas.forms import (
     UrgeBody,
     max_length,
 )
+from app.services import activities as activity_service
 from app.services import forms as form_service
 from app.services import merging
 from app.services import photos as photo_service
@@ -259,6 +260,11 @@ async def dashboard(request: Request, user: SignedIn, principal: PagePrincipal, 
         # Groups of similar forms (issue 19.4): read on each load, not polled.
         "hot_topics": await similar_pages.hot_topics(session),
         "hot_topic_periods": similar_pages.PERIOD_LABELS, "trend_labels": similar_pages.TREND_LABELS,
+        # The register of activities (issue 20.2), this year so far: read on each load, not polled.
+        "activity_year": now.astimezone(TZ).date().replace(month=1, day=1),
+        "activity_counts": await activity_service.activity_counts(
+            session, date_from=now.astimezone(TZ).date().replace(month=1, day=1), date_to=now.astimezone(TZ).date()),
+        "activity_kind_labels": activity_service.ACTIVITY_KIND_LABELS,
     }
     return render(request, "office/dashboard.html", context)
 

@@ -5,7 +5,11 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Depends
 
+from app.web import activities as activity_pages
 from app.web import auth, calendar_office, desk, duty, imports, office, public, rep, roster_office, similar
+from app.web import paper as paper_pages
+from app.web import records as record_pages
+from app.web import reports as report_pages
 from app.web.session import page_principal
 
 # Every page knows who is looking (the header shows their links), whether or not the route asks.
@@ -20,3 +24,7 @@ router.include_router(duty.router)
 router.include_router(roster_office.router)
 router.include_router(imports.router)
 router.include_router(calendar_office.router)
+router.include_router(activity_pages.router)  # the register of activities (issue 20.2)
+router.include_router(paper_pages.router)  # paper forms: print, enter, reconcile (issue 20.1)
+router.include_router(record_pages.router)
+router.include_router(report_pages.router)

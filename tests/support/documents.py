@@ -36,7 +36,9 @@ def _run(args: list[str], data: bytes) -> bytes:
     with tempfile.TemporaryDirectory() as tmp:
         source = Path(tmp) / "in.pdf"
         source.write_bytes(data)
-        return subprocess.run([*args, str(source), "-"], capture_output=True, check=True, timeout=60).stdout
+        # pdftotext writes to a file unless told "-"; pdfinfo and pdffonts always print, and refuse a "-".
+        out = ["-"] if Path(args[0]).name == "pdftotext" else []
+        return subprocess.run([*args, str(source), *out], capture_output=True, check=True, timeout=60).stdout
 
 
 def pdf_text(data: bytes) -> str:

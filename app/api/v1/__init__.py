@@ -3,6 +3,7 @@
 from fastapi import APIRouter
 
 from app.api.v1 import (
+    activities,
     api_clients,
     audit,
     auth,
@@ -12,9 +13,12 @@ from app.api.v1 import (
     forms,
     imports,
     lockouts,
+    paper,
     personal_data,
     photos,
+    records,
     reference,
+    reports,
     rosters,
     service_points,
     similar,
@@ -41,5 +45,8 @@ COMMON_PROBLEMS = {
 router = APIRouter(prefix="/api/v1", responses=COMMON_PROBLEMS)
 # exports first: /forms/export.csv before /forms/{id}
 for module in (auth, reference, exports, forms, similar, photos, stats, rosters, service_points, calendars, imports,
-               wechat, api_clients, webhooks, changes, lockouts, audit, personal_data, working_calendar):
+               wechat, api_clients, webhooks, changes, lockouts, audit, personal_data, working_calendar, records):
     router.include_router(module.router)
+router.include_router(activities.router)  # the register of activities (issue 20.2)
+router.include_router(paper.router)  # paper forms: printed batches, entry, reconciliation (issue 20.1)
+router.include_router(reports.router)  # the brief (工作简报, issue 20.4)

@@ -76,7 +76,7 @@ async def create_import(
             summary="The import template: the header row and one example row")
 async def import_template(kind: ImportKind, fmt: TemplateFormat) -> Response:
     content = import_service.template(kind, fmt)
-    title = {"representatives": "党代表导入模板", "shifts": "值班表导入模板"}[kind]
+    title = {"representatives": "党代表导入模板", "shifts": "值班表导入模板", "activities": "活动登记导入模板"}[kind]
     return Response(content, media_type=export_service.MEDIA_TYPES[fmt], headers=attachment(f"{title}.{fmt}"))
 
 

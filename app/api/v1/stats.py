@@ -11,6 +11,8 @@ from app.models import Scope, utcnow
 from app.schemas.dates import BoundedDate
 from app.schemas.stats import AnswerDaysList, CountList, Summary
 from app.services import stats as stats_service
+from app.schemas.activities import ActivityKindCount, ActivityStats
+from app.services import activities as activity_service
 
 router = APIRouter(prefix="/stats", tags=["statistics"])
 
@@ -124,3 +126,36 @@ async def answer_days(
     answer (≤1, 2–3, 4–7, 8–15, >15); filters as the summary (``from``/``to`` on the submission day)."""
     return await _list(request, principal, "answer_days", workroom=workroom, category=category,
                        date_from=date_from, date_to=date_to)
+
+
+@router.get("/activities", response_model=ActivityStats, responses={304: {"description": "Not modified"}})
+async def activities(
+    request: Request, principal: PrincipalDep, workroom: str | None = None, date_from: FromQ = None,
+    date_to: ToQ = None,
+) -> Response:
+    """Activities held in ``from``..``to`` (the day held, inclusive): how many and how many people took part,
+    by kind and by workroom (issue 20.2). The same counts as ``activities.activity_counts`` (which the
+    representatives' records and the briefs use), with an ETag that changes only when a count does."""
+    principal.require_staff_or_scope(Scope.stats_read)
+    state = request.app.state
+    key = ("activities", workroom, date_from, date_to)
+
+    async def compute() -> tuple[str, bytes]:
+        async with state.sessionmaker() as session:
+            flt = await stats_service.resolve_filter(session, workroom=workroom, date_from=date_from, date_to=date_to)
+            counts = await activity_service.activity_stats(
+                session, date_from=flt.date_from, date_to=flt.date_to, workroom_id=flt.workroom_id)
+        body = ActivityStats(
+            activities=counts["activities"], attendance=counts["attendance"],
+            by_kind=[ActivityKindCount(kind=kind, label=activity_service.kind_label(kind), activities=n)
+                     for kind, n in counts["by_kind"].items()],
+            by_workroom=counts["by_workroom"], as_of=utcnow(),
+        ).model_dump(mode="json")
+        return stats_service.etag_for(counts), JSONResponse(body).body
+
+    etag, body = await state.stats_cache.get_or_compute(key, compute)
+    state.poll_answers.remember(request.scope, key)
+    headers = {"ETag": etag, "Cache-Control": "no-cache"}
+    if etag_matches(request.headers.get("if-none-match"), etag):
+        return Response(status_code=304, headers=headers)
+    return Response(body, media_type="application/json", headers=headers)
