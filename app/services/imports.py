@@ -265,6 +265,21 @@ def _text(value: Any) -> str:
     return str(value).strip()
 
 
+def _required_day(row: Any, errors: Any) -> date | None:
+    """The row's 日期 (required), or None with the reason added to ``errors`` (the whole bad value quoted,
+    cut at 40 characters, when it is a date out of the accepted range)."""
+    if _blank(row.values.get("日期")):
+        errors.add(row, "日期", "必填")
+        return None
+    try:
+        return _parse_date(row.values.get("日期"))
+    except dates.DateRangeError as exc:
+        out_of_range = exc.kind == "date_out_of_range"
+        errors.add(row, "日期", f"“{_text(row.values.get('日期'))[:40]}”：{exc.message}" if out_of_range
+                   else exc.message)
+        return None
+
+
 def _parse_date(value: Any) -> date:
     """A date cell (a real date, or text such as 2026-05-01, 2026/5/1, 2026年5月1日) within the window every
     date input keeps (app/schemas/dates.py); ``dates.DateRangeError`` saying why otherwise."""
@@ -398,16 +413,7 @@ def check_shift_rows(rows: Sequence[Row], errors: RowErrors, people: People) -> 
             errors.add(row, "工作室编号", f"工作室 {code} 不存在")
         elif not workroom.active:
             errors.add(row, "工作室编号", f"工作室 {code} 已停用，不能排班")
-        day = None
-        if _blank(row.values.get("日期")):
-            errors.add(row, "日期", "必填")
-        else:
-            try:
-                day = _parse_date(row.values.get("日期"))
-            except dates.DateRangeError as exc:
-                out_of_range = exc.kind == "date_out_of_range"
-                errors.add(row, "日期", f"“{_text(row.values.get('日期'))[:40]}”：{exc.message}" if out_of_range
-                           else exc.message)
+        day = _required_day(row, errors)
         times = {}
         for column in ("开始", "结束"):
             value = row.values.get(column)
@@ -972,16 +978,7 @@ def check_activity_rows(
     items = []
     for row in rows:
         before = len(errors.items)
-        day: date | None = None
-        if _blank(row.values.get("日期")):
-            errors.add(row, "日期", "必填")
-        else:
-            try:
-                day = _parse_date(row.values.get("日期"))
-            except dates.DateRangeError as exc:
-                out_of_range = exc.kind == "date_out_of_range"
-                errors.add(row, "日期", f"“{_text(row.values.get('日期'))[:40]}”：{exc.message}" if out_of_range
-                           else exc.message)
+        day = _required_day(row, errors)
         kind_text = _activity_text(row.values.get("类型"))
         kind = (ACTIVITY_KIND_WORDS.get(kind_text) or ACTIVITY_KIND_WORDS.get(kind_text.lower())) if kind_text else "other"
         if kind is None:

@@ -19,11 +19,9 @@ from typing import Annotated
 from fastapi import APIRouter, BackgroundTasks, Query, Request, Response, status
 from fastapi.responses import FileResponse
 
-from starlette.datastructures import UploadFile
-from starlette.formparsers import MultiPartException
 
 from app.db import transaction
-from app.errors import Invalid, UnsupportedMediaType
+from app.http.uploads import uploaded_photo
 from app.http.deps import CursorQ, IdPath, LimitQ, PrincipalDep, SessionDep, SettingsDep
 from app.http.downloads import attachment
 from app.models import Activity, ActivityKind, ActivityPhoto, OpinionForm, utcnow
@@ -59,25 +57,6 @@ _UPLOAD_BODY = {
         "properties": {"file": {"type": "string", "format": "binary", "description": "一张照片（JPEG、PNG 或 WebP）"}},
     }}},
 }
-
-
-async def _read_photo(request: Request) -> photo_service.Upload:
-    """The one photo of a multipart body, as the forms' photo upload reads it (api/v1/photos.py): the file
-    under ``file``, or the only file under another name."""
-    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    if content_type != "multipart/form-data":
-        raise UnsupportedMediaType("请以 multipart/form-data 上传照片（文件字段名 file）。", code="unsupported_media_type")
-    try:
-        async with request.form(max_files=photo_service.MAX_PHOTOS, max_fields=50) as form:
-            files = [(name, value) for name, value in form.multi_items() if isinstance(value, UploadFile)]
-            chosen = next((value for name, value in files if name == "file"), None)
-            if chosen is None and len(files) == 1:
-                chosen = files[0][1]
-            if chosen is None:
-                raise Invalid("请在文件字段 file 中附上一张照片。", code="photo_required")
-            return await photo_service.read_upload(chosen, request.app.state.settings)
-    except MultiPartException as exc:
-        raise Invalid(f"表单数据无法解析：{exc.message}", code="invalid_multipart") from exc
 
 
 def photo_read(photo: ActivityPhoto) -> ActivityPhotoRead:
@@ -206,7 +185,7 @@ async def upload_photo(
     # while the photo arrives and is re-encoded); and again in the writing transaction.
     async with transaction(sessionmaker) as session:
         await activity_service.writable(session, principal=principal, activity_id=activity_id)
-    upload = await _read_photo(request)
+    upload = await uploaded_photo(request)
     (prepared,) = await photo_service.prepare_all([upload], settings=settings)
     async with transaction(sessionmaker) as session:
         photo = await activity_service.attach_photo(session, principal=principal, activity_id=activity_id,

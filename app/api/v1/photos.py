@@ -13,13 +13,11 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, status
 from fastapi.responses import FileResponse
-from starlette.datastructures import UploadFile
-from starlette.formparsers import MultiPartException
 
 from app.http import abuse
+from app.http.uploads import uploaded_photo
 from app.http.deps import IdPath, PrincipalDep, SessionDep, SettingsDep
 from app.db import transaction
-from app.errors import Invalid, UnsupportedMediaType
 from app.schemas.common import Page, problem
 from app.schemas.photos import PhotoRead
 from app.services import photos as photo_service
@@ -43,25 +41,6 @@ _UPLOAD_BODY = {
         },
     },
 }
-
-
-async def _read_photo(request: Request) -> photo_service.Upload:
-    """The one photo of a multipart body: the file under ``file`` or, when there is none, the only file
-    under another name. Other fields are ignored."""
-    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    if content_type != "multipart/form-data":
-        raise UnsupportedMediaType("请以 multipart/form-data 上传照片（文件字段名 file）。", code="unsupported_media_type")
-    try:
-        async with request.form(max_files=photo_service.MAX_PHOTOS, max_fields=50) as form:
-            files = [(name, value) for name, value in form.multi_items() if isinstance(value, UploadFile)]
-            chosen = next((value for name, value in files if name == "file"), None)
-            if chosen is None and len(files) == 1:
-                chosen = files[0][1]
-            if chosen is None:
-                raise Invalid("请在文件字段 file 中附上一张照片。", code="photo_required")
-            return await photo_service.read_upload(chosen, request.app.state.settings)
-    except MultiPartException as exc:
-        raise Invalid(f"表单数据无法解析：{exc.message}", code="invalid_multipart") from exc
 
 
 @router.post(
@@ -91,7 +70,7 @@ async def upload_photo(
     async with transaction(sessionmaker) as session:
         await photo_service.get_form(session, principal=principal, form_id=form_id, code=code, guard=guard,
                                      for_upload=True)
-    upload = await _read_photo(request)
+    upload = await uploaded_photo(request)
     (prepared,) = await photo_service.prepare_all([upload], settings=settings)
     async with transaction(sessionmaker) as session:
         # Again, in the writing transaction: the form may have been closed meanwhile.

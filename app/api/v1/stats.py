@@ -41,7 +41,13 @@ async def _answer(request: Request, which: str, filters: dict[str, Any]) -> Resp
             body["next_cursor"] = None
         return stats_service.etag_for(counts), JSONResponse(body).body
 
-    key = (which, *sorted(filters.items()))
+    return await _cached(request, (which, *sorted(filters.items())), compute)
+
+
+async def _cached(request: Request, key: tuple[Any, ...], compute: Any) -> Response:
+    """The answer under ``key`` from the statistics cache (``compute`` fills it), as 200 or as 304 when the
+    caller's ``If-None-Match`` still matches; remembered so the next identical poll skips routing."""
+    state = request.app.state
     etag, body = await state.stats_cache.get_or_compute(key, compute)
     state.poll_answers.remember(request.scope, key)
     headers = {"ETag": etag, "Cache-Control": "no-cache"}
@@ -153,9 +159,4 @@ async def activities(
         ).model_dump(mode="json")
         return stats_service.etag_for(counts), JSONResponse(body).body
 
-    etag, body = await state.stats_cache.get_or_compute(key, compute)
-    state.poll_answers.remember(request.scope, key)
-    headers = {"ETag": etag, "Cache-Control": "no-cache"}
-    if etag_matches(request.headers.get("if-none-match"), etag):
-        return Response(status_code=304, headers=headers)
-    return Response(body, media_type="application/json", headers=headers)
+    return await _cached(request, key, compute)
