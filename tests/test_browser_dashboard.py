@@ -34,7 +34,9 @@ async def assigned_in_chart(page) -> str:  # type: ignore[no-untyped-def]
     return (await row.locator("td.num").text_content() or "").strip()
 
 
-@pytest.mark.parametrize("size", ["phone", "desk"])
+# Pairwise: each engine once and each screen once (the page is the same on both engines; the counts behind
+# it are tested on both in tests/test_stats_current.py): a browser run costs ~10 s.
+@pytest.mark.parametrize(("db_engine", "size"), [("sqlite", "phone"), ("postgresql", "desk")])
 async def test_dashboard_tiles_open_their_forms_and_follow_an_assignment(  # type: ignore[no-untyped-def]
     live_server: str, browser, sessionmaker, size: str,
 ) -> None:

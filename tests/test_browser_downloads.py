@@ -92,7 +92,10 @@ async def _town(base: str, sessionmaker) -> None:  # type: ignore[no-untyped-def
         assert point.status_code == 201, point.text
 
 
-@pytest.mark.parametrize(("who", "size"), [("coordinator", "phone"), ("admin", "desktop")])
+# Pairwise: each engine once, each caller and screen once (every file is downloaded and read on both engines
+# through the API in tests/test_downloads.py and tests/test_exports.py): a browser run costs ~8 s.
+@pytest.mark.parametrize(("db_engine", "who", "size"),
+                         [("sqlite", "coordinator", "phone"), ("postgresql", "admin", "desktop")])
 async def test_every_download_link_on_the_office_pages_saves_its_file(
     live_server: str, browser, sessionmaker, who: str, size: str, tmp_path: Path,  # type: ignore[no-untyped-def]
 ) -> None:
