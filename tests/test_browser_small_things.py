@@ -20,17 +20,23 @@ SIZES = {"phone": (390, 844), "desktop": (1440, 900)}
 ENGLISH = re.compile(r"[A-Za-z]{3,}")
 
 
-@pytest.fixture(params=list(SIZES))
-async def sized(request: pytest.FixtureRequest, browser):  # type: ignore[no-untyped-def]
-    """A browser context at one of the two sizes: (name, context, height)."""
-    width, height = SIZES[request.param]
-    phone = request.param == "phone"
+# Pairwise: each test runs once per engine and once per screen, SQLite at the phone's size and PostgreSQL
+# at the desk's (what a page shows does not depend on the engine; each combination would cost a browser run).
+ENGINE_SIZE = {"sqlite": "phone", "postgresql": "desktop"}
+
+
+@pytest.fixture
+async def sized(db_engine: str, browser):  # type: ignore[no-untyped-def]
+    """A browser context at the size paired with this run's engine: (name, context, height)."""
+    name = ENGINE_SIZE[db_engine]
+    width, height = SIZES[name]
+    phone = name == "phone"
     context = await browser.new_context(
         viewport={"width": width, "height": height}, device_scale_factor=2 if phone else 1, is_mobile=phone,
         has_touch=phone, locale="zh-CN", timezone_id="Asia/Shanghai",
     )
     try:
-        yield request.param, context, height
+        yield name, context, height
     finally:
         await context.close()
 

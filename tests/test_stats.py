@@ -375,19 +375,20 @@ WINDOWS = [
 ]
 
 
-@pytest.mark.parametrize(("date_from", "date_to", "collected"), WINDOWS)
-async def test_date_window_counts_exactly_the_forms_submitted_inside_it(
-    client, sessionmaker, settings, date_from, date_to, collected
-):
+async def test_date_windows_count_exactly_the_forms_submitted_inside_them(client, sessionmaker, settings):
+    """Every window of ``WINDOWS`` on one calendar (built once: the windows only read it), under every
+    workroom and category filter, against a recount of the forms."""
     world, _ = await build_calendar(sessionmaker, settings)
     rows = await form_rows(sessionmaker)
-    window = {"date_from": date_from, "date_to": date_to}
-    assert (await summary(client, world, **window))["collected"] == collected
-    for workroom in (None, "LS-01", "LS-02"):
-        for category in (None, "urban_traffic", "environment", "livelihood"):
-            got = await summary(client, world, workroom=workroom, category=category, **window)
-            want = count(select_rows(rows, workroom=workroom, category=category, **window))
-            assert got == want, (workroom, category)
+    for param in WINDOWS:
+        date_from, date_to, collected = param.values
+        window = {"date_from": date_from, "date_to": date_to}
+        assert (await summary(client, world, **window))["collected"] == collected, param.id
+        for workroom in (None, "LS-01", "LS-02"):
+            for category in (None, "urban_traffic", "environment", "livelihood"):
+                got = await summary(client, world, workroom=workroom, category=category, **window)
+                want = count(select_rows(rows, workroom=workroom, category=category, **window))
+                assert got == want, (param.id, workroom, category)
 
 
 async def test_whole_months_are_read_from_month_cells_and_ragged_ends_from_day_cells(
@@ -491,16 +492,18 @@ async def test_lists_answer_items_next_cursor_and_local_as_of(client, sessionmak
         assert item["answer_rate"] == expected_rate
 
 
-@pytest.mark.parametrize("flt", LIST_FILTERS, ids=lambda f: ",".join(f"{k}={v}" for k, v in f.items()) or "all")
-async def test_every_list_sums_to_the_summary(client, sessionmaker, settings, flt):
+async def test_every_list_sums_to_the_summary(client, sessionmaker, settings):
+    """Under every filter of ``LIST_FILTERS``, on one calendar (built once: the lists only read it)."""
     world, _ = await build_calendar(sessionmaker, settings)
-    total = await summary(client, world, **flt)
-    for endpoint in LISTS:
-        response = await stats(client, world, endpoint, **flt)
-        assert response.status_code == 200, response.text
-        items = response.json()["items"]
-        sums = {m: sum(item[m] for item in items) for m in COUNTED}
-        assert sums == {m: total[m] for m in COUNTED}, endpoint
+    for flt in LIST_FILTERS:
+        name = ",".join(f"{k}={v}" for k, v in flt.items()) or "all"
+        total = await summary(client, world, **flt)
+        for endpoint in LISTS:
+            response = await stats(client, world, endpoint, **flt)
+            assert response.status_code == 200, (name, endpoint, response.text)
+            items = response.json()["items"]
+            sums = {m: sum(item[m] for item in items) for m in COUNTED}
+            assert sums == {m: total[m] for m in COUNTED}, (name, endpoint)
 
 
 async def test_by_workroom_lists_every_active_workroom_and_a_none_row_for_online_forms(client, sessionmaker, settings):

@@ -205,9 +205,10 @@ async def follow(session: AsyncSession, lead: OpinionForm, written: FormEvent) -
     """A public step ``written`` was just taken on ``lead`` (changed, not yet flushed): each follower takes
     it too, with its own event and counters' change (rows already locked by ``lock``). Flushes; returns the
     followers' events, for ``workflow._transition`` to publish with the lead's (``published``)."""
-    followers = await _load(session, await follower_ids(session, lead.id))
-    if not followers:
+    ids = await follower_ids(session, lead.id)
+    if not ids:  # most forms lead no one: no second read
         return []
+    followers = await _load(session, ids)
     events = []
     for follower in followers.values():
         before = stats_service.contribution(follower)
