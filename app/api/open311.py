@@ -18,7 +18,7 @@ from urllib.parse import parse_qsl
 from collections.abc import AsyncIterator, Awaitable, Callable, Hashable, Iterable
 from typing import Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import Depends, Request
 from fastapi.responses import Response, StreamingResponse
 from starlette.datastructures import UploadFile
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -30,6 +30,7 @@ from app.http.deps import SettingsDep, client_principal, public_url
 from app.http.problems import HTTP_TITLES
 from app.config import Settings
 from app.errors import Invalid, NotFound, PermissionDenied
+from app.http.routing import GuardedRouter
 from app.models import Scope, utcnow
 from app.services import idempotency as idempotency_service
 from app.services import intake
@@ -45,7 +46,7 @@ async def read_limit(request: Request) -> None:
                                                  request.app.state.settings.open311_read_per_ip_per_minute)
 
 
-router = APIRouter(include_in_schema=False, dependencies=[Depends(read_limit)])
+router = GuardedRouter(include_in_schema=False, dependencies=[Depends(read_limit)])
 
 PREFIX = "/open311/"
 FORMATS = {"xml": "text/xml; charset=utf-8", "json": "application/json; charset=utf-8"}

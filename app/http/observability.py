@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
-from fastapi import APIRouter, FastAPI, Request
+from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_PLAIN_0_0_4, CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily
@@ -42,6 +42,7 @@ from app import migrate
 from app.http.problems import http_problem, problem_response
 from app.config import TZ
 from app.errors import Unavailable
+from app.http.routing import GuardedRouter
 from app.models import (
     DeliveryStatus,
     FormStatus,
@@ -312,7 +313,7 @@ def _current_revision(connection: Connection) -> str | None:
 
 # --- routes ------------------------------------------------------------------------------------------
 
-router = APIRouter(tags=["operations"])
+router = GuardedRouter(tags=["operations"])
 
 
 @router.get("/readyz", summary="Readiness (the database answers and its schema is at the latest migration)")

@@ -23,7 +23,7 @@ from urllib.parse import urlencode
 
 from typing import Annotated
 
-from fastapi import APIRouter, BackgroundTasks, Path, Request
+from fastapi import BackgroundTasks, Path, Request
 from fastapi.responses import Response
 from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -32,6 +32,7 @@ from starlette.datastructures import UploadFile
 from app.config import TZ
 from app.errors import AppError, Invalid, NotFound, PermissionDenied
 from app.http.deps import IdPath, SessionDep
+from app.http.routing import GuardedRouter
 from app.models import ACTIVITY_KIND_LABELS, Activity, Role, User, Workroom, utcnow
 from app.schemas import dates
 from app.schemas.activities import ActivityCreate, ActivityUpdate
@@ -42,7 +43,7 @@ from app.services.auth import Principal
 from app.web.render import redirect, render
 from app.web.session import CheckedForm, SignedIn
 
-router = APIRouter()
+router = GuardedRouter()
 
 PAGE_ROLES = (Role.admin, Role.coordinator, Role.representative)
 PAGE_SIZE = 30

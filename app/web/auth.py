@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
+from fastapi import Request
 from fastapi.responses import Response
 
 from app.http import abuse
 from app.http.deps import SessionDep
 from app.errors import AppError, TooManyRequests
+from app.http.routing import GuardedRouter
 from app.services import auth as auth_service
 from app.web.render import redirect, render
 from app.web.session import SESSION_COOKIE, CheckedForm, PagePrincipal, safe_next, session_token, set_cookie
 
-router = APIRouter()
+router = GuardedRouter()
 
 
 def home_of(role: str) -> str:

@@ -11,13 +11,14 @@ from __future__ import annotations
 from datetime import date
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import Request
 from fastapi.responses import Response
 from starlette.datastructures import UploadFile
 
 from app.http.deps import SessionDep
 from app.config import TZ
 from app.errors import Conflict, Invalid
+from app.http.routing import GuardedRouter
 from app.models import DayKind, Role, User, utcnow
 from app.schemas.dates import DateRangeError, parse_date
 from app.services import working_calendar as calendar_service
@@ -25,7 +26,7 @@ from app.services.auth import Principal
 from app.web.render import redirect, render
 from app.web.session import CheckedForm, PagePrincipal, SignedIn
 
-router = APIRouter()
+router = GuardedRouter()
 
 KINDS = {DayKind.holiday: "放假", DayKind.workday: "上班（调休）"}
 

@@ -23,11 +23,12 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import quote, unquote, urlencode
 
-from fastapi import APIRouter, Request
+from fastapi import Request
 from fastapi.responses import Response
 
 from app.errors import AppError, PermissionDenied
 from app.http.deps import SessionDep
+from app.http.routing import GuardedRouter
 from app.models import FormStatus, Role
 from app.schemas.common import MAX_ID
 from app.schemas.forms import FormQuery
@@ -38,7 +39,7 @@ from app.services.auth import Principal
 from app.web.render import redirect
 from app.web.session import CheckedForm, PagePrincipal, SignedIn, safe_next, set_cookie
 
-router = APIRouter()
+router = GuardedRouter()
 
 # About one screen of the table at 1440×900; each row costs the page ~0.2 ms (rendered twice: table, cards).
 PER_PAGE = 25

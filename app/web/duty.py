@@ -17,7 +17,7 @@ from __future__ import annotations
 from datetime import date, datetime, timedelta
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Request
+from fastapi import Path, Request
 from fastapi.responses import HTMLResponse, Response
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.datastructures import FormData
@@ -26,6 +26,7 @@ from app.http.deps import public_url_for
 from app.config import TZ
 from app.http.deps import SessionDep
 from app.errors import Invalid, NotFound, PermissionDenied
+from app.http.routing import GuardedRouter
 from app.models import Role, Shift, User
 from app.schemas.common import MAX_ID
 from app.services import duty, reference
@@ -36,7 +37,7 @@ from app.services.auth import Principal
 from app.web.render import is_htmx, redirect, render, templates
 from app.web.session import CheckedForm, SignedIn, safe_next
 
-router = APIRouter()
+router = GuardedRouter()
 
 WorkroomCode = Annotated[str, Path(max_length=32)]
 RowId = Annotated[int, Path(ge=1, le=MAX_ID)]

@@ -10,13 +10,14 @@ sends: htmx refreshes them beside the list (issue 17.3), so they always export w
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
+from fastapi import Request
 from fastapi.responses import HTMLResponse, Response
 from starlette.datastructures import UploadFile
 
 from app.errors import Invalid, PermissionDenied
 from app.http.deps import IdPath, SessionDep
 from app.http.downloads import attachment
+from app.http.routing import GuardedRouter
 from app.models import User
 from app.services import exports as export_service
 from app.services import imports as import_service
@@ -25,7 +26,7 @@ from app.web import office
 from app.web.render import redirect, render, templates
 from app.web.session import CheckedForm, PagePrincipal, SignedIn
 
-router = APIRouter()
+router = GuardedRouter()
 
 KINDS = {"representatives": "党代表名册", "shifts": "值班表", "activities": "活动登记"}
 

@@ -23,7 +23,7 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
-from fastapi import APIRouter, Request
+from fastapi import Request
 from fastapi.responses import Response
 from markupsafe import Markup, escape
 from pydantic import BaseModel, ValidationError
@@ -33,6 +33,7 @@ from app.http import abuse
 from app.http.deps import IdPath, SessionDep
 from app.config import TZ
 from app.errors import AppError, Conflict, Invalid, NotFound, PermissionDenied
+from app.http.routing import GuardedRouter
 from app.models import FormStatus, Role, Satisfaction, User, utcnow
 from app.schemas import dates
 from app.schemas.common import MAX_ID
@@ -71,7 +72,7 @@ from app.web import similar as similar_pages
 from app.web.render import is_htmx, redirect, render, templates
 from app.web.session import CheckedForm, PagePrincipal, SignedIn, safe_next, set_cookie
 
-router = APIRouter()
+router = GuardedRouter()
 
 OFFICE_ROLES = (Role.admin, Role.coordinator)
 LIST_TARGET = "form-list"  # the id of the list block htmx refreshes

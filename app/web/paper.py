@@ -23,7 +23,7 @@ from datetime import timedelta
 from typing import Any
 from urllib.parse import quote, unquote, urlencode
 
-from fastapi import APIRouter, Request
+from fastapi import Request
 from fastapi.responses import Response
 from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -31,6 +31,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.config import TZ
 from app.errors import AppError, Conflict, PermissionDenied
 from app.http.deps import IdPath, SessionDep
+from app.http.routing import GuardedRouter
 from app.models import User, utcnow
 from app.schemas.common import MAX_ID
 from app.schemas.paper import MAX_PER_BATCH, PaperBatchCreate, PaperFormCreate, VoidRequest
@@ -44,7 +45,7 @@ from app.web.office import OFFICE_ROLES, local_time  # noqa: F401 - registers th
 from app.web.render import redirect, render
 from app.web.session import CheckedForm, PagePrincipal, SignedIn, set_cookie
 
-router = APIRouter()
+router = GuardedRouter()
 
 ENTERED_COOKIE = "minyi_paper_entered"
 ENTRY_FIELDS = ("serial", "content", "category", "submitter_name", "submitter_phone")

@@ -19,7 +19,7 @@ from datetime import datetime
 from typing import Annotated, Any
 
 import segno
-from fastapi import APIRouter, Path, Request
+from fastapi import Path, Request
 from fastapi.responses import FileResponse, HTMLResponse, Response
 from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -29,6 +29,7 @@ from app.http.deps import SessionDep, public_url
 from app.http.downloads import attachment, inline
 from app.config import TZ
 from app.errors import AppError, Invalid, NotFound, TooManyRequests
+from app.http.routing import GuardedRouter
 from app.models import Category, ServicePoint, Workroom
 from app.schemas.common import MAX_ID
 from app.schemas.forms import PAGE_FIELDS, SMS_NO_PHONE_MESSAGE, SMS_PHONE_MESSAGE, FormCreate, TrackRead
@@ -47,7 +48,7 @@ from app.web.capture import page_field_messages
 from app.web.render import FRONTEND, redirect, render, templates
 from app.web.session import CheckedForm, is_https
 
-router = APIRouter()
+router = GuardedRouter()
 
 RECEIPT_COOKIE = "minyi_receipt"
 RECEIPT_SECONDS = 30 * 60

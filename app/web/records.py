@@ -16,11 +16,12 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import urlencode
 
-from fastapi import APIRouter, Request
+from fastapi import Request
 from fastapi.responses import Response
 
 from app.errors import Invalid, PermissionDenied
 from app.http.deps import IdPath, SessionDep
+from app.http.routing import GuardedRouter
 from app.models import ACTIVITY_KIND_LABELS, Role, User
 from app.services import records as record_service
 from app.services import reference
@@ -28,7 +29,7 @@ from app.services.auth import OFFICE_ROLES, Principal
 from app.web.render import render
 from app.web.session import SignedIn
 
-router = APIRouter()
+router = GuardedRouter()
 
 
 def _span(request: Request, errors: dict[str, str]) -> record_service.Span:

@@ -20,7 +20,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 import segno
-from fastapi import APIRouter, Request
+from fastapi import Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -28,6 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.errors import AppError, Invalid, PermissionDenied
 from app.http import abuse
 from app.http.deps import IdPath, SessionDep, public_url
+from app.http.routing import GuardedRouter
 from app.models import Role, User
 from app.schemas.common import MAX_ID
 from app.schemas.forms import PAGE_FIELDS, FormCreate
@@ -44,7 +45,7 @@ from app.web.capture import page_field_messages
 from app.web.render import FRONTEND, redirect, render
 from app.web.session import CheckedForm, SignedIn, set_cookie
 
-router = APIRouter()
+router = GuardedRouter()
 
 SOURCE_COOKIE = "minyi_rep_source"
 RECEIPT_COOKIE = "minyi_rep_receipt"

@@ -18,12 +18,13 @@ import re
 from datetime import date
 from typing import Any
 
-from fastapi import APIRouter, BackgroundTasks, Request
+from fastapi import BackgroundTasks, Request
 from fastapi.responses import Response
 
 from app.config import TZ
 from app.errors import Invalid, NotFound, PermissionDenied
 from app.http.deps import IdPath, SessionDep
+from app.http.routing import GuardedRouter
 from app.models import User, utcnow
 from app.schemas.reports import MAX_FEATURED, MAX_OPENING
 from app.services import exports as export_service
@@ -35,7 +36,7 @@ from app.web.office import OFFICE_ROLES
 from app.web.render import redirect, render
 from app.web.session import CheckedForm, SignedIn
 
-router = APIRouter()
+router = GuardedRouter()
 
 JOB_FORMATS = {"docx": "Word", "pdf": "PDF"}
 _NUMBERS = re.compile(r"[\s,，、;；]+")

@@ -20,13 +20,14 @@ from datetime import date, datetime, timedelta
 from typing import Any
 from urllib.parse import quote, urlencode
 
-from fastapi import APIRouter, Request
+from fastapi import Request
 from fastapi.responses import Response
 from pydantic import ValidationError
 
 from app.http.deps import IdPath, SessionDep, public_url_for
 from app.config import TZ
 from app.errors import Conflict, Invalid, NotFound, PermissionDenied
+from app.http.routing import GuardedRouter
 from app.models import PlaceType, SwapStatus, User, utcnow
 from app.schemas import dates
 from app.schemas.rosters import RotaRequest, ShiftCreate
@@ -41,7 +42,7 @@ from app.web.office import OFFICE_ROLES
 from app.web.render import redirect, render, templates
 from app.web.session import CheckedForm, PagePrincipal, SignedIn, safe_next
 
-router = APIRouter()
+router = GuardedRouter()
 
 WEEKDAYS = {1: "周一", 2: "周二", 3: "周三", 4: "周四", 5: "周五", 6: "周六", 7: "周日"}
 PLACE_LABELS = {

@@ -3,8 +3,9 @@ importing one page module (``app.web.session`` from the plumbing, say) never loa
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends
+from fastapi import Depends
 
+from app.http.routing import GuardedRouter
 from app.web import activities as activity_pages
 from app.web import auth, calendar_office, desk, duty, imports, office, public, rep, roster_office, similar
 from app.web import paper as paper_pages
@@ -13,7 +14,7 @@ from app.web import reports as report_pages
 from app.web.session import page_principal
 
 # Every page knows who is looking (the header shows their links), whether or not the route asks.
-router = APIRouter(include_in_schema=False, dependencies=[Depends(page_principal)])
+router = GuardedRouter(include_in_schema=False, dependencies=[Depends(page_principal)])
 router.include_router(auth.router)
 router.include_router(public.router)
 router.include_router(rep.router)

@@ -5,20 +5,21 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Query, Request
+from fastapi import Query, Request
 from fastapi.responses import Response
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.errors import TooManyRequests
 from app.http import abuse
 from app.http.deps import IdPath, SessionDep, SettingsDep
+from app.http.routing import GuardedRouter
 from app.models import utcnow
 from app.services import forms as form_service
 from app.services import similar_forms
 from app.web.render import render
 from app.web.session import PagePrincipal, SignedIn
 
-router = APIRouter()
+router = GuardedRouter()
 
 HINTS_PER_IP_PER_MINUTE = 60  # one per pause in typing is a few a minute; more is someone mining
 PERIOD_LABELS = {"week": "最近 7 天", "month": "最近 30 天"}

@@ -1,7 +1,5 @@
 """The JSON API, version 1: stable, for integrators and the dashboard (see CONTRACT.md)."""
 
-from fastapi import APIRouter
-
 from app.api.v1 import (
     activities,
     api_clients,
@@ -27,6 +25,7 @@ from app.api.v1 import (
     wechat,
     working_calendar,
 )
+from app.http.routing import GuardedRouter
 from app.schemas.common import problem
 
 # What any operation may answer besides its own statuses, all as problem+json (operations add their own,
@@ -42,7 +41,7 @@ COMMON_PROBLEMS = {
     503: problem("The database is unreachable for now (`database_unavailable`; see Retry-After)"),
 }
 
-router = APIRouter(prefix="/api/v1", responses=COMMON_PROBLEMS)
+router = GuardedRouter(prefix="/api/v1", responses=COMMON_PROBLEMS)
 # exports first: /forms/export.csv before /forms/{id}
 for module in (auth, reference, exports, forms, similar, photos, stats, rosters, service_points, calendars, imports,
                wechat, api_clients, webhooks, changes, lockouts, audit, personal_data, working_calendar, records):

@@ -16,11 +16,12 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, BackgroundTasks, Query, Request, Response, status
+from fastapi import BackgroundTasks, Query, Request, Response, status
 from fastapi.responses import FileResponse
 
 
 from app.db import transaction
+from app.http.routing import GuardedRouter
 from app.http.uploads import uploaded_photo
 from app.http.deps import CursorQ, IdPath, LimitQ, PrincipalDep, SessionDep, SettingsDep
 from app.http.downloads import attachment
@@ -42,7 +43,7 @@ from app.services import exports as export_service
 from app.services import imports as import_service
 from app.services import photos as photo_service
 
-router = APIRouter(prefix="/activities", tags=["activities"])
+router = GuardedRouter(prefix="/activities", tags=["activities"])
 
 FromQ = Annotated[BoundedDate | None, Query(alias="from", description="首日（含，按活动日期），YYYY-MM-DD")]
 ToQ = Annotated[BoundedDate | None, Query(alias="to", description="末日（含），YYYY-MM-DD")]

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Response, status
+from fastapi import Response, status
 
 from app.http.deps import AuditDep, CursorQ, IdPath, LimitQ, PrincipalDep, SessionDep, SettingsDep
+from app.http.routing import GuardedRouter
 from app.models import Role
 from app.schemas.api_clients import ApiClientCreate, ApiClientRead, ApiClientSelf, ApiClientUpdate, ApiClientWithKey
 from app.schemas.common import Page, problem
 from app.services import api_clients as api_client_service
 
-router = APIRouter(prefix="/api-clients", tags=["integrations"])
+router = GuardedRouter(prefix="/api-clients", tags=["integrations"])
 
 # An answer carrying a key must not be kept by any cache on the way.
 NO_STORE = {"Cache-Control": "no-store"}

@@ -4,18 +4,19 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request
+from fastapi import Query, Request
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel
 
 from app.http.deps import AuditDep, CursorQ, LimitQ, PrincipalDep, SessionDep
 from app.http.downloads import attachment
+from app.http.routing import GuardedRouter
 from app.models import AuditEvent, Role, utcnow
 from app.schemas.common import MAX_ID, LocalDateTime, Page
 from app.schemas.dates import BoundedDateTime
 from app.services import audit as audit_service
 
-router = APIRouter(tags=["audit"])
+router = GuardedRouter(tags=["audit"])
 
 ActionQ = Annotated[str | None, Query(max_length=64, description="操作，如 api_client.create；以 . 结尾为前缀，如 webhook.")]
 ActorQ = Annotated[int | None, Query(ge=1, le=MAX_ID, description="操作人的用户 id")]

@@ -2,18 +2,19 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Request, status
+from fastapi import Depends, Request, status
 from fastapi.security import OAuth2PasswordRequestForm
 
 from app.http import abuse
 from app.http.deps import AuditDep, CurrentUser, PrincipalDep, SessionDep, SettingsDep, bearer_token
 from app.errors import Unauthorized
+from app.http.routing import GuardedRouter
 from app.models import Role
 from app.schemas.auth import MeRead, TokenRead, UserCreate, UserRead
 from app.schemas.common import problem
 from app.services import auth as auth_service
 
-router = APIRouter(tags=["auth"])
+router = GuardedRouter(tags=["auth"])
 
 
 @router.post("/auth/token", response_model=TokenRead, summary="Log in (OAuth2 password flow)")

@@ -14,16 +14,17 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Query, Request, Response
+from fastapi import Path, Query, Request, Response
 from pydantic import BaseModel
 
 from app.http.deps import IdPath, PrincipalDep, SessionDep, public_url_for
 from app.http.downloads import attachment
+from app.http.routing import GuardedRouter
 from app.schemas.common import problem
 from app.services import calendars as calendar_service
 from app.services.calendars import FeedKind
 
-router = APIRouter(prefix="/calendars", tags=["calendars"])
+router = GuardedRouter(prefix="/calendars", tags=["calendars"])
 
 CodePath = Annotated[str, Path(max_length=32)]
 TokenQ = Annotated[str | None, Query(description="订阅地址中的令牌")]

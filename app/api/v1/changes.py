@@ -4,16 +4,17 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import Query
 
 from app.http.deps import LimitQ, PrincipalDep, SessionDep
+from app.http.routing import GuardedRouter
 from app.models import Role, Scope
 from app.schemas.common import Page
 from app.schemas.webhooks import ChangeRead
 from app.services import changes as change_service
 from app.services import views
 
-router = APIRouter(tags=["integrations"])
+router = GuardedRouter(tags=["integrations"])
 
 
 @router.get(

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, BackgroundTasks, Query, Request, Response, status
+from fastapi import BackgroundTasks, Query, Request, Response, status
 from fastapi.responses import FileResponse, StreamingResponse
 
 from app.http.deps import AuditDep, IdPath, PrincipalDep, SessionDep, SettingsDep
 from app.http.downloads import attachment
+from app.http.routing import GuardedRouter
 from app.models import utcnow
 from app.schemas.common import problem
 from app.schemas.dates import BoundedDate
@@ -17,7 +18,7 @@ from app.schemas.forms import FormQuery
 from app.services import exports as export_service
 from app.services import forms as form_service
 
-router = APIRouter(tags=["exports"])
+router = GuardedRouter(tags=["exports"])
 
 FromQ = Annotated[BoundedDate | None, Query(alias="from", description="首日（含），YYYY-MM-DD")]
 ToQ = Annotated[BoundedDate | None, Query(alias="to", description="末日（含），YYYY-MM-DD")]

@@ -3,7 +3,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Header, Path, Query, Request, status
+from fastapi import Header, Path, Query, Request, status
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from pydantic import ValidationError
@@ -13,6 +13,7 @@ from starlette.formparsers import MultiPartException
 from app.http import abuse
 from app.http.deps import IdPath, PrincipalDep, SessionDep, SettingsDep
 from app.errors import Invalid, UnsupportedMediaType
+from app.http.routing import GuardedRouter
 from app.models import FormPhoto, OpinionForm, Scope, utcnow
 from app.schemas.common import Page, problem
 from app.schemas.forms import (
@@ -50,7 +51,7 @@ from app.services import verification
 from app.services import views, workflow
 from app.services.auth import Principal
 
-router = APIRouter(tags=["forms"])
+router = GuardedRouter(tags=["forms"])
 
 
 # The workflow's actions answer 409 when the form's status does not allow them (services/workflow.py).

@@ -17,18 +17,19 @@ from __future__ import annotations
 from datetime import date, timedelta
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, File, Form, Query, Request, Response, UploadFile, status
+from fastapi import File, Form, Query, Request, Response, UploadFile, status
 
 from app.http.deps import IdPath, PrincipalDep, SessionDep
 from app.http.downloads import attachment
 from app.config import TZ
+from app.http.routing import GuardedRouter
 from app.models import utcnow
 from app.schemas.dates import BoundedDate
 from app.schemas.imports import ImportJobRead, ImportKind, TemplateFormat
 from app.services import exports as export_service
 from app.services import imports as import_service
 
-router = APIRouter(tags=["imports"])
+router = GuardedRouter(tags=["imports"])
 
 FromQ = Annotated[BoundedDate | None, Query(alias="from", description="首日（含，北京时间），YYYY-MM-DD")]
 ToQ = Annotated[BoundedDate | None, Query(alias="to", description="末日（含），YYYY-MM-DD")]

@@ -5,15 +5,16 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Path, Request, status
+from fastapi import Path, Request, status
 from pydantic import BaseModel
 
 from app.http import abuse
 from app.http.deps import AuditDep, PrincipalDep
 from app.errors import NotFound
+from app.http.routing import GuardedRouter
 from app.models import Role
 
-router = APIRouter(tags=["lockouts"])
+router = GuardedRouter(tags=["lockouts"])
 
 Kind = Literal["track", "login"]
 

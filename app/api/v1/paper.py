@@ -17,10 +17,11 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request, Response, status
+from fastapi import Query, Request, Response, status
 
 from app.http.deps import CursorQ, IdPath, LimitQ, PrincipalDep, SessionDep, public_url
 from app.http.downloads import attachment
+from app.http.routing import GuardedRouter
 from app.models import PaperBatch, utcnow
 from app.schemas.common import DbId, Page, problem
 from app.schemas.paper import (
@@ -39,7 +40,7 @@ from app.schemas.paper import (
 )
 from app.services import paper_forms as paper_service
 
-router = APIRouter(prefix="/paper-batches", tags=["paper forms"])
+router = GuardedRouter(prefix="/paper-batches", tags=["paper forms"])
 
 WorkroomQ = Annotated[str | None, Query(max_length=32, description="工作室编号")]
 PointQ = Annotated[DbId | None, Query(description="流动服务点（场次）编号")]

@@ -6,16 +6,17 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query
+from fastapi import Query
 from pydantic import BaseModel, Field
 
 from app.http.deps import AuditDep, PrincipalDep, SessionDep
+from app.http.routing import GuardedRouter
 from app.models import Role, utcnow
 from app.schemas.common import MAX_ID, DbId, InputModel, LocalDateTime
 from app.schemas.reference import PHONE_PATTERN
 from app.services import personal_data as personal_data_service
 
-router = APIRouter(tags=["personal data"])
+router = GuardedRouter(tags=["personal data"])
 
 PhoneQ = Annotated[str | None, Query(pattern=PHONE_PATTERN, description="电话号码")]
 ResidentQ = Annotated[int | None, Query(ge=1, le=MAX_ID, description="微信居民 id")]

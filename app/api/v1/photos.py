@@ -11,10 +11,11 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request, status
+from fastapi import Query, Request, status
 from fastapi.responses import FileResponse
 
 from app.http import abuse
+from app.http.routing import GuardedRouter
 from app.http.uploads import uploaded_photo
 from app.http.deps import IdPath, PrincipalDep, SessionDep, SettingsDep
 from app.db import transaction
@@ -22,7 +23,7 @@ from app.schemas.common import Page, problem
 from app.schemas.photos import PhotoRead
 from app.services import photos as photo_service
 
-router = APIRouter(tags=["integrations"])
+router = GuardedRouter(tags=["integrations"])
 
 # ``?code=``: the 6-digit verification code given at submission.
 CodeQ = Annotated[str | None, Query(min_length=1, max_length=16, description="提交时得到的查询码（提交者无令牌时）")]

@@ -13,10 +13,11 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Path, Query, Request, Response
+from fastapi import Path, Query, Request, Response
 
 from app.http.deps import IdPath, PrincipalDep, SessionDep
 from app.http.downloads import attachment
+from app.http.routing import GuardedRouter
 from app.models import utcnow
 from app.schemas.common import problem
 from app.schemas.dates import BoundedDate
@@ -24,7 +25,7 @@ from app.schemas.records import RecordRead, WorkroomRecords
 from app.services import exports as export_service
 from app.services import records as record_service
 
-router = APIRouter(tags=["records"])
+router = GuardedRouter(tags=["records"])
 
 PeriodQ = Annotated[str | None, Query(description="2026-11（月）、2026-Q4（季度）或 2026（年）；与 from/to 二选一，都不填为本月")]
 FromQ = Annotated[BoundedDate | None, Query(alias="from", description="首日（含，北京时间），YYYY-MM-DD；须与 to 同用")]

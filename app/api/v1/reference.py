@@ -1,8 +1,9 @@
 from __future__ import annotations
 
-from fastapi import APIRouter, status
+from fastapi import status
 
 from app.http.deps import AuditDep, CurrentUser, CursorQ, IdPath, LimitQ, PrincipalDep, SessionDep
+from app.http.routing import GuardedRouter
 from app.models import Representative, Role
 from app.schemas.common import Page, problem
 from app.schemas.reference import (
@@ -23,7 +24,7 @@ from app.services.auth import Principal
 from app.services.disclosure import mask_phone
 from app.services.forms import sees_personal_data
 
-router = APIRouter(tags=["reference data"])
+router = GuardedRouter(tags=["reference data"])
 
 
 def _representative(rep: Representative, principal: Principal) -> RepresentativeRead:

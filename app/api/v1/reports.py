@@ -6,11 +6,12 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, BackgroundTasks, Path, Query, Request, Response, status
+from fastapi import BackgroundTasks, Path, Query, Request, Response, status
 
 from app.errors import PermissionDenied
 from app.http.deps import PrincipalDep, SessionDep, SettingsDep
 from app.http.downloads import attachment
+from app.http.routing import GuardedRouter
 from app.models import utcnow
 from app.schemas.common import problem
 from app.schemas.exports import ExportJobRead
@@ -18,7 +19,7 @@ from app.schemas.reports import DraftRead, DraftUpdate, ReportFormat, ReportJobC
 from app.services import periods
 from app.services import reports as report_service
 
-router = APIRouter(prefix="/reports", tags=["reports"])
+router = GuardedRouter(prefix="/reports", tags=["reports"])
 
 # Any text: services/periods.py reads it and answers 422 ``invalid_period`` for anything else (however long).
 PeriodPath = Annotated[str, Path(description="2026-11（月）、2026-Q4（季度）或 2026（年）")]

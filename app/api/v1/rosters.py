@@ -14,10 +14,11 @@ from __future__ import annotations
 from datetime import date, timedelta
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Query, Response, status
+from fastapi import Query, Response, status
 
 from app.http.deps import CursorQ, IdPath, LimitQ, PrincipalDep, SessionDep
 from app.config import TZ
+from app.http.routing import GuardedRouter
 from app.models import SwapStatus, utcnow
 from app.schemas.common import Page, problem
 from app.schemas.dates import BoundedDate, BoundedDateTime
@@ -38,7 +39,7 @@ from app.schemas.rosters import (
 )
 from app.services import rosters as roster_service
 
-router = APIRouter(tags=["rosters"])
+router = GuardedRouter(tags=["rosters"])
 
 FromQ = Annotated[BoundedDate | None, Query(alias="from", description="first day (Asia/Shanghai), default today")]
 ToQ = Annotated[BoundedDate | None, Query(description="last day, inclusive (Asia/Shanghai)")]

@@ -12,9 +12,10 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Response, status
+from fastapi import Query, Response, status
 
 from app.http.deps import CursorQ, IdPath, LimitQ, PrincipalDep, SessionDep
+from app.http.routing import GuardedRouter
 from app.models import PlaceType, Role, ServicePoint, utcnow
 from app.schemas.common import Page, problem
 from app.schemas.dates import BoundedDate
@@ -31,7 +32,7 @@ from app.schemas.service_points import (
 )
 from app.services import service_points as service_point_service
 
-router = APIRouter(prefix="/service-points", tags=["service points"])
+router = GuardedRouter(prefix="/service-points", tags=["service points"])
 
 FromQ = Annotated[BoundedDate | None, Query(alias="from", description="开始日期（含，按会场开始时间，北京时间），YYYY-MM-DD")]
 ToQ = Annotated[BoundedDate | None, Query(alias="to", description="结束日期（含），YYYY-MM-DD")]

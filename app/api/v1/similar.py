@@ -4,15 +4,16 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Query
+from fastapi import Query
 
 from app.http.deps import IdPath, PrincipalDep, SessionDep, SettingsDep
+from app.http.routing import GuardedRouter
 from app.models import Scope, utcnow
 from app.schemas.similar import HotTopicRead, HotTopics, SimilarForm, SimilarList
 from app.services import forms as form_service
 from app.services import similar_forms
 
-router = APIRouter(tags=["similar"])
+router = GuardedRouter(tags=["similar"])
 
 
 @router.get("/forms/{form_id}/similar", response_model=SimilarList,

@@ -2,11 +2,12 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import Query, Request, Response
 from fastapi.responses import JSONResponse
 
 from app.http.deps import PrincipalDep
 from app.http.polls import etag_matches
+from app.http.routing import GuardedRouter
 from app.models import Scope, utcnow
 from app.schemas.dates import BoundedDate
 from app.schemas.stats import AnswerDaysList, CountList, Summary
@@ -14,7 +15,7 @@ from app.services import stats as stats_service
 from app.schemas.activities import ActivityKindCount, ActivityStats
 from app.services import activities as activity_service
 
-router = APIRouter(prefix="/stats", tags=["statistics"])
+router = GuardedRouter(prefix="/stats", tags=["statistics"])
 
 FromQ = Annotated[BoundedDate | None, Query(alias="from", description="首日（含），YYYY-MM-DD")]
 ToQ = Annotated[BoundedDate | None, Query(alias="to", description="末日（含），YYYY-MM-DD")]

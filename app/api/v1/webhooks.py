@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request, Response, status
+from fastapi import Query, Request, Response, status
 
 from app.http.deps import AuditDep, CursorQ, IdPath, LimitQ, PrincipalDep, SessionDep, SettingsDep
+from app.http.routing import GuardedRouter
 from app.schemas.common import Page, problem
 from app.schemas.webhooks import (
     DeliveryDetail,
@@ -21,7 +22,7 @@ from app.schemas.webhooks import (
 from app.services import views
 from app.services import webhooks as webhook_service
 
-router = APIRouter(tags=["integrations"])
+router = GuardedRouter(tags=["integrations"])
 
 
 @router.get("/webhooks", response_model=Page[WebhookRead], summary="List webhooks (secrets never shown)")

@@ -3,15 +3,16 @@ notice credits the resident gives (docs/integration.md)."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
+from fastapi import Request
 
 from app.http.deps import CursorQ, IdPath, LimitQ, PrincipalDep, SessionDep, SettingsDep
+from app.http.routing import GuardedRouter
 from app.schemas.auth import TokenRead
 from app.schemas.common import Page, problem
 from app.schemas.wechat import MyFormRead, SubscriptionList, SubscriptionRead, SubscriptionReport, WechatLogin
 from app.services import residents as resident_service
 
-router = APIRouter(tags=["integrations"])
+router = GuardedRouter(tags=["integrations"])
 
 
 @router.post(

@@ -13,11 +13,12 @@ from __future__ import annotations
 from datetime import date
 from typing import Annotated
 
-from fastapi import APIRouter, File, Form, Path, Query, Request, Response, UploadFile, status
+from fastapi import File, Form, Path, Query, Request, Response, UploadFile, status
 
 from app.http.deps import PrincipalDep, SessionDep
 from app.http.downloads import attachment
 from app.config import TZ
+from app.http.routing import GuardedRouter
 from app.models import CalendarDay, utcnow
 from app.schemas.common import problem
 from app.schemas.dates import BoundedDate
@@ -31,7 +32,7 @@ from app.schemas.working_calendar import (
 )
 from app.services import working_calendar as calendar_service
 
-router = APIRouter(tags=["working calendar"])
+router = GuardedRouter(tags=["working calendar"])
 
 DayPath = Annotated[BoundedDate, Path(description="YYYY-MM-DD")]
 
