@@ -10,6 +10,7 @@ live the same way, over the status index (see "forms in each state now" below).
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from collections import defaultdict
@@ -152,7 +153,13 @@ async def _apply(
 
 
 def _upsert_statement(session: AsyncSession, name: str) -> Any:
-    dialect = session.get_bind().dialect.name
+    return _upsert_for(session.get_bind().dialect.name, name)
+
+
+@functools.cache
+def _upsert_for(dialect: str, name: str) -> Any:
+    """Built once per dialect and table: a statement is immutable, and building this one (its ``excluded``
+    alias copies every column of the table) cost more app CPU than executing it for a batch of forms."""
     insert_ = postgresql.insert if dialect == "postgresql" else sqlite.insert
     table, conflict = _TABLES[name]
     statement = insert_(table)
