@@ -119,6 +119,11 @@ async def test_a_serial_is_entered_once_and_voided_or_unknown_ones_never(client:
     assert entered.status_code == 201, entered.text
     created = entered.json()
     assert (created["paper_serial"], created["next_serial"], created["status"]) == (s1, s2, "submitted")
+    # The office's reads of the form carry its serial, one form and the list alike.
+    read = await client.get(f"/api/v1/forms/{created['id']}", headers=world.auth("coordinator"))
+    assert read.status_code == 200 and read.json()["paper_serial"] == s1
+    listed = await client.get("/api/v1/forms", headers=world.auth("coordinator"))
+    assert {f["paper_serial"] for f in listed.json()["items"] if f["id"] == created["id"]} == {s1}
     again = problem(await enter(client, world, first["id"], s1), 409, "paper_serial_taken")
     assert again["tracking_no"] == created["tracking_no"] and created["tracking_no"] in again["detail"]
 

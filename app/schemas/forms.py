@@ -252,6 +252,7 @@ class FormRead(BaseModel):
     sms_consent: bool = False
     sms_stopped_at: LocalDateTime | None = None
     merged_into: int | None = Field(default=None, description="合并办理：并入的主件 id（未合并为 null）")
+    paper_serial: str | None = Field(default=None, description="纸质意见征询表编号（由纸质表录入时，如 P2026-00017）")
 
 
 
