@@ -11,6 +11,7 @@ from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy import text
 
 from app import migrate
 from app.db import transaction
@@ -252,6 +253,20 @@ async def test_the_migration_fills_the_index_from_the_forms_and_goes_back(client
     assert await found(client, world, "路灯") == [made[0]]
     async with transaction(sessionmaker) as session:
         assert await search_service.verify(session, made) == []
+    if db_url.startswith("postgresql"):
+        # 0020: the GIN index takes each form at once, so no submission ever merges a pending list for others.
+        assert await gin_options(sessionmaker) == ["fastupdate=off"]
+        await migrate.downgrade(db_url, "0019")
+        assert await gin_options(sessionmaker) is None
+        await migrate.upgrade(db_url)
+        assert await gin_options(sessionmaker) == ["fastupdate=off"]
+        assert await found(client, world, "河道") == [made[1]]
+
+
+async def gin_options(sessionmaker: Any) -> list[str] | None:
+    async with transaction(sessionmaker) as session:
+        return (await session.execute(text(
+            "SELECT reloptions FROM pg_class WHERE relname = 'ix_form_search_document'"))).scalar_one()
 
 
 # --- the office's list ---------------------------------------------------------------------------------
