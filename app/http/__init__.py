@@ -1,4 +1,4 @@
 """HTTP plumbing shared by the JSON API (``app/api``) and the pages (``app/web``): dependencies (session,
 principal, settings), problem+json errors, abuse limits and verification guards, security headers, allowed
-hosts, body limits, the dashboard's poll shortcut and observability. Nothing here is a route of its own
+hosts, body limits, the dashboard's poll shortcut, observability and the routers' path guard (``routing``). Nothing here is a route of its own
 except the probes and ``/metrics`` (observability)."""

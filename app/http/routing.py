@@ -87,8 +87,9 @@ class GuardedRouter(APIRouter):
 
     def _get_routes_version(self, seen: set[int] | None = None) -> int:
         # FastAPI walks the whole included tree for this number several times per request to learn whether
-        # a route was added since; the app's routers are complete once it serves (a route added to one of
-        # them afterwards resets it through ``_mark_routes_changed``).
+        # a route was added since. The app's routers are complete once their modules are imported, before
+        # any request: the number is kept from the first request on. A route added to a router later resets
+        # that router's own number (``_mark_routes_changed``), not its parents': include it anew instead.
         if self._version is None or seen is not None:
             version = super()._get_routes_version(seen)
             if seen is None:
