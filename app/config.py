@@ -45,6 +45,10 @@ class Settings(BaseSettings):
     demo: bool = False
     # How often each app process runs the supervision ladder (minyi supervise); 0 turns it off.
     supervise_interval_seconds: int = Field(3600, ge=0)
+    # Each app process moves what its first requests left alive (compiled templates and statements, caches)
+    # out of the collector's sight this long after it starts, and again after ten times as long, so that a
+    # full collection no longer walks them: 25-40 ms pauses became under 1 ms (docs/performance.md). 0: off.
+    gc_refreeze_seconds: float = Field(60.0, ge=0, le=86_400)
     # How long a process may answer statistics from its cache (0: never cache). See services/read_cache.py.
     stats_cache_seconds: float = Field(1.0, ge=0, le=60)
     # How long a process may trust a bearer token it already checked (0: check every request).

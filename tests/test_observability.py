@@ -421,3 +421,37 @@ def test_serve_writes_json_lines_and_shares_counters_across_workers(served):
     assert sorted(line["request_id"] for line in access) == sorted(f"mp-{i}" for i in range(requests))
     assert any(line["logger"].startswith("uvicorn") for line in lines)  # uvicorn's own lines, as JSON too
     assert not any(line["logger"] == "uvicorn.access" for line in lines)
+
+
+async def test_a_process_freezes_again_what_its_first_requests_kept(db_url: str) -> None:
+    """The lifespan freezes the app as built; what the first requests build and keep is frozen after
+    MINYI_GC_REFREEZE_SECONDS (and ten times that), out of the sight of every later full collection."""
+    import asyncio
+    import gc
+
+    application = build_app(make_settings(db_url, gc_refreeze_seconds=0.2))
+    async with application.router.lifespan_context(application):
+        frozen_at_start = gc.get_freeze_count()
+        transport = httpx.ASGITransport(app=application)
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
+            assert (await http.get("/healthz")).status_code == 200
+        kept = [[n] for n in range(5_000)]  # what a first request leaves alive: caches, compiled things
+        application.state.kept_by_first_requests = kept
+        assert any(o is kept[-1] for o in gc.get_objects())
+        for _ in range(100):
+            await asyncio.sleep(0.02)
+            if gc.get_freeze_count() >= frozen_at_start + len(kept):
+                break
+        assert gc.get_freeze_count() >= frozen_at_start + len(kept)
+        assert not any(o is kept[-1] for o in gc.get_objects())  # frozen: no full collection walks it
+
+
+async def test_no_refreeze_when_turned_off(db_url: str) -> None:
+    import asyncio
+    import gc
+
+    application = build_app(make_settings(db_url, gc_refreeze_seconds=0))
+    async with application.router.lifespan_context(application):
+        kept = application.state.kept_by_first_requests = [[n] for n in range(1_000)]
+        await asyncio.sleep(0.3)
+        assert any(o is kept[-1] for o in gc.get_objects())  # still in the collector's sight
