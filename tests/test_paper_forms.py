@@ -10,6 +10,7 @@ from typing import Any
 
 import httpx
 import pytest
+import segno
 from sqlalchemy import func, select
 
 from app.models import Category, FormPhoto, OpinionForm, PaperBatch
@@ -245,10 +246,32 @@ def test_the_printed_sheets_carry_title_serial_qr_link_and_fields_in_chinese() -
             assert words in page, words
     fonts = pdf_fonts(data)
     assert fonts and all(f["emb"] == "yes" for f in fonts)
-    # Each QR code is a link to its own serial's entry page (the same URL the code encodes).
+    # Each QR code is a link to its own serial's entry page, and the code printed there encodes that URL:
+    # read back from the rendered page, module by module, it is segno's encoding of the URL.
     for number in serials:
         assert f"/URI (https://minyi.example.cn/office/paper/entry?serial={number})".encode() in data
     pdf_to_pngs(data, "paper-forms-a4", last=1)
+    url = f"https://minyi.example.cn/office/paper/entry?serial={serials[0]}"
+    assert printed_qr(data, url) == [[bool(m) for m in row] for row in segno.make(url, error="m", mask=2).matrix]
+
+
+def printed_qr(data: bytes, url: str, dpi: int = 300) -> list[list[bool]]:
+    """The QR code linked to ``url`` on the PDF's first page as printed: the page rendered by poppler, each
+    module read at its centre inside the link's rectangle (the code fills it, no quiet zone)."""
+    from PIL import Image
+
+    annotation = re.search(rb"/URI \(" + re.escape(url.encode()) + rb"\)>>.*?/Rect \[([\d. ]+)\]", data, re.S)
+    assert annotation, "no link annotation for " + url
+    left, bottom, right, top = (float(v) for v in annotation.group(1).split())
+    height = float(re.search(rb"/MediaBox \[0 0 [\d.]+ ([\d.]+)\]", data).group(1))
+    modules = len(segno.make(url, error="m", mask=2).matrix)
+    scale = dpi / 72
+    side = (right - left) * scale / modules
+    page = pdf_to_pngs(data, "paper-qr-a4", dpi=dpi, last=1)[0]
+    with Image.open(page) as image:
+        gray = image.convert("L")
+        return [[gray.getpixel((int(left * scale + (c + 0.5) * side), int((height - top) * scale + (r + 0.5) * side))) < 128
+                 for c in range(modules)] for r in range(modules)]
 
 
 # --- the desk --------------------------------------------------------------------------------------------
