@@ -76,26 +76,34 @@ def pdf_fonts(data: bytes) -> list[dict[str, str]]:
 
 def pdf_to_pngs(data: bytes, name: str, *, dpi: int = 60, first: int = 1, last: int | None = None) -> list[Path]:
     """Pages ``first``..``last`` as PNGs ``tests/artifacts/{name}-{page}.png``; returns their paths, each checked
-    to be a real, non-blank image."""
+    to be a real, non-blank image. The pages are rendered apart and moved in whole (``os.replace``): a test
+    run on both engines at once on two workers writes the same names, and neither may see the other's
+    half-written or removed files."""
+    from PIL import Image
+
     tool = _need("pdftoppm")
     ARTIFACTS.mkdir(exist_ok=True)
-    for old in ARTIFACTS.glob(f"{name}-*.png"):
-        old.unlink()
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory(dir=ARTIFACTS) as tmp:
         source = Path(tmp) / "in.pdf"
         source.write_bytes(data)
         args = [tool, "-png", "-r", str(dpi), "-f", str(first)]
         if last is not None:
             args += ["-l", str(last)]
-        subprocess.run([*args, str(source), str(ARTIFACTS / name)], check=True, timeout=120)
-    paths = sorted(ARTIFACTS.glob(f"{name}-*.png"))
-    assert paths, f"pdftoppm wrote no page for {name}"
-    from PIL import Image
-
-    for path in paths:
-        with Image.open(path) as image:
-            extrema = image.convert("L").getextrema()
-            assert extrema[0] < 128 < extrema[1] or extrema[0] < 200, f"{path.name} is blank"
+        subprocess.run([*args, str(source), str(Path(tmp) / name)], check=True, timeout=120)
+        written = sorted(Path(tmp).glob(f"{name}-*.png"))
+        assert written, f"pdftoppm wrote no page for {name}"
+        for page in written:
+            with Image.open(page) as image:
+                extrema = image.convert("L").getextrema()
+                assert extrema[0] < 128 < extrema[1] or extrema[0] < 200, f"{page.name} is blank"
+        paths = []
+        for page in written:
+            os.replace(page, ARTIFACTS / page.name)
+            paths.append(ARTIFACTS / page.name)
+    kept = {path.name for path in paths}
+    for old in ARTIFACTS.glob(f"{name}-*.png"):  # pages of an earlier, longer document of this name
+        if old.name not in kept and re.fullmatch(re.escape(name) + r"-\d+\.png", old.name):
+            old.unlink(missing_ok=True)
     return paths
 
 
