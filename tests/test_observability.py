@@ -6,6 +6,8 @@ scrape after what they do.
 
 from __future__ import annotations
 
+import asyncio
+import gc
 import io
 import json
 import logging
@@ -426,9 +428,6 @@ def test_serve_writes_json_lines_and_shares_counters_across_workers(served):
 async def test_a_process_freezes_again_what_its_first_requests_kept(db_url: str) -> None:
     """The lifespan freezes the app as built; what the first requests build and keep is frozen after
     MINYI_GC_REFREEZE_SECONDS (and ten times that), out of the sight of every later full collection."""
-    import asyncio
-    import gc
-
     application = build_app(make_settings(db_url, gc_refreeze_seconds=0.2))
     async with application.router.lifespan_context(application):
         frozen_at_start = gc.get_freeze_count()
@@ -447,9 +446,6 @@ async def test_a_process_freezes_again_what_its_first_requests_kept(db_url: str)
 
 
 async def test_no_refreeze_when_turned_off(db_url: str) -> None:
-    import asyncio
-    import gc
-
     application = build_app(make_settings(db_url, gc_refreeze_seconds=0))
     async with application.router.lifespan_context(application):
         kept = application.state.kept_by_first_requests = [[n] for n in range(1_000)]

@@ -23,8 +23,8 @@ def sample(template: str) -> str:
 
 async def reached(app: Any, method: str, path: str) -> Any:
     """The route the app's router left in the request's scope (a plain Starlette route leaves its endpoint;
-    None when nothing matched), through the whole
-    app: its middlewares, the guards and FastAPI's matching, as a real request arrives."""
+    None when nothing matched), through the whole app: its middlewares, the guards and FastAPI's matching,
+    as a real request arrives."""
     scope: dict[str, Any] = {
         "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": method, "scheme": "http",
         "path": path, "raw_path": path.encode(), "query_string": b"", "root_path": "",

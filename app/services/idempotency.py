@@ -28,7 +28,6 @@ import hmac
 import json
 import os
 import zlib
-import functools
 from functools import lru_cache
 from collections.abc import Collection
 from dataclasses import dataclass
@@ -260,9 +259,9 @@ async def keep_many(
     return len(kept) == len(rows)
 
 
-@functools.cache
+@lru_cache(maxsize=None)
 def _store_statement(dialect: str) -> Any:
-    """``store_many``'s upsert, built once per dialect (its ``excluded`` alias copies the table's columns,
+    """``keep_many``'s upsert, built once per dialect (its ``excluded`` alias copies the table's columns,
     which cost more app CPU per batch than running it); the expiry moment is a parameter of each row."""
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
     statement = insert(_TABLE)
