@@ -12,14 +12,14 @@ from contextlib import asynccontextmanager
 
 from fastapi import Depends, FastAPI
 from fastapi.responses import JSONResponse
-from fastapi.middleware.gzip import GZipMiddleware
 from fastapi.staticfiles import StaticFiles
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app import __version__
 from app.api import open311
-from app.http import hosts, observability, problems
+from app.http import compression, hosts, observability, problems
+from app.http.compression import Compression
 from app.http.headers import SecurityHeaders
 from app.http.limits import BodySizeLimit, UrlGuard
 from app.http.prg import PostRedirectGet
@@ -150,7 +150,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(BodySizeLimit, max_body_bytes=settings.max_body_bytes, photo_max_bytes=settings.photo_max_bytes)
     app.add_middleware(UrlGuard)
     # Pages, scripts and styles cross weak mobile networks compressed; small answers (polls) are left as they are.
-    app.add_middleware(GZipMiddleware, minimum_size=1000)
+    app.add_middleware(Compression, minimum_size=compression.MINIMUM_BYTES)
     app.add_middleware(SecurityHeaders, hsts_seconds=settings.hsts_seconds)
     observability.install(app)
     if settings.trusted_proxy_list:

@@ -24,6 +24,7 @@ from sqlalchemy import event, func, insert, select, update
 from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.orm import joinedload
 
+from app.api import open311 as open311_api
 from app.db import transaction
 from tests.support.apps import build_app
 from app.models import Category, OpinionForm, Workroom, utcnow
@@ -1305,6 +1306,36 @@ async def test_a_list_is_sent_as_it_is_read_and_then_served_whole_from_memory(cl
     assert listed[0]["description"] == "第4处路灯不亮，\r\n晚上看不清。<b>&</b>"
     if fmt == "xml":
         assert first.content.startswith(XML_DECLARATION)
+
+
+async def test_a_cached_list_is_compressed_once_for_the_clients_that_take_gzip(client, world, monkeypatch):
+    made: list[int] = []
+    compress = open311_api._gzip
+    monkeypatch.setattr(open311_api, "_gzip", lambda content: made.append(len(content)) or compress(content))
+    filed = [await submit(client, public=True, content=f"第{n}处路灯不亮，晚上看不清。") for n in range(6)]
+    url = f"{BASE}/requests.json"
+    streamed = await client.get(url, headers={"Accept-Encoding": "gzip"})  # compressed on the way
+    plain = await client.get(url, headers={"Accept-Encoding": "identity"})  # from memory
+    assert len(plain.content) > 1000 and "content-encoding" not in plain.headers
+    assert streamed.content == plain.content and not made
+    for accept in ("gzip", "gzip, deflate, br", "br;q=1, gzip;q=0.5"):
+        packed = await client.get(url, headers={"Accept-Encoding": accept})
+        assert packed.status_code == 200 and packed.headers["content-encoding"] == "gzip", accept
+        assert packed.content == plain.content  # (httpx decodes it)
+        assert int(packed.headers["content-length"]) < len(plain.content) / 2
+        assert "Accept-Encoding" in packed.headers["vary"] and packed.headers["access-control-allow-origin"] == "*"
+        assert packed.headers["content-type"] == JSON_TYPE
+    assert made == [len(plain.content)]  # once for the entry, whoever asked
+    refused = await client.get(url, headers={"Accept-Encoding": "gzip;q=0"})
+    assert "content-encoding" not in refused.headers and refused.content == plain.content
+    # A write makes a new answer; its compressed form is made from it, never the old one's.
+    newest = await submit(client, public=True)
+    again = await client.get(url, headers={"Accept-Encoding": "gzip"})  # streamed again
+    packed = await client.get(url, headers={"Accept-Encoding": "gzip"})
+    assert packed.headers["content-encoding"] == "gzip" and packed.content == again.content
+    assert [r["service_request_id"] for r in read_json(packed)] == [newest["tracking_no"]] + [
+        f["tracking_no"] for f in reversed(filed)]
+    assert len(made) == 2
 
 
 async def test_an_empty_list_streams_as_an_empty_container(client, world):

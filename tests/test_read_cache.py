@@ -98,3 +98,51 @@ async def test_cached_bytes_are_bounded():
     await read(await cache.get_or_stream("d", Maker(b"x" * 11).produce))  # never kept: bigger than the bound
     await asyncio.sleep(0)
     assert cache.peek("d") is None
+
+
+async def test_a_derived_form_is_made_once_per_entry_and_goes_with_it():
+    cache: ReadCache[bytes] = ReadCache(60, max_bytes=1000)
+    await read(await cache.get_or_stream("k", Maker(b"abcdef").produce))
+    await asyncio.sleep(0)  # (the flight's task lands a moment after its last chunk)
+    value = await cache.get_or_stream("k", Maker(b"never").produce)
+    assert value == b"abcdef"
+    made: list[bytes] = []
+
+    def upper(data: bytes) -> bytes:
+        made.append(data)
+        return data.upper()
+
+    # Ten callers at once, one making; off the loop too.
+    both = await asyncio.gather(*(cache.derived("k", value, "upper", upper, in_thread=n % 2 == 0) for n in range(10)))
+    assert both == [b"ABCDEF"] * 10 and made == [b"abcdef"]
+    assert cache._bytes == 12  # the value and its derived form
+    # Not the cached value (another key's, an equal copy, a key never cached): no derived form.
+    assert await cache.derived("k", bytes(bytearray(value)), "upper", upper) is None
+    assert await cache.derived("other", value, "upper", upper) is None
+    assert len(made) == 1
+    # Gone with its entry: after a write, the next value's derived form is made from the next value.
+    cache.invalidate()
+    assert await cache.derived("k", value, "upper", upper) is None
+    await read(await cache.get_or_stream("k", Maker(b"xyz").produce))
+    await asyncio.sleep(0)
+    fresh = await cache.get_or_stream("k", Maker(b"never").produce)
+    assert await cache.derived("k", fresh, "upper", upper) == b"XYZ" and made[-1] == b"xyz"
+    assert cache._bytes == 6
+
+
+async def test_a_derived_form_without_room_is_made_for_its_caller_and_not_kept():
+    cache: ReadCache[bytes] = ReadCache(60, max_bytes=10)
+    await read(await cache.get_or_stream("k", Maker(b"abcdef").produce))
+    await asyncio.sleep(0)
+    value = await cache.get_or_stream("k", Maker(b"never").produce)
+    assert isinstance(value, bytes)
+    runs: list[int] = []
+
+    def double(data: bytes) -> bytes:
+        runs.append(1)
+        return data * 2
+
+    assert await cache.derived("k", value, "double", double) == b"abcdefabcdef"
+    await asyncio.sleep(0)
+    assert await cache.derived("k", value, "double", double) == b"abcdefabcdef"
+    assert len(runs) == 2 and cache._bytes == 6  # 6 + 12 > 10: never kept

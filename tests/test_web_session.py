@@ -100,6 +100,18 @@ async def test_htmx_is_served_from_our_own_path_compressed(client) -> None:
     assert "htmx" in htmx.text and int(htmx.headers["content-length"]) < 20_000
 
 
+async def test_answers_are_compressed_only_for_a_client_that_takes_gzip(client) -> None:
+    """By the header's weights (RFC 9110): ``gzip;q=0`` is a refusal (Starlette's own check took it as yes)."""
+    for accept, gzipped in [
+        ("gzip", True), ("GZIP", True), ("br, gzip;q=0.5", True), ("x-gzip", True), ("*", True), ("gzip; q=1.0", True),
+        ("gzip;q=0", False), ("gzip;q=0.000, identity", False), ("*;q=0", False), ("gzip;q=0, *", False),
+        ("identity", False), ("", False), ("deflate, br", False), ("gzip;q=nonsense", False), ("gzipx", False),
+    ]:
+        htmx = await client.get("/static/vendor/htmx/htmx.min.js", headers={"Accept-Encoding": accept})
+        assert htmx.status_code == 200 and ("content-encoding" in htmx.headers) is gzipped, accept
+        assert "htmx" in htmx.text and "Accept-Encoding" in htmx.headers["vary"]
+
+
 async def test_every_page_knows_who_is_signed_in(client, sessionmaker) -> None:
     await build_world(sessionmaker)
     assert "工作人员登录" in (await client.get("/")).text

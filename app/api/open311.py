@@ -11,6 +11,7 @@ malformed one is the spec's 400 naming it.
 
 from __future__ import annotations
 
+import gzip
 import json
 import re
 import xml.etree.ElementTree as ET
@@ -25,6 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.formparsers import MultiPartException
 
 from app.http import abuse
+from app.http.compression import MINIMUM_BYTES as GZIP_MINIMUM_BYTES, accepts_gzip
 from app.db import transaction
 from app.http.deps import SettingsDep, client_principal, public_url
 from app.http.problems import HTTP_TITLES
@@ -114,6 +116,22 @@ async def cached(request: Request, key: Hashable, build: Callable[[AsyncSession]
     return await request.app.state.open311_cache.get_or_compute(key, compute)  # type: ignore[no-any-return]
 
 
+async def answer(request: Request, fmt: str, key: Hashable, content: bytes) -> Response:
+    """A cached answer, compressed once per cache entry for the clients that take gzip (every browser and
+    HTTP library): the compression middleware would compress the same ~700 KB default list anew for every
+    request. It leaves an answer that already has a Content-Encoding as it is."""
+    if len(content) >= GZIP_MINIMUM_BYTES and accepts_gzip(request.headers.get("accept-encoding", "")):
+        packed = await request.app.state.open311_cache.derived(
+            key, content, "gzip", _gzip, in_thread=len(content) >= GZIP_THREAD_BYTES)
+        if packed is not None:
+            return Response(packed, media_type=FORMATS[fmt], headers=GZIP_HEADERS)
+    return Response(content, media_type=FORMATS[fmt], headers=READ_HEADERS)
+
+
+def _gzip(content: bytes) -> bytes:
+    return gzip.compress(content, compresslevel=6, mtime=0)
+
+
 async def streamed(
     request: Request, fmt: str, key: Hashable, produce: Callable[[], AsyncIterator[bytes]]
 ) -> Response:
@@ -123,7 +141,7 @@ async def streamed(
     answer; a failure later cuts the answer short (the client sees an incomplete body, never a wrong one)."""
     flow = await request.app.state.open311_cache.get_or_stream(key, produce)
     if isinstance(flow, bytes):
-        return answer(fmt, flow)
+        return await answer(request, fmt, key, flow)
     first = await anext(flow)
 
     async def chunks() -> AsyncIterator[bytes]:
@@ -161,10 +179,6 @@ async def stream_body(fmt: str, root: str, items: AsyncIterator[dict[str, Any]])
     yield b"".join(parts)
 
 
-def answer(fmt: str, content: bytes) -> Response:
-    return Response(content, media_type=FORMATS[fmt], headers=READ_HEADERS)
-
-
 def body(fmt: str, root: str, value: Any) -> bytes:
     """``value`` as the resource ``root`` in ``fmt``, as bytes."""
     if fmt == "json":
@@ -186,6 +200,8 @@ def _town(settings: Settings) -> open311_service.Town:
 
 # Reads are public data: any web page may fetch them (a map of opinions on the town's site).
 READ_HEADERS = {"Access-Control-Allow-Origin": "*"}
+GZIP_HEADERS = {**READ_HEADERS, "Content-Encoding": "gzip", "Vary": "Accept-Encoding"}
+GZIP_THREAD_BYTES = 128 * 1024  # bigger answers are compressed off the event loop, as Starlette's GZip does
 
 
 # --- errors -----------------------------------------------------------------------------------------
@@ -267,7 +283,8 @@ async def discovery(request: Request, fmt: str, settings: SettingsDep) -> Respon
             }],
         })
 
-    return answer(fmt, await cached(request, ("discovery", fmt, url), build))
+    key = ("discovery", fmt, url)
+    return await answer(request, fmt, key, await cached(request, key, build))
 
 
 @router.get("/open311/v2/services.{fmt}")
@@ -279,7 +296,8 @@ async def services(request: Request, fmt: str, settings: SettingsDep) -> Respons
         categories = await open311_service.list_services(session)
         return body(fmt, "services", [open311_service.service_view(c) for c in categories])
 
-    return answer(fmt, await cached(request, ("services", fmt), build))
+    key = ("services", fmt)
+    return await answer(request, fmt, key, await cached(request, key, build))
 
 
 @router.get("/open311/v2/services/{service_code}.{fmt}")
@@ -293,7 +311,8 @@ async def service_definition(request: Request, service_code: str, fmt: str, sett
         workrooms = await open311_service.list_workrooms(session)
         return body(fmt, "service_definition", open311_service.definition_view(category, workrooms))
 
-    return answer(fmt, await cached(request, ("service", fmt, code), build))
+    key = ("service", fmt, code)
+    return await answer(request, fmt, key, await cached(request, key, build))
 
 
 # --- service requests -------------------------------------------------------------------------------
@@ -352,7 +371,8 @@ async def get_request(request: Request, service_request_id: str, fmt: str, setti
         form = await open311_service.get_request(session, tracking_no)
         return body(fmt, "service_requests", [open311_service.request_view(form, town)])
 
-    return answer(fmt, await cached(request, ("request", fmt, tracking_no), build))
+    key = ("request", fmt, tracking_no)
+    return await answer(request, fmt, key, await cached(request, key, build))
 
 
 @router.get("/open311/v2/tokens/{token}.{fmt}")

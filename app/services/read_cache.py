@@ -24,6 +24,9 @@ class Entry:
     value: Any
     generation: int
     expires: float
+    # Forms of ``value`` made from it (its gzip, say), by name: each a task, made once, gone with the entry.
+    derived: dict[str, asyncio.Future[bytes]] = field(default_factory=dict)
+    derived_sizes: dict[str, int] = field(default_factory=dict)  # of those finished and counted in the cache's bytes
 
 
 @dataclass
@@ -142,6 +145,36 @@ class ReadCache(Generic[T]):
             flight.task.add_done_callback(lambda _task: self._landed(key, flight))
         return flight.tee.follow()  # type: ignore[union-attr]
 
+    async def derived(
+        self, key: Hashable, value: bytes, name: str, make: Callable[[bytes], bytes], *, in_thread: bool = False
+    ) -> bytes | None:
+        """``make(value)`` where ``value`` is the bytes cached for ``key`` now (its compressed form, say): made
+        once per entry however many ask at once (``in_thread``: off the event loop), kept with the entry, and
+        dropped with it, so it is never older than the value it was made from (and made again, for whoever
+        asks, while the cache has no room to keep it). None when ``value`` is not (or no longer) the cached
+        one: the caller makes do without."""
+        entry = self._entries.get(key)
+        if self.peek(key) is not value or entry is None:
+            return None
+        made = entry.derived.get(name)
+        if made is None:
+            made = asyncio.ensure_future(asyncio.to_thread(make, value) if in_thread else _now(make, value))
+            entry.derived[name] = made
+            made.add_done_callback(lambda _made: self._kept(key, entry, name, made))
+        return await asyncio.shield(made)
+
+    def _kept(self, key: Hashable, entry: Entry, name: str, made: asyncio.Future[bytes]) -> None:
+        """Counts a derived form in the cache's bytes, or lets it go (failed, no room, entry gone)."""
+        if made.cancelled() or made.exception() is not None or self._entries.get(key) is not entry:
+            entry.derived.pop(name, None)
+            return
+        size = len(made.result())
+        if self.max_bytes is not None and self._bytes + size > self.max_bytes:
+            entry.derived.pop(name, None)
+            return
+        entry.derived_sizes[name] = size
+        self._bytes += size
+
     def _landed(self, key: Hashable, flight: _Flight) -> None:
         if self._flights.get(key) is flight:
             del self._flights[key]
@@ -159,7 +192,16 @@ class ReadCache(Generic[T]):
             ):
                 self._clear()
             old = self._entries.get(key)
-            if old is not None and isinstance(old.value, bytes):
-                self._bytes -= len(old.value)
+            if old is not None:
+                self._bytes -= _size(old)
             self._entries[key] = Entry(value, flight.generation, time.monotonic() + self.ttl)
             self._bytes += size
+
+
+def _size(entry: Entry) -> int:
+    """The bytes an entry holds: its value's and its finished derived forms'."""
+    return (len(entry.value) if isinstance(entry.value, bytes) else 0) + sum(entry.derived_sizes.values())
+
+
+async def _now(make: Callable[[bytes], bytes], value: bytes) -> bytes:
+    return make(value)
