@@ -20,6 +20,7 @@ from app import __version__
 from app.api import open311
 from app.http import compression, hosts, observability, problems
 from app.http.compression import Compression
+from app.http.head import HeadAsGet
 from app.http.headers import SecurityHeaders
 from app.http.limits import BodySizeLimit, UrlGuard
 from app.http.prg import PostRedirectGet
@@ -152,6 +153,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # Pages, scripts and styles cross weak mobile networks compressed; small answers (polls) are left as they are.
     app.add_middleware(Compression, minimum_size=compression.MINIMUM_BYTES)
     app.add_middleware(SecurityHeaders, hsts_seconds=settings.hsts_seconds)
+    # A HEAD is the GET's answer without its body (after compression and headers, so its headers are the GET's).
+    app.add_middleware(HeadAsGet)
     observability.install(app)
     if settings.trusted_proxy_list:
         # Outermost: every limit, log line and HSTS decision sees the client a trusted proxy names, and

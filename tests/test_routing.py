@@ -107,3 +107,27 @@ def test_every_router_in_the_app_is_guarded() -> None:
             if isinstance(node, ast.Call) and getattr(node.func, "id", getattr(node.func, "attr", None)) == "APIRouter":
                 plain.append(f"{path.relative_to(APP.parent)}:{node.lineno}")
     assert plain == [], "use app.http.routing.GuardedRouter: " + ", ".join(plain)
+
+
+async def test_a_head_is_the_gets_answer_without_its_body_on_every_route(app: Any, client: Any) -> None:
+    """RFC 9110, 9.3.2: FastAPI routes name GET only, and a HEAD was 405 on the API, and on a page the
+    redirect for a method a page lacks — for ``/`` a redirect to ``/`` itself."""
+    gets = sorted({sample(c.path_format) for c in iter_route_contexts(app.routes)
+                   if isinstance(c.path_format, str) and "GET" in (getattr(c.original_route, "methods", None) or ())})
+    assert len(gets) > 100
+    for path in gets:  # signed out: what a monitor, a crawler or a load balancer sees
+        get, head = await client.get(path), await client.head(path)
+        assert head.status_code == get.status_code, path
+        assert head.content == b"", path
+        for name in ("content-type", "location", "content-encoding", "allow"):
+            assert head.headers.get(name) == get.headers.get(name), (path, name)
+    for path in ("/healthz", "/open311/v2/services.json", "/static/vendor/htmx/htmx.min.js", "/"):
+        get, head = await client.get(path), await client.head(path)
+        assert head.status_code == 200 and head.headers["content-length"] == get.headers["content-length"], path
+    # A page address that only takes POST still sends a HEAD to the page above it; an API one is 405.
+    up = await client.head("/logout")
+    assert up.status_code == 303 and up.headers["location"] == "/"
+    up = await client.head("/office/forms/1/assign")
+    assert up.status_code == 303 and up.headers["location"] == "/office/forms/1"
+    refused = await client.head("/api/v1/auth/token")
+    assert refused.status_code == 405 and "POST" in refused.headers["allow"]
