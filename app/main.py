@@ -151,7 +151,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(BodySizeLimit, max_body_bytes=settings.max_body_bytes, photo_max_bytes=settings.photo_max_bytes)
     app.add_middleware(UrlGuard)
     # Pages, scripts and styles cross weak mobile networks compressed; small answers (polls) are left as they are.
-    app.add_middleware(Compression, minimum_size=compression.MINIMUM_BYTES)
+    app.add_middleware(Compression, minimum_size=compression.MINIMUM_BYTES, compresslevel=compression.LEVEL)
     app.add_middleware(SecurityHeaders, hsts_seconds=settings.hsts_seconds)
     # A HEAD is the GET's answer without its body (after compression and headers, so its headers are the GET's).
     app.add_middleware(HeadAsGet)

@@ -25,6 +25,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.orm import joinedload
 
 from app.api import open311 as open311_api
+from app.services import open311 as open311_service
 from app.db import transaction
 from tests.support.apps import build_app
 from app.models import Category, OpinionForm, Workroom, utcnow
@@ -1336,6 +1337,37 @@ async def test_a_cached_list_is_compressed_once_for_the_clients_that_take_gzip(c
     assert [r["service_request_id"] for r in read_json(packed)] == [newest["tracking_no"]] + [
         f["tracking_no"] for f in reversed(filed)]
     assert len(made) == 2
+
+
+async def test_gzip_clients_that_come_while_a_list_is_made_wait_for_its_one_compressed_copy(client, world, monkeypatch):
+    """Each reader of the chunks compressed them for itself (~7 ms a reader of the default list, all at once)."""
+    for n in range(6):
+        await submit(client, public=True, content=f"第{n}处路灯不亮，晚上看不清。")
+    made: list[int] = []
+    compress = open311_api._gzip
+    monkeypatch.setattr(open311_api, "_gzip", lambda content: made.append(len(content)) or compress(content))
+    go = asyncio.Event()
+    stream = open311_service.stream_requests
+
+    async def held(*args: Any, **kwargs: Any) -> AsyncIterator[Any]:
+        await go.wait()
+        async for form in stream(*args, **kwargs):
+            yield form
+
+    monkeypatch.setattr(open311_service, "stream_requests", held)
+    url = f"{BASE}/requests.json"
+    first = asyncio.ensure_future(client.get(url, headers={"Accept-Encoding": "gzip"}))
+    await asyncio.sleep(0.05)  # the first one's answer is being made
+    late = [asyncio.ensure_future(client.get(url, headers={"Accept-Encoding": "gzip"})) for _ in range(8)]
+    await asyncio.sleep(0.05)
+    assert not any(answer.done() for answer in [first, *late])
+    go.set()
+    first_answer, *late_answers = await asyncio.gather(first, *late)
+    assert "content-length" not in first_answer.headers  # the first streamed, compressed on the way
+    for answer in late_answers:
+        assert answer.headers["content-encoding"] == "gzip" and answer.content == first_answer.content
+        assert int(answer.headers["content-length"]) < len(answer.content) / 2  # the cached copy, whole
+    assert made == [len(first_answer.content)]
 
 
 async def test_an_empty_list_streams_as_an_empty_container(client, world):

@@ -146,3 +146,26 @@ async def test_a_derived_form_without_room_is_made_for_its_caller_and_not_kept()
     await asyncio.sleep(0)
     assert await cache.derived("k", value, "double", double) == b"abcdefabcdef"
     assert len(runs) == 2 and cache._bytes == 6  # 6 + 12 > 10: never kept
+
+
+async def test_settled_waits_for_the_answer_being_made_and_not_otherwise():
+    cache: ReadCache[bytes] = ReadCache(60)
+    await asyncio.wait_for(cache.settled("k"), 1)  # nothing being made: at once
+    maker = Maker(b"a", b"b")
+    first = await cache.get_or_stream("k", maker.produce)
+    waiting = asyncio.ensure_future(cache.settled("k"))
+    await asyncio.sleep(0.01)
+    assert not waiting.done()
+    maker.go.set()
+    assert await read(first) == b"ab"
+    await asyncio.wait_for(waiting, 1)
+    assert cache.peek("k") == b"ab"
+    failing = Maker(b"a", b"b", fail_after=1)
+    cache.invalidate()
+    flow = await cache.get_or_stream("k", failing.produce)
+    waiting = asyncio.ensure_future(cache.settled("k"))
+    failing.go.set()
+    with pytest.raises(RuntimeError):
+        await read(flow)
+    await asyncio.wait_for(waiting, 1)  # ended: the failure is the flow's readers' to see, not the waiter's
+    assert cache.peek("k") is None

@@ -12,6 +12,9 @@ from starlette.middleware.gzip import GZipMiddleware, GZipResponder, IdentityRes
 from starlette.types import Receive, Scope, Send
 
 MINIMUM_BYTES = 1000  # smaller answers (polls, 304s, problems) are sent as they are
+# zlib's own default rather than Starlette's 9: Open311's default list (667 KB) is 22 KB at 6 in 3.7 ms, 20 KB at 9
+# in 6.8 ms; an office page is smaller, the ratio the same.
+LEVEL = 6
 
 
 def accepts_gzip(accept_encoding: str) -> bool:

@@ -175,6 +175,13 @@ class ReadCache(Generic[T]):
         entry.derived_sizes[name] = size
         self._bytes += size
 
+    async def settled(self, key: Hashable) -> None:
+        """Waits for the answer to ``key`` being made now, if one is (how it ended is for the caller to read
+        from the cache): for a caller that would rather take the whole cached answer than follow the chunks."""
+        flight = self._flights.get(key)
+        if flight is not None and flight.generation == self.generation:
+            await asyncio.wait([flight.task])
+
     def _landed(self, key: Hashable, flight: _Flight) -> None:
         if self._flights.get(key) is flight:
             del self._flights[key]
