@@ -8,6 +8,8 @@ Starlette's.
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 from starlette.middleware.gzip import GZipMiddleware, GZipResponder, IdentityResponder
 from starlette.types import Receive, Scope, Send
 
@@ -17,9 +19,10 @@ MINIMUM_BYTES = 1000  # smaller answers (polls, 304s, problems) are sent as they
 LEVEL = 6
 
 
+@lru_cache(maxsize=256)
 def accepts_gzip(accept_encoding: str) -> bool:
     """Whether an Accept-Encoding header (RFC 9110, 12.5.3) takes gzip: named (or as x-gzip), else ``*``,
-    at a weight above 0."""
+    at a weight above 0. Every request asks, and clients send a handful of distinct headers: kept."""
     weights: dict[str, float] = {}
     for item in accept_encoding.lower().split(","):
         coding, _, params = item.partition(";")

@@ -96,18 +96,23 @@ class ReadCache(Generic[T]):
         self._entries.clear()
         self._bytes = 0
 
-    def peek(self, key: Hashable) -> T | None:
-        """The fresh value for ``key``, or None: never computes, never waits."""
+    def _fresh(self, key: Hashable) -> Entry | None:
+        """``key``'s entry while it holds: made since the last write of this process, not expired."""
         entry = self._entries.get(key)
         if entry is not None and entry.generation == self.generation and entry.expires > time.monotonic():
-            return entry.value  # type: ignore[no-any-return]
+            return entry
         return None
+
+    def peek(self, key: Hashable) -> T | None:
+        """The fresh value for ``key``, or None: never computes, never waits."""
+        entry = self._fresh(key)
+        return None if entry is None else entry.value  # type: ignore[no-any-return]
 
     async def get_or_compute(self, key: Hashable, compute: Callable[[], Awaitable[T]]) -> T:
         """``compute`` runs as a task of its own (it must not use the caller's session): a caller that
         goes away does not cancel it for the others waiting."""
-        entry = self._entries.get(key)
-        if entry is not None and entry.generation == self.generation and entry.expires > time.monotonic():
+        entry = self._fresh(key)
+        if entry is not None:
             return entry.value  # type: ignore[no-any-return]
         flight = self._flights.get(key)
         if flight is None or flight.generation != self.generation:
@@ -153,8 +158,8 @@ class ReadCache(Generic[T]):
         dropped with it, so it is never older than the value it was made from (and made again, for whoever
         asks, while the cache has no room to keep it). None when ``value`` is not (or no longer) the cached
         one: the caller makes do without."""
-        entry = self._entries.get(key)
-        if self.peek(key) is not value or entry is None:
+        entry = self._fresh(key)
+        if entry is None or entry.value is not value:
             return None
         made = entry.derived.get(name)
         if made is None:
