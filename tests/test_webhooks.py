@@ -506,8 +506,14 @@ async def test_a_slow_receiver_holds_up_neither_other_webhooks_nor_its_own_order
     receiver.hang_next(1, seconds=30, path="slow")
     first_round = asyncio.create_task(deliver(sessionmaker, settings))
     await eventually(lambda: receiver.hanging.is_set())
-    # The other webhook got its delivery while the slow one is still waiting on its receiver …
+    # The other webhook got its delivery while the slow one is still waiting on its receiver (received, and
+    # recorded by the first round: until then its lease keeps the fast webhook out of any round, by design) …
     await eventually(lambda: receiver.ids("fast"))
+
+    async def fast_recorded() -> bool:
+        return any(d.status == "delivered" for d in await deliveries(sessionmaker))
+
+    await eventually(fast_recorded)
     assert not first_round.done()
     # … and a second round meanwhile leaves the slow webhook alone: its next change waits its turn.
     await submit(client)
